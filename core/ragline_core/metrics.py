@@ -1,0 +1,74 @@
+"""Prometheus metrics shared by every service.
+
+Names follow Prometheus conventions (base units in names, `_total` for counters) and
+labels stay bounded: method names, codes, models, providers, tenants; never raw queries
+or ids. With API_WORKERS > 1 the bootstrap switches prometheus_client to multiprocess
+mode before this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    start_http_server,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+RPC_REQUESTS = Counter(
+    "ragline_rpc_requests_total",
+    "gRPC requests handled, by method and status code.",
+    ["service", "method", "code"],
+)
+RPC_DURATION = Histogram(
+    "ragline_rpc_duration_seconds",
+    "gRPC request latency.",
+    ["service", "method"],
+    buckets=_LATENCY_BUCKETS,
+)
+CACHE_REQUESTS = Counter(
+    "ragline_cache_requests_total",
+    "Cache lookups by cache and result (hit, miss, error).",
+    ["cache", "result"],
+)
+PROVIDER_REQUESTS = Counter(
+    "ragline_provider_requests_total",
+    "Calls to model providers by outcome (ok, retried, error).",
+    ["provider", "model", "outcome"],
+)
+PROVIDER_DURATION = Histogram(
+    "ragline_provider_duration_seconds",
+    "Latency of one model provider call attempt.",
+    ["provider", "model"],
+    buckets=_LATENCY_BUCKETS,
+)
+TOKENS = Counter(
+    "ragline_tokens_total",
+    "Model tokens by provider, model, direction (input, output) and tenant.",
+    ["provider", "model", "direction", "tenant"],
+)
+COST = Counter(
+    "ragline_cost_usd_total",
+    "Estimated model spend in US dollars by provider, model and tenant.",
+    ["provider", "model", "tenant"],
+)
+EMBEDDED_TEXTS = Counter(
+    "ragline_embedded_texts_total",
+    "Texts embedded, by model and whether they came from the cache.",
+    ["model", "source"],
+)
+
+
+def start_metrics_server(host: str, port: int) -> None:
+    """Serves /metrics; in multiprocess mode it aggregates every worker's samples."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start_http_server(port, addr=host, registry=registry)
+    else:
+        start_http_server(port, addr=host)

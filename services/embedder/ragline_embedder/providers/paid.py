@@ -1,0 +1,135 @@
+"""Shared behaviour of paid embedding APIs: retries on 429/5xx, error mapping, metrics.
+
+Subclasses make one attempt with their official SDK and say how to read its errors.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+from ragline_core.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    RaglineError,
+    UnavailableError,
+)
+from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.retry import RetryPolicy, call_with_retries
+
+from ragline_embedder.models import ModelSpec
+from ragline_embedder.providers.base import ProviderResult
+
+
+class PaidProvider(ABC):
+    """A provider reached over HTTP with an API key."""
+
+    name: str
+    key_variable: str
+
+    def __init__(
+        self,
+        api_key: str | None,
+        policy: RetryPolicy,
+        default_timeout: float,
+        attempt_timeout: float,
+    ) -> None:
+        self._api_key = api_key
+        self.policy = policy
+        self.default_timeout = default_timeout
+        self.attempt_timeout = attempt_timeout
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._api_key)
+
+    async def embed(self, model: ModelSpec, texts: list[str], timeout: float) -> ProviderResult:
+        if not self.configured:
+            raise UnavailableError(
+                f"model {model.name!r} needs {self.key_variable}, which is not set",
+                reason="PROVIDER_NOT_CONFIGURED",
+                metadata={"provider": self.name},
+            )
+
+        async def attempt(budget: float) -> ProviderResult:
+            started = time.perf_counter()
+            try:
+                return await self._attempt(model, texts, min(budget, timeout, self.attempt_timeout))
+            finally:
+                PROVIDER_DURATION.labels(self.name, model.name).observe(
+                    time.perf_counter() - started
+                )
+
+        def on_retry(_exc: BaseException) -> None:
+            PROVIDER_REQUESTS.labels(self.name, model.name, "retried").inc()
+
+        try:
+            result = await call_with_retries(
+                attempt,
+                policy=self.policy,
+                default_timeout=self.default_timeout,
+                retryable=self._retryable,
+                on_retry=on_retry,
+            )
+        except RaglineError:
+            PROVIDER_REQUESTS.labels(self.name, model.name, "error").inc()
+            raise
+        except Exception as exc:
+            PROVIDER_REQUESTS.labels(self.name, model.name, "error").inc()
+            raise self._translate(exc) from None
+        PROVIDER_REQUESTS.labels(self.name, model.name, "ok").inc()
+        return result
+
+    def _retryable(self, exc: BaseException) -> bool:
+        status = self._status_of(exc)
+        return status is not None and (status == 429 or status >= 500)
+
+    def _translate(self, exc: BaseException) -> RaglineError:
+        """Maps an SDK error to ours; provider messages are not passed on verbatim."""
+        meta = {"provider": self.name}
+        if self._is_timeout(exc):
+            return DeadlineExceededError(
+                f"{self.name} did not answer in time", reason="PROVIDER_TIMEOUT", metadata=meta
+            )
+        status = self._status_of(exc)
+        if status == 429:
+            return UnavailableError(
+                f"{self.name} is rate limiting requests; try again later",
+                reason="PROVIDER_RATE_LIMITED",
+                metadata=meta,
+            )
+        if status in (401, 403):
+            return UnavailableError(
+                f"{self.name} rejected the configured {self.key_variable}",
+                reason="PROVIDER_AUTH_FAILED",
+                metadata=meta,
+            )
+        if status in (400, 413, 422):
+            return InvalidArgumentError(
+                f"{self.name} rejected the input", reason="PROVIDER_REJECTED_INPUT", metadata=meta
+            )
+        if status is not None and status >= 500:
+            return UnavailableError(
+                f"{self.name} is unavailable (HTTP {status})",
+                reason="PROVIDER_UNAVAILABLE",
+                metadata=meta,
+            )
+        return UnavailableError(
+            f"{self.name} could not be reached", reason="PROVIDER_UNREACHABLE", metadata=meta
+        )
+
+    @abstractmethod
+    async def _attempt(self, model: ModelSpec, texts: list[str], timeout: float) -> ProviderResult:
+        """One call to the provider."""
+
+    @abstractmethod
+    def _status_of(self, exc: BaseException) -> int | None:
+        """The HTTP status behind an SDK error, if it has one."""
+
+    @abstractmethod
+    def _is_timeout(self, exc: BaseException) -> bool:
+        """True when the SDK error is a timeout."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Releases pooled connections."""

@@ -1,0 +1,115 @@
+"""Fixtures shared by the suite: a real stack (FerretDB, Redis, the services, Envoy) on
+free ports in a temporary folder, and wire-level fakes of the paid providers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from ragline_stack.stack import Stack, StackConfig
+
+from tests.support.fake_providers import FakeProvider
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+OPENAI_TEST_KEY = "sk-test-openai-secret-0123456789"
+VOYAGE_TEST_KEY = "pa-test-voyage-secret-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeProvider]:
+    fake = FakeProvider("openai").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_voyage() -> Iterator[FakeProvider]:
+    fake = FakeProvider("voyage").start()
+    yield fake
+    fake.stop()
+
+
+def stack_config(run_dir: Path, **env: str) -> StackConfig:
+    """A stack on free ports whose services read no .env file."""
+    cfg = StackConfig(
+        run_dir=run_dir,
+        api_port=free_port(),
+        admin_port=free_port(),
+        mongo_port=free_port(),
+        redis_port=free_port(),
+        service_ports={s: free_port() for s in ("embedder", "retriever", "chat", "ingest")},
+        metrics_ports={s: free_port() for s in ("embedder", "retriever", "chat", "ingest")},
+        database="ragline_test",
+        request_timeout_s=20.0,
+        max_request_bytes=1024 * 1024,
+    )
+    cfg.service_env = {"RAGLINE_ENV_FILE": str(run_dir / "no.env"), "LOG_LEVEL": "INFO", **env}
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeProvider, fake_voyage: FakeProvider
+) -> Iterator[Stack]:
+    cfg = stack_config(
+        tmp_path_factory.mktemp("stack"),
+        OPENAI_API_KEY=OPENAI_TEST_KEY,
+        OPENAI_BASE_URL=fake_openai.base_url,
+        VOYAGE_AI_API_KEY=VOYAGE_TEST_KEY,
+        VOYAGE_BASE_URL=fake_voyage.base_url,
+        PROVIDER_TIMEOUT="2",
+        PROVIDER_MAX_ATTEMPTS="3",
+        PROVIDER_BACKOFF_BASE="0.05",
+        PROVIDER_BACKOFF_MAX="0.2",
+        MAX_BATCH_SIZE="100",
+    )
+    running = Stack(cfg)
+    try:
+        running.start_all(timeout=300)
+    except BaseException:
+        _dump_logs(running)
+        running.stop_all()
+        raise
+    yield running
+    running.stop_all()
+
+
+def _dump_logs(stack: Stack) -> None:
+    for name in stack.components():
+        path = stack.log_path(name)
+        if path.exists():
+            print(f"--- {name} ---\n" + path.read_text()[-3000:])
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP client for the gateway's REST API."""
+    async with httpx.AsyncClient(base_url=stack.cfg.base_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+async def gateway_channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
+    """Native gRPC through Envoy (same port as REST)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.cfg.api_port}") as channel:
+        yield channel
+
+
+@pytest.fixture
+async def embedder_channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
+    """Native gRPC straight to the embedder service (no gateway)."""
+    async with grpc.aio.insecure_channel(stack.cfg.service_addr("embedder")) as channel:
+        yield channel

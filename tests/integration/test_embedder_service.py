@@ -1,0 +1,146 @@
+"""The embedder as a real gRPC server: reflection, health, fallback, drain, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import urllib.request
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from ragline.embedder.v1 import embedder_service_pb2 as pb
+from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
+
+from tests.conftest import free_port
+from tests.support.processes import extra_service
+
+
+async def test_reflection_lists_the_services(embedder_channel):
+    stub = reflection_pb2_grpc.ServerReflectionStub(embedder_channel)
+
+    async def requests():
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    names = set()
+    async for reply in stub.ServerReflectionInfo(requests(), timeout=5):
+        names |= {s.name for s in reply.list_services_response.service}
+    assert {
+        "ragline.embedder.v1.EmbedderService",
+        "ragline.system.v1.SystemService",
+        "grpc.health.v1.Health",
+    } <= names
+
+
+@pytest.mark.parametrize("service", ["retriever", "chat", "ingest"])
+async def test_other_services_serve_health(stack, service):
+    async with grpc.aio.insecure_channel(stack.cfg.service_addr(service)) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_provider_components_report_through_health(embedder_channel):
+    stub = health_pb2_grpc.HealthStub(embedder_channel)
+    local = await stub.Check(health_pb2.HealthCheckRequest(service="provider.local"), timeout=5)
+    assert local.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_embedder_metrics_count_rpcs_and_cache(stack, embedder_channel):
+    stub = pb_grpc.EmbedderServiceStub(embedder_channel)
+    request = pb.CreateEmbeddingsRequest(text="metrics please")
+    await stub.CreateEmbeddings(request, timeout=30)
+    await stub.CreateEmbeddings(request, timeout=30)
+    port = stack.cfg.metrics_ports["embedder"]
+    text = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    )
+    assert (
+        'ragline_rpc_requests_total{code="OK",method="/ragline.embedder.v1.EmbedderService'
+        '/CreateEmbeddings",service="embedder"}'
+    ) in text
+    assert 'ragline_cache_requests_total{cache="embeddings",result="hit"}' in text
+    assert "ragline_rpc_duration_seconds_bucket" in text
+
+
+async def test_fallback_uses_next_model_for_the_whole_batch(stack, fake_openai, tmp_path):
+    port = free_port()
+    fake_openai.reset(failures=[503] * 10)
+    try:
+        with extra_service(
+            stack,
+            "embedder",
+            port,
+            free_port(),
+            tmp_path / "fallback.log",
+            EMBEDDING_FALLBACK_MODELS="voyage-3.5,all-MiniLM-L6-v2",
+        ):
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.EmbedderServiceStub(channel)
+                reply = await stub.CreateEmbeddings(
+                    pb.CreateEmbeddingsRequest(
+                        texts=["one", "two"], model="text-embedding-3-small"
+                    ),
+                    timeout=30,
+                )
+    finally:
+        fake_openai.reset()
+    assert reply.model == "voyage-3.5"
+    assert reply.dimensions == 1024
+    assert all(len(e.values) == 1024 for e in reply.embeddings)
+
+
+async def test_missing_key_is_503_saying_which_key(stack, tmp_path):
+    port = free_port()
+    with extra_service(
+        stack,
+        "embedder",
+        port,
+        free_port(),
+        tmp_path / "nokey.log",
+        OPENAI_API_KEY="",
+        VOYAGE_AI_API_KEY="",
+    ):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.EmbedderServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.CreateEmbeddings(
+                    pb.CreateEmbeddingsRequest(text="x", model="voyage-3-large"), timeout=10
+                )
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "VOYAGE_AI_API_KEY" in (caught.value.details() or "")
+
+
+async def test_sigterm_drains_in_flight_calls(stack, fake_voyage, tmp_path):
+    port = free_port()
+    fake_voyage.reset(delay_s=1.5)
+    try:
+        with extra_service(
+            stack,
+            "embedder",
+            port,
+            free_port(),
+            tmp_path / "drain.log",
+            DRAIN_DELAY="1",
+            SHUTDOWN_GRACE="10",
+        ) as proc:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.EmbedderServiceStub(channel)
+                health = health_pb2_grpc.HealthStub(channel)
+                call = asyncio.ensure_future(
+                    stub.CreateEmbeddings(
+                        pb.CreateEmbeddingsRequest(text="slow one", model="voyage-3.5"), timeout=20
+                    )
+                )
+                await asyncio.sleep(0.5)  # the call is now waiting on the provider
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.3)
+                status = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+                reply = await call  # finishes despite the SIGTERM
+                assert reply.model == "voyage-3.5"
+            assert await asyncio.to_thread(proc.wait, 20) == 0
+    finally:
+        fake_voyage.reset()

@@ -1,0 +1,86 @@
+"""The rendered Envoy config: accepted by the real Envoy, with the transcoder traps handled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from ragline_stack.envoy_config import GatewayConfig, render
+from ragline_stack.stack import ROOT
+
+ENVOY = Path(sys.executable).parent / "envoy"
+
+
+def config(**overrides) -> GatewayConfig:
+    values = dict(
+        api_port=18000,
+        admin_port=19901,
+        descriptor_path=ROOT / "gen/ragline.binpb",
+        service_addrs={
+            s: f"127.0.0.1:{p}"
+            for s, p in zip(
+                ("embedder", "retriever", "chat", "ingest"), range(50051, 50055), strict=True
+            )
+        },
+        request_timeout_s=30,
+    )
+    values.update(overrides)
+    return GatewayConfig(**values)
+
+
+def test_envoy_accepts_the_config(tmp_path):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(render(config()))
+    proc = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_envoy_rejects_a_broken_config(tmp_path):
+    path = tmp_path / "envoy.yaml"
+    path.write_text(
+        render(config()).replace(
+            "grpc_json_transcoder.v3.GrpcJsonTranscoder", "grpc_json_transcoder.v3.NoSuchThing"
+        )
+    )
+    proc = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+
+
+def _filters(doc: dict) -> list[dict]:
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    return hcm["typed_config"]["http_filters"]
+
+
+def test_transcoder_traps_are_set():
+    doc = yaml.safe_load(render(config()))
+    transcoder = next(f for f in _filters(doc) if f["name"].endswith("grpc_json_transcoder"))
+    cfg = transcoder["typed_config"]
+    assert cfg["match_incoming_request_route"] is True
+    assert cfg["convert_grpc_status"] is True
+    assert cfg["print_options"]["preserve_proto_field_names"] is True
+    names = [f["name"] for f in _filters(doc)]
+    assert names.index("envoy.filters.http.buffer") < names.index(transcoder["name"])
+
+
+def test_admin_is_loopback_only_and_streams_have_no_route_timeout():
+    doc = yaml.safe_load(render(config(listen_host="0.0.0.0")))
+    assert doc["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    stream = next(r for r in routes if r["match"].get("path") == "/api/v1/chat:stream")
+    assert stream["route"]["timeout"] == "0s"
+    embeddings = next(r for r in routes if r["match"].get("path") == "/api/v1/embeddings")
+    assert embeddings["route"]["timeout"] == "35s"
+    assert not any("response_headers_to_remove" in r for r in routes)

@@ -1,0 +1,310 @@
+"""Starts and stops the local stack: FerretDB, Redis, the four services and Envoy.
+
+Each component runs as its own process group with its log in one folder and its pid in
+a pid file, so `make stop` (or a second `make run`) finds what an earlier run started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ragline_stack.envoy_config import SERVICES, GatewayConfig, render
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class StackConfig:
+    """Where everything listens and writes. Tests use free ports and a temp folder."""
+
+    run_dir: Path
+    api_port: int = 8000
+    admin_port: int = 9901
+    mongo_port: int = 27017
+    redis_port: int = 6379
+    service_ports: dict[str, int] = field(
+        default_factory=lambda: {
+            "embedder": 50051,
+            "retriever": 50052,
+            "chat": 50053,
+            "ingest": 50054,
+        }
+    )
+    metrics_ports: dict[str, int] = field(
+        default_factory=lambda: {"embedder": 9101, "retriever": 9102, "chat": 9103, "ingest": 9104}
+    )
+    database: str = "rag_production"
+    request_timeout_s: float = 30.0
+    max_request_bytes: int = 4 * 1024 * 1024
+    # Extra environment for the services (provider URLs, keys, limits).
+    service_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.run_dir / "pids"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def service_addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.service_ports[name]}"
+
+    def env(self) -> dict[str, str]:
+        """Environment shared by the services."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "MONGODB_URI": f"mongodb://127.0.0.1:{self.mongo_port}",
+                "MONGODB_DATABASE": self.database,
+                "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                "REQUEST_TIMEOUT": str(self.request_timeout_s),
+                "API_PORT": str(self.api_port),
+                "RAGLINE_MODEL_CACHE": str(ROOT / ".cache" / "models"),
+            }
+        )
+        for name in SERVICES:
+            env[f"{name.upper()}_ADDR"] = self.service_addr(name)
+            env[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name])
+        env.update(self.service_env)
+        return env
+
+
+def ferretdb_binary() -> str:
+    for candidate in (ROOT / ".bin" / "ferretdb", shutil.which("ferretdb")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise SystemExit("ferretdb not found: run `make setup` (go install of FerretDB v1.24.2)")
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(found).exists():
+        raise SystemExit("redis-server not found: run `make setup` (apt-get install redis-server)")
+    return found
+
+
+class Stack:
+    """The processes of one stack, identified by their pid files."""
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+
+    # -- processes -------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+        self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        self.cfg.pid_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.cfg.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(  # noqa: S603 - argv built from our own config
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        log.close()
+        (self.cfg.pid_dir / f"{name}.pid").write_text(str(proc.pid))
+
+    def pid(self, name: str) -> int | None:
+        path = self.cfg.pid_dir / f"{name}.pid"
+        try:
+            pid = int(path.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        # A zombie (exited child not yet reaped) is not running.
+        with contextlib.suppress(OSError):
+            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return None
+        return pid
+
+    def components(self) -> list[str]:
+        return ["ferretdb", "redis", *SERVICES, "envoy"]
+
+    def start_ferretdb(self) -> None:
+        data = self.cfg.run_dir / "ferretdb"
+        data.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "ferretdb",
+            [
+                ferretdb_binary(),
+                "--handler=sqlite",
+                f"--sqlite-url=file:{data}/",
+                f"--listen-addr=127.0.0.1:{self.cfg.mongo_port}",
+                "--telemetry=disable",
+                "--debug-addr=-",
+                "--log-level=warn",
+            ],
+        )
+
+    def start_redis(self) -> None:
+        data = self.cfg.run_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "redis",
+            [
+                redis_binary(),
+                "--port",
+                str(self.cfg.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+            ],
+        )
+
+    def start_service(self, name: str) -> None:
+        self._spawn(name, [str(VENV_BIN / "python"), "-m", f"ragline_{name}"], self.cfg.env())
+
+    def envoy_config_path(self) -> Path:
+        return self.cfg.run_dir / "envoy.yaml"
+
+    def write_envoy_config(self) -> Path:
+        gateway = GatewayConfig(
+            api_port=self.cfg.api_port,
+            admin_port=self.cfg.admin_port,
+            descriptor_path=ROOT / "gen" / "ragline.binpb",
+            service_addrs={s: self.cfg.service_addr(s) for s in SERVICES},
+            request_timeout_s=self.cfg.request_timeout_s,
+            max_request_bytes=self.cfg.max_request_bytes,
+        )
+        path = self.envoy_config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(gateway))
+        return path
+
+    def start_envoy(self) -> None:
+        config = self.write_envoy_config()
+        # --disable-hot-restart: the wheel's Envoy otherwise dies with the starting shell.
+        self._spawn(
+            "envoy",
+            [
+                str(VENV_BIN / "envoy"),
+                "-c",
+                str(config),
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+                "--base-id",
+                str(self.cfg.api_port),
+            ],
+        )
+
+    def start(self, name: str) -> None:
+        starters = {
+            "ferretdb": self.start_ferretdb,
+            "redis": self.start_redis,
+            "envoy": self.start_envoy,
+        }
+        if name in starters:
+            starters[name]()
+        else:
+            self.start_service(name)
+
+    def stop(self, name: str, timeout: float = 15.0) -> None:
+        pid = self.pid(name)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid(name) is not None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+        if self.pid(name) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        (self.cfg.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+
+    def stop_all(self) -> None:
+        for name in reversed(self.components()):
+            self.stop(name)
+
+    # -- readiness -------------------------------------------------------------------
+    def wait_port(self, name: str, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid(name) is None:
+                raise RuntimeError(f"{name} exited during start-up; see {self.log_path(name)}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"{name} did not open port {port} in {timeout:g}s; see {self.log_path(name)}"
+        )
+
+    def health(self) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"{self.cfg.base_url}/health", timeout=5) as reply:  # noqa: S310
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError as exc:
+            return 0, str(exc)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        status, body = 0, ""
+        while time.monotonic() < deadline:
+            for name in self.components():
+                if self.pid(name) is None:
+                    raise RuntimeError(f"{name} exited; see {self.log_path(name)}")
+            status, body = self.health()
+            if status == 200:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"/health not green after {timeout:g}s: {status} {body}")
+
+    def log_path(self, name: str) -> Path:
+        return self.cfg.log_dir / f"{name}.log"
+
+    def start_all(self, timeout: float = 180.0) -> None:
+        """Starts whatever is not running yet, in dependency order, and waits for health."""
+        self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        ports = {"ferretdb": self.cfg.mongo_port, "redis": self.cfg.redis_port}
+        for store in ("ferretdb", "redis"):
+            if self.pid(store) is None:
+                self.start(store)
+            self.wait_port(store, ports[store], 30)
+        for name in SERVICES:
+            if self.pid(name) is None:
+                self.start_service(name)
+        for name in SERVICES:
+            self.wait_port(name, self.cfg.service_ports[name], timeout)
+        if self.pid("envoy") is None:
+            self.start_envoy()
+        self.wait_port("envoy", self.cfg.api_port, 30)
+        self.wait_healthy(timeout)
