@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from ragline_stack.stack import Stack, StackConfig
 
+from ragline_stack.stack import Stack, StackConfig
 from tests.support.fake_providers import FakeProvider
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,8 +23,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
-from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
 
+from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
 from ragline_core.channels import CHANNEL_OPTIONS, service_channel
 from ragline_core.interceptors import ServerInterceptor
 from ragline_core.logs import configure_logging

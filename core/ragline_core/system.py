@@ -15,8 +15,8 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import AsyncMongoClient
-from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
 
+from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
 from ragline_core.errors import UnavailableError
 from ragline_core.rpc_types import Context
 

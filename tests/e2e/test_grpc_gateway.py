@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc

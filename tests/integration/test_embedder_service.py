@@ -10,9 +10,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
-
 from tests.conftest import free_port
 from tests.support.processes import extra_service
 

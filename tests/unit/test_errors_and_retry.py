@@ -7,6 +7,7 @@ import asyncio
 import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2
+
 from ragline_core import deadlines
 from ragline_core.errors import (
     DeadlineExceededError,

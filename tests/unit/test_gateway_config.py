@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from ragline_stack.envoy_config import GatewayConfig, render
 from ragline_stack.stack import ROOT
 

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from ragline_embedder.minilm import (
     Encoded,
     MiniLMEncoder,
     ModelUnavailableError,
+    default_cache_dir,
     find_model_dir,
     locate,
 )
-from ragline_embedder.minilm.artifacts import _atomic_write
+from ragline_embedder.minilm.artifacts import _atomic_write, ensure_model
 from ragline_embedder.minilm.encoder import _length_batches
 from ragline_embedder.minilm.graph import OUTPUT_NAME, build_encoder_model
 from ragline_embedder.minilm.tokenizer import load_tokenizer
@@ -75,6 +78,14 @@ def test_find_model_dir_reports_missing_package(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(locate, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
     with pytest.raises(ModelUnavailableError, match=r"requirements-models\.txt"):
         find_model_dir()
+
+
+def test_cache_dir_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RAGLINE_MODEL_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+    monkeypatch.delenv("RAGLINE_MODEL_CACHE")
+    repo = Path(__file__).resolve().parents[2]
+    assert default_cache_dir() == repo / ".cache" / "models"
 
 
 def test_fp32_matches_sentence_transformers_on_every_text(
@@ -215,6 +226,17 @@ def test_built_model_is_cached_and_reused(tmp_path: Path) -> None:
     assert second.artifact.path == first.artifact.path
     assert second.artifact.path.stat().st_mtime_ns == mtime
     # Nothing half-written left behind: only the model and its lock file.
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".onnx"]
+
+
+def test_concurrent_processes_build_once(tmp_path: Path) -> None:
+    model_dir = find_model_dir()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        futures = [pool.submit(ensure_model, "fp32", model_dir, tmp_path) for _ in range(2)]
+        artifacts = [f.result(timeout=120) for f in futures]
+    assert [a.built for a in artifacts].count(True) == 1  # the other waited, then reused
+    assert artifacts[0].path == artifacts[1].path
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".lock", ".onnx"]
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from ragline_core.settings import CoreSettings, make_settings
 from ragline_embedder.settings import EmbedderSettings
 

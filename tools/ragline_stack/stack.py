@@ -156,6 +156,7 @@ class Stack:
                 f"--sqlite-url=file:{data}/",
                 f"--listen-addr=127.0.0.1:{self.cfg.mongo_port}",
                 "--telemetry=disable",
+                f"--state-dir={self.cfg.run_dir}",
                 "--debug-addr=-",
                 "--log-level=warn",
             ],

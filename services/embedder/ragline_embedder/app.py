@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 import grpc
+
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from ragline_core.retry import RetryPolicy
 from ragline_core.server import Runtime, ServiceSpec
-
 from ragline_embedder.cache import EmbeddingCache
 from ragline_embedder.minilm import ModelUnavailableError
 from ragline_embedder.models import resolve

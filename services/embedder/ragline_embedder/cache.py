@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import redis.asyncio as aioredis
-from ragline_core.metrics import CACHE_REQUESTS
 from redis.exceptions import RedisError
+
+from ragline_core.metrics import CACHE_REQUESTS
 
 log = logging.getLogger("ragline.embedder.cache")
 

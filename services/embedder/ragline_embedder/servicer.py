@@ -7,7 +7,6 @@ from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from ragline_core.errors import InvalidArgumentError
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
-
 from ragline_embedder import models
 from ragline_embedder.providers.base import EmbeddingProvider
 from ragline_embedder.service import EmbeddingService

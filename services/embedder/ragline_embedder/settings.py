@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+
 from ragline_core.settings import CoreSettings
 
 

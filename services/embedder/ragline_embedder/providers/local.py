@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ragline_core.errors import DeadlineExceededError, UnavailableError
 from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
-
 from ragline_embedder.minilm import MiniLMEncoder, ModelUnavailableError
 from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx2
 import numpy as np
 import openai
-from ragline_core.retry import RetryPolicy
 
+from ragline_core.retry import RetryPolicy
 from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult, clip_to_token_limit, estimate_tokens
 from ragline_embedder.providers.paid import PaidProvider

@@ -16,7 +16,6 @@ from ragline_core.errors import (
 )
 from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
 from ragline_core.retry import RetryPolicy, call_with_retries
-
 from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult
 

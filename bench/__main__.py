@@ -1,0 +1,22 @@
+"""python -m bench [name ...] — runs the named benchmarks (default: all)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import embedder
+
+BENCHMARKS = {"embedder": embedder.main}
+
+
+def main() -> None:
+    names = sys.argv[1:2] or list(BENCHMARKS)
+    rest = sys.argv[2:]
+    for name in names:
+        if name not in BENCHMARKS:
+            raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+        BENCHMARKS[name](rest)
+
+
+if __name__ == "__main__":
+    main()
