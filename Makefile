@@ -11,7 +11,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 FERRETDB_VERSION := v1.24.2
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help setup run stop status logs test lint fmt gen bench clean
+.PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools
 
 help:
 	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
@@ -71,7 +71,10 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/buf format -w
 
-test: setup lint
+deploy-tools:
+	bash scripts/install-deploy-tools.sh
+
+test: setup deploy-tools lint
 	$(PY) -m pytest -q
 
 bench: setup
