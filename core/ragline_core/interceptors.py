@@ -8,7 +8,6 @@ message (the stack trace goes to the log only).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -76,7 +75,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             try:
                 return await behavior(request, context)
             except BaseException as exc:
-                code = await self._handle(exc, method, context)
+                code = _code_of(exc, context)
+                await self._abort(exc, method, context)
                 raise
             finally:
                 self._record(method, code, started, context)
@@ -91,28 +91,26 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 async for item in behavior(request, context):
                     yield item
             except BaseException as exc:
-                code = await self._handle(exc, method, context)
+                code = _code_of(exc, context)
+                await self._abort(exc, method, context)
                 raise
             finally:
                 self._record(method, code, started, context)
 
         return wrapper
 
-    async def _handle(self, exc: BaseException, method: str, context: Context) -> grpc.StatusCode:
-        """Aborts the call with the status for `exc`; returns the code for metrics."""
-        if isinstance(exc, asyncio.CancelledError):
-            return grpc.StatusCode.CANCELLED
-        if isinstance(exc, grpc.aio.AbortError):
-            code = context.code()
-            return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+    async def _abort(self, exc: BaseException, method: str, context: Context) -> None:
+        """Ends the call with the status for `exc`. abort() raises grpc's AbortError,
+        which replaces `exc` (so grpc does not log it again); a call already over
+        (cancelled, or aborted by the handler) is left as it is."""
+        if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
+            return
         if isinstance(exc, RaglineError):
             error = exc
         else:
             log.exception("unhandled error", extra={"method": method})
             error = InternalError("internal error")
-        with contextlib.suppress(grpc.aio.AbortError):
-            await abort_with(context, error)
-        return error.code
+        await abort_with(context, error)
 
     def _record(
         self,
@@ -135,6 +133,18 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 "peer": context.peer(),
             },
         )
+
+
+def _code_of(exc: BaseException, context: Context) -> grpc.StatusCode:
+    """The status code a call ends with when `exc` escapes its handler."""
+    if isinstance(exc, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    if isinstance(exc, grpc.aio.AbortError):
+        code = context.code()
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
+    if isinstance(exc, RaglineError):
+        return exc.code
+    return grpc.StatusCode.INTERNAL
 
 
 def _begin(context: Context) -> float:

@@ -146,11 +146,6 @@ async def test_unknown_path_is_404_json(api):
     assert reason_of(body) == "NOT_FOUND"
 
 
-async def test_unimplemented_contract_answers_501(api):
-    body = error_body(await api.post("/api/v1/search", json={"query": "x", "collection": "c"}), 501)
-    assert reason_of(body) == "UNIMPLEMENTED"
-
-
 async def test_metrics_endpoint_serves_prometheus_text(api):
     response = await api.get("/metrics")
     assert response.status_code == 200

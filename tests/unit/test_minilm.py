@@ -13,13 +13,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from ragline_core import model_files
 from ragline_embedder.minilm import (
     Encoded,
     MiniLMEncoder,
     ModelUnavailableError,
     default_cache_dir,
     find_model_dir,
-    locate,
 )
 from ragline_embedder.minilm.artifacts import _atomic_write, ensure_model
 from ragline_embedder.minilm.encoder import _length_batches
@@ -75,7 +75,7 @@ def test_find_model_dir_locates_weights_without_importing_them() -> None:
 
 
 def test_find_model_dir_reports_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(locate, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
+    monkeypatch.setattr(model_files, "WEIGHTS_PACKAGE", "no_such_weights_package_xyz")
     with pytest.raises(ModelUnavailableError, match=r"requirements-models\.txt"):
         find_model_dir()
 

@@ -10,11 +10,11 @@ import grpc
 
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
+from ragline_core.embedding_models import resolve
 from ragline_core.retry import RetryPolicy
 from ragline_core.server import Runtime, ServiceSpec
 from ragline_embedder.cache import EmbeddingCache
 from ragline_embedder.minilm import ModelUnavailableError
-from ragline_embedder.models import resolve
 from ragline_embedder.providers.base import EmbeddingProvider
 from ragline_embedder.providers.local import LocalProvider
 from ragline_embedder.providers.openai_provider import OpenAIProvider

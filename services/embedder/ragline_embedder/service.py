@@ -11,11 +11,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ragline_core import deadlines
+from ragline_core import embedding_models as models
+from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import DeadlineExceededError, InvalidArgumentError, UnavailableError
 from ragline_core.metrics import COST, EMBEDDED_TEXTS, TOKENS
-from ragline_embedder import models
 from ragline_embedder.cache import CachedEmbedding, EmbeddingCache
-from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import EmbeddingProvider
 
 log = logging.getLogger("ragline.embedder")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
+from ragline_core import embedding_models as models
 from ragline_core.errors import InvalidArgumentError
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
-from ragline_embedder import models
+from ragline_core.usage import Usage, report_usage
 from ragline_embedder.providers.base import EmbeddingProvider
 from ragline_embedder.service import EmbeddingService
 
@@ -29,6 +30,16 @@ class EmbedderServicer(pb_grpc.EmbedderServiceServicer):
         self.service.validate(texts, field)
         result = await self.service.embed(texts, request.model, tenant_of(context))
         prompt_tokens = sum(item.token_count for item in result.items)
+        cached = sum(1 for item in result.items if item.cached)
+        await report_usage(
+            context,
+            Usage(
+                tokens_in=prompt_tokens,
+                cost_usd=result.billed_tokens * result.model.usd_per_million_tokens / 1_000_000,
+                cache_lookups=len(result.items),
+                cache_hits=cached,
+            ),
+        )
         return pb.CreateEmbeddingsResponse(
             embeddings=[
                 pb.Embedding(

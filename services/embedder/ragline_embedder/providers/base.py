@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ragline_embedder.models import ModelSpec
+from ragline_core.embedding_models import ModelSpec
 
 # Rough characters per token for providers whose tokenizer we cannot run offline;
 # deliberately low so that the truncated text always fits the model's limit.

@@ -7,10 +7,10 @@ import threading
 import time
 from pathlib import Path
 
+from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import DeadlineExceededError, UnavailableError
 from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
 from ragline_embedder.minilm import MiniLMEncoder, ModelUnavailableError
-from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult
 
 

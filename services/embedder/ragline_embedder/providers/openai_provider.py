@@ -6,8 +6,8 @@ import httpx2
 import numpy as np
 import openai
 
+from ragline_core.embedding_models import ModelSpec
 from ragline_core.retry import RetryPolicy
-from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult, clip_to_token_limit, estimate_tokens
 from ragline_embedder.providers.paid import PaidProvider
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 
+from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
@@ -16,7 +17,6 @@ from ragline_core.errors import (
 )
 from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
 from ragline_core.retry import RetryPolicy, call_with_retries
-from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import voyageai
 import voyageai.error
 
+from ragline_core.embedding_models import ModelSpec
 from ragline_core.retry import RetryPolicy
-from ragline_embedder.models import ModelSpec
 from ragline_embedder.providers.base import ProviderResult, clip_to_token_limit, estimate_tokens
 from ragline_embedder.providers.paid import PaidProvider
 

@@ -1,4 +1,4 @@
-"""The embedding models ragline knows, and which provider serves each."""
+"""The embedding model catalog (shared: the embedder serves it, ingest validates against it)."""
 
 from __future__ import annotations
 

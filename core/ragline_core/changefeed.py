@@ -1,0 +1,91 @@
+"""The index change feed: ingest tells every retriever replica what changed.
+
+A Redis stream carries one entry per document change. It is a hint, not the source of
+truth: each change also bumps the collection's version in the database, so a replica that
+missed entries (Redis down, stream trimmed) notices the version gap and reloads the
+collection from the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import redis.asyncio as aioredis
+
+STREAM = "ragline:index-changes:v1"
+# Keep about this many entries; a replica further behind reloads from the database.
+MAX_LEN = 100_000
+
+Op = Literal["upsert", "delete", "drop"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change: a document upserted at `generation`, deleted, or a collection dropped."""
+
+    op: Op
+    tenant: str
+    collection: str
+    document_id: str
+    generation: int
+    # The collection's version after this change.
+    version: int
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "op": self.op,
+            "tenant": self.tenant,
+            "collection": self.collection,
+            "document_id": self.document_id,
+            "generation": str(self.generation),
+            "version": str(self.version),
+        }
+
+    @classmethod
+    def from_fields(cls, raw: dict[bytes, bytes]) -> Change:
+        f = {k.decode(): v.decode() for k, v in raw.items()}
+        op = f["op"]
+        if op not in ("upsert", "delete", "drop"):
+            raise ValueError(f"unknown change op {op!r}")
+        return cls(
+            cast(Op, op),
+            f["tenant"],
+            f["collection"],
+            f["document_id"],
+            int(f["generation"]),
+            int(f["version"]),
+        )
+
+
+class ChangeFeed:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def publish(self, change: Change) -> None:
+        await self.redis.xadd(
+            STREAM,
+            change.fields(),  # type: ignore[arg-type]
+            maxlen=MAX_LEN,
+            approximate=True,
+        )
+
+    async def last_id(self) -> str:
+        """Id of the newest entry ("0-0" when empty): where a fresh reader starts."""
+        newest = await self.redis.xrevrange(STREAM, count=1)
+        if not newest:
+            return "0-0"
+        entry_id = newest[0][0]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def read(
+        self, after: str, *, block_ms: int | None = None, count: int = 1000
+    ) -> list[tuple[str, Change]]:
+        """Entries after `after`, waiting up to block_ms for the first one."""
+        reply: Any = await self.redis.xread({STREAM: after}, count=count, block=block_ms)
+        out: list[tuple[str, Change]] = []
+        for _stream, entries in reply or []:
+            for entry_id, raw in entries:
+                key = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                out.append((key, Change.from_fields(raw)))
+        return out

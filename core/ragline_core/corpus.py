@@ -1,0 +1,165 @@
+"""The stored corpus, shared by ingest (writer) and retriever (reader).
+
+MongoDB collections, all scoped by tenant:
+- `collections`: one per (tenant, name): embedding model, dimensions and a `version` that
+  every change bumps (search caches and retriever replicas key on it).
+- `documents`: one per document, with the `generation` of its visible chunks.
+- `chunks`: text, metadata and vector (float32 bytes) per chunk and generation. A chunk is
+  visible only while its document points at its generation, so replacing a document is one
+  atomic single-document write (the portable subset: no transactions needed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ragline_core.errors import InvalidArgumentError, NotFoundError
+
+COLLECTIONS = "collections"
+DOCUMENTS = "documents"
+CHUNKS = "chunks"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+Doc = dict[str, Any]
+
+
+def database(client: AsyncMongoClient[Doc], name: str) -> AsyncDatabase[Doc]:
+    return client[name]
+
+
+def check_collection_name(name: str, field: str = "collection") -> str:
+    if not name:
+        raise InvalidArgumentError(f"{field} is required", field=field)
+    if not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"{field} must be 1-63 letters, digits, '_', '.' or '-', starting with a letter "
+            "or digit",
+            reason="BAD_COLLECTION_NAME",
+            field=field,
+        )
+    return name
+
+
+def check_document_id(doc_id: str, field: str = "document_id") -> str:
+    if not _DOC_ID.match(doc_id):
+        raise InvalidArgumentError(
+            f"{field} must be 1-128 letters, digits, '_', '.', ':' or '-'",
+            reason="BAD_DOCUMENT_ID",
+            field=field,
+        )
+    return doc_id
+
+
+def collection_key(tenant: str, collection: str) -> str:
+    return f"{tenant}/{collection}"
+
+
+def document_key(tenant: str, collection: str, document_id: str) -> str:
+    return f"{tenant}/{collection}/{document_id}"
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    tenant: str
+    name: str
+    embedding_model: str
+    dimensions: int
+    version: int
+
+
+def _info(doc: Doc) -> CollectionInfo:
+    return CollectionInfo(
+        doc["tenant"],
+        doc["name"],
+        doc["embedding_model"],
+        int(doc["dimensions"]),
+        int(doc.get("version", 0)),
+    )
+
+
+async def get_collection(db: AsyncDatabase[Doc], tenant: str, name: str) -> CollectionInfo:
+    """The collection, or 404 (also for another tenant's collection of that name)."""
+    doc = await db[COLLECTIONS].find_one({"_id": collection_key(tenant, name)})
+    if doc is None:
+        raise NotFoundError(f"collection {name!r} not found", reason="COLLECTION_NOT_FOUND")
+    return _info(doc)
+
+
+async def list_collections(db: AsyncDatabase[Doc]) -> list[CollectionInfo]:
+    """Every collection of every tenant (for a retriever replica's start-up)."""
+    return [_info(doc) async for doc in db[COLLECTIONS].find({})]
+
+
+async def bump_version(db: AsyncDatabase[Doc], tenant: str, name: str) -> int:
+    doc = await db[COLLECTIONS].find_one_and_update(
+        {"_id": collection_key(tenant, name)},
+        {"$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return int(doc["version"]) if doc else 0
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A visible chunk as the retriever indexes it."""
+
+    chunk_id: str
+    document_id: str
+    chunk_index: int
+    title: str
+    text: str
+    metadata: dict[str, Any]
+    vector: npt.NDArray[np.float32]
+
+
+def chunk_from_doc(doc: Doc) -> StoredChunk:
+    return StoredChunk(
+        chunk_id=str(doc["_id"]),
+        document_id=doc["document_id"],
+        chunk_index=int(doc["chunk_index"]),
+        title=doc.get("title", ""),
+        text=doc["text"],
+        metadata=doc.get("metadata") or {},
+        vector=np.frombuffer(doc["vector"], dtype="<f4").astype(np.float32),
+    )
+
+
+async def visible_generations(
+    db: AsyncDatabase[Doc], tenant: str, collection: str
+) -> dict[str, int]:
+    """document_id -> generation of its visible chunks, for one collection."""
+    cursor = db[DOCUMENTS].find(
+        {"tenant": tenant, "collection": collection}, {"document_id": 1, "generation": 1}
+    )
+    return {d["document_id"]: int(d["generation"]) async for d in cursor}
+
+
+async def visible_chunks(
+    db: AsyncDatabase[Doc], tenant: str, collection: str, document_id: str | None = None
+) -> AsyncIterator[StoredChunk]:
+    """The visible chunks of a collection (or of one document in it)."""
+    generations = await visible_generations(db, tenant, collection)
+    query: Doc = {"tenant": tenant, "collection": collection}
+    if document_id is not None:
+        query["document_id"] = document_id
+    async for doc in db[CHUNKS].find(query):
+        if generations.get(doc["document_id"]) == doc["generation"]:
+            yield chunk_from_doc(doc)
+
+
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+    await db[DOCUMENTS].create_index([("tenant", 1), ("collection", 1), ("document_id", 1)])
+    await db[CHUNKS].create_index(
+        [("tenant", 1), ("collection", 1), ("document_id", 1), ("generation", 1)]
+    )
+    await db[COLLECTIONS].create_index([("tenant", 1), ("name", 1)])

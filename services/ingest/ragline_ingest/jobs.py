@@ -1,0 +1,330 @@
+"""Ingest jobs: stored in the database, run in the background with bounded concurrency,
+and taken over by another process when their owner stops heart-beating (so a job never
+stays "running" forever).
+
+A job's documents are stored as items; each item ends done, unchanged or failed. A job
+that restarts skips finished items, and a document written just before a crash shows up
+as unchanged (same content hash), so nothing is ingested twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ragline_ingest.store import JOB_ITEMS, JOBS, now
+
+log = logging.getLogger("ragline.ingest.jobs")
+
+PENDING, RUNNING, SUCCEEDED, FAILED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED"
+TERMINAL = (SUCCEEDED, FAILED)
+MAX_STORED_ERRORS = 100
+
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Item:
+    job_id: str
+    index: int
+    document_id: str
+    title: str
+    content: str
+    metadata: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # "done", "unchanged" or "failed"
+    chunks: int = 0
+    error: str = ""
+
+
+# Processes a batch of items of one job; returns an outcome per item (same order).
+ProcessBatch = Callable[[Doc, list[Item]], Awaitable[list[Outcome]]]
+
+
+class JobStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+
+    async def create(self, tenant: str, collection: str, model: str, items: list[Item]) -> Doc:
+        job_id = items[0].job_id
+        stamp = now()
+        job: Doc = {
+            "_id": job_id,
+            "tenant": tenant,
+            "collection": collection,
+            "embedding_model": model,
+            "state": PENDING,
+            "documents_total": len(items),
+            "documents_done": 0,
+            "documents_failed": 0,
+            "documents_unchanged": 0,
+            "chunks_done": 0,
+            "errors": [],
+            "failure_reason": "",
+            "owner": "",
+            "heartbeat_at": stamp,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        # Items first: a job document never exists without all its items.
+        await self.db[JOB_ITEMS].insert_many(
+            [
+                {
+                    "_id": f"{job_id}/{i.index:07d}",
+                    "job_id": job_id,
+                    "index": i.index,
+                    "document_id": i.document_id,
+                    "title": i.title,
+                    "content": i.content,
+                    "metadata": i.metadata,
+                    "content_hash": i.content_hash,
+                    "state": "pending",
+                }
+                for i in items
+            ],
+            ordered=False,
+        )
+        await self.db[JOBS].insert_one(job)
+        return job
+
+    async def get(self, tenant: str, job_id: str) -> Doc | None:
+        return await self.db[JOBS].find_one({"_id": job_id, "tenant": tenant})
+
+    async def claim(self, job_id: str, owner: str, stale_before: Any | None) -> Doc | None:
+        """Takes the job if it is pending, or running with a stale heartbeat."""
+        query: Doc = {"_id": job_id, "state": {"$in": [PENDING, RUNNING]}}
+        if stale_before is not None:
+            query["$or"] = [
+                {"state": PENDING, "owner": ""},
+                {"heartbeat_at": {"$lt": stale_before}},
+            ]
+        else:
+            query["owner"] = ""
+        return await self.db[JOBS].find_one_and_update(
+            query,
+            {
+                "$set": {
+                    "owner": owner,
+                    "state": RUNNING,
+                    "heartbeat_at": now(),
+                    "updated_at": now(),
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def stale_jobs(self, stale_before: Any) -> list[str]:
+        cursor = self.db[JOBS].find(
+            {"state": {"$in": [PENDING, RUNNING]}, "heartbeat_at": {"$lt": stale_before}},
+            {"_id": 1},
+        )
+        return [d["_id"] async for d in cursor]
+
+    async def pending_items(self, job_id: str) -> list[Item]:
+        cursor = self.db[JOB_ITEMS].find({"job_id": job_id, "state": "pending"}).sort("index", 1)
+        return [
+            Item(
+                job_id,
+                d["index"],
+                d["document_id"],
+                d["title"],
+                d["content"],
+                d.get("metadata") or {},
+                d["content_hash"],
+            )
+            async for d in cursor
+        ]
+
+    async def record(self, job_id: str, owner: str, item: Item, outcome: Outcome) -> None:
+        await self.db[JOB_ITEMS].update_one(
+            {"_id": f"{job_id}/{item.index:07d}"},
+            {"$set": {"state": outcome.state, "error": outcome.error}, "$unset": {"content": ""}},
+        )
+        inc = {
+            "documents_done": 0,
+            "documents_failed": 0,
+            "documents_unchanged": 0,
+            "chunks_done": outcome.chunks,
+        }
+        update: Doc = {"$set": {"updated_at": now(), "heartbeat_at": now()}}
+        if outcome.state == "failed":
+            inc["documents_failed"] = 1
+            update["$push"] = {
+                "errors": {
+                    "index": item.index,
+                    "document_id": item.document_id,
+                    "message": outcome.error,
+                }
+            }
+        elif outcome.state == "unchanged":
+            inc["documents_unchanged"] = 1
+            inc["documents_done"] = 1
+        else:
+            inc["documents_done"] = 1
+        update["$inc"] = inc
+        await self.db[JOBS].update_one({"_id": job_id, "owner": owner}, update)
+
+    async def recount(self, job_id: str) -> None:
+        """Counters from the items themselves (after a takeover, $inc may have been lost)."""
+        items = self.db[JOB_ITEMS]
+        done = await items.count_documents(
+            {"job_id": job_id, "state": {"$in": ["done", "unchanged"]}}
+        )
+        unchanged = await items.count_documents({"job_id": job_id, "state": "unchanged"})
+        failed = await items.count_documents({"job_id": job_id, "state": "failed"})
+        await self.db[JOBS].update_one(
+            {"_id": job_id},
+            {
+                "$set": {
+                    "documents_done": done,
+                    "documents_unchanged": unchanged,
+                    "documents_failed": failed,
+                }
+            },
+        )
+
+    async def heartbeat(self, job_id: str, owner: str) -> None:
+        await self.db[JOBS].update_one(
+            {"_id": job_id, "owner": owner}, {"$set": {"heartbeat_at": now()}}
+        )
+
+    async def finish(self, job_id: str, owner: str, reason: str = "") -> Doc | None:
+        job = await self.db[JOBS].find_one({"_id": job_id})
+        if job is None:
+            return None
+        failed = int(job["documents_failed"])
+        state = FAILED if failed or reason else SUCCEEDED
+        if not reason and failed:
+            reason = f"{failed} of {job['documents_total']} documents failed"
+        errors = list(job.get("errors", []))[:MAX_STORED_ERRORS]
+        return await self.db[JOBS].find_one_and_update(
+            {"_id": job_id, "owner": owner},
+            {
+                "$set": {
+                    "state": state,
+                    "failure_reason": reason,
+                    "errors": errors,
+                    "updated_at": now(),
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+
+class JobRunner:
+    """Runs jobs in this process and adopts stale ones from dead processes."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        process: ProcessBatch,
+        *,
+        batch_documents: int,
+        job_concurrency: int,
+        batch_concurrency: int,
+        stale_after_s: float,
+    ) -> None:
+        self.store = store
+        self.process = process
+        self.batch_documents = batch_documents
+        self.jobs = asyncio.Semaphore(job_concurrency)
+        self.batch_concurrency = batch_concurrency
+        self.stale_after = timedelta(seconds=stale_after_s)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start_background(self, job_id: str) -> None:
+        task = asyncio.create_task(self._run_claimed(job_id, stale=False))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run_inline(self, job_id: str) -> None:
+        await self._run_claimed(job_id, stale=False)
+
+    def start_sweeper(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *([self._sweeper] if self._sweeper else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _sweep_forever(self) -> None:
+        interval = max(0.5, self.stale_after.total_seconds() / 3)
+        while True:
+            try:
+                for job_id in await self.store.stale_jobs(now() - self.stale_after):
+                    if job_id not in {t.get_name() for t in self._tasks}:
+                        task = asyncio.create_task(
+                            self._run_claimed(job_id, stale=True), name=job_id
+                        )
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+            except Exception:
+                log.warning("job sweep failed", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def _run_claimed(self, job_id: str, *, stale: bool) -> None:
+        async with self.jobs:
+            job = await self.store.claim(
+                job_id, self.owner, now() - self.stale_after if stale else None
+            )
+            if job is None:
+                return
+            if stale:
+                log.warning("resuming job of a stopped process", extra={"job_id": job_id})
+                await self.store.recount(job_id)
+            beat = asyncio.create_task(self._beat(job_id))
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise  # shutting down: the job stays running and will be adopted
+            except Exception:
+                log.exception("job failed", extra={"job_id": job_id})
+                await self.store.finish(job_id, self.owner, reason="internal error")
+            finally:
+                beat.cancel()
+
+    async def _beat(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, self.stale_after.total_seconds() / 4))
+            with contextlib.suppress(Exception):
+                await self.store.heartbeat(job_id, self.owner)
+
+    async def _run(self, job: Doc) -> None:
+        job_id = job["_id"]
+        items = await self.store.pending_items(job_id)
+        batches = [
+            items[i : i + self.batch_documents] for i in range(0, len(items), self.batch_documents)
+        ]
+        slots = asyncio.Semaphore(self.batch_concurrency)
+
+        async def one(batch: list[Item]) -> None:
+            async with slots:
+                outcomes = await self.process(job, batch)
+            for item, outcome in zip(batch, outcomes, strict=True):
+                await self.store.record(job_id, self.owner, item, outcome)
+
+        async with asyncio.TaskGroup() as group:
+            for batch in batches:
+                group.create_task(one(batch))
+        await self.store.finish(job_id, self.owner)

@@ -1,0 +1,29 @@
+"""Ingest settings: chunking, limits and job execution."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ragline_core.settings import CoreSettings
+
+
+class IngestSettings(CoreSettings):
+    EMBEDDING_DEFAULT_MODEL: str = "all-MiniLM-L6-v2"
+    # Chunk size and overlap in tokens of the local model's tokenizer (256 max per input;
+    # the title is embedded with each chunk).
+    CHUNK_SIZE_TOKENS: int = Field(default=200, ge=16, le=8000)
+    CHUNK_OVERLAP_TOKENS: int = Field(default=32, ge=0, le=4000)
+    MAX_DOCUMENTS_PER_REQUEST: int = Field(default=1000, ge=1, le=100_000)
+    MAX_DOCUMENT_CHARS: int = Field(default=1_000_000, ge=1)
+    MAX_TITLE_CHARS: int = Field(default=1000, ge=1)
+    MAX_METADATA_BYTES: int = Field(default=16_384, ge=1)
+    # Requests with at most this many documents finish before the reply.
+    SYNC_INGEST_MAX_DOCUMENTS: int = Field(default=16, ge=0)
+    # Documents of one job processed at once, and jobs running at once per process.
+    INGEST_DOCUMENT_CONCURRENCY: int = Field(default=4, ge=1, le=64)
+    INGEST_JOB_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+    # A running job whose heartbeat is older than this is taken over (or failed) by another
+    # process: the owner died.
+    JOB_STALE_AFTER_S: float = Field(default=30.0, gt=1)
+    # How long an Idempotency-Key replays its first result.
+    IDEMPOTENCY_TTL_S: int = Field(default=86_400, ge=60)

@@ -1,0 +1,152 @@
+"""Metadata filters: a small, safe subset of MongoDB's query language.
+
+Supported: equality ({"category": "tutorial"}), $eq $ne $in $nin $gt $gte $lt $lte
+$exists, and $and / $or of filters. Anything else — an unknown operator, $where, $regex,
+$expr — is rejected with a 400 that names it. Filters compile to a predicate evaluated
+inside the search, so `limit` hits come back whenever that many match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ragline_core.errors import InvalidArgumentError
+
+Predicate = Callable[[dict[str, Any]], bool]
+MAX_DEPTH = 8
+MAX_CLAUSES = 64
+_MISSING = object()
+
+COMPARISONS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
+LOGICAL = ("$and", "$or")
+
+
+def _bad(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(message, reason="BAD_FILTER", field="filters")
+
+
+def _lookup(metadata: dict[str, Any], path: str) -> Any:
+    value: Any = metadata
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _scalar(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        raise _bad(f"{where}: expected a value, got an object")
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        raise _bad(f"{where}: lists of objects are not supported")
+    return value
+
+
+def _ordered(a: Any, b: Any) -> bool:
+    """Range operators compare numbers with numbers and strings with strings only."""
+    numeric = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    return (isinstance(a, numeric) and isinstance(b, numeric)) or (
+        isinstance(a, str) and isinstance(b, str)
+    )
+
+
+def _equals(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, list) and not isinstance(expected, list):
+        return expected in actual  # like MongoDB: a list field matches any element
+    if isinstance(actual, bool) != isinstance(expected, bool):
+        return False
+    return bool(actual == expected)
+
+
+def _comparison(op: str, operand: Any, path: str) -> Predicate:
+    where = f"{path}.{op}"
+    if op == "$exists":
+        if not isinstance(operand, bool):
+            raise _bad(f"{where} takes true or false")
+        return lambda m: (_lookup(m, path) is not _MISSING) == operand
+    if op in ("$in", "$nin"):
+        if not isinstance(operand, list):
+            raise _bad(f"{where} takes a list")
+        options = [_scalar(v, where) for v in operand]
+
+        def is_in(m: dict[str, Any]) -> bool:
+            actual = _lookup(m, path)
+            return actual is not _MISSING and any(_equals(actual, o) for o in options)
+
+        return is_in if op == "$in" else (lambda m: not is_in(m))
+    value = _scalar(operand, where)
+    if op == "$eq":
+        return lambda m: _equals(_lookup(m, path), value)
+    if op == "$ne":
+        return lambda m: not _equals(_lookup(m, path), value)
+    if value is None or isinstance(value, list | bool):
+        raise _bad(f"{where} takes a number or a string")
+    compare: dict[str, Callable[[Any, Any], bool]] = {
+        "$gt": lambda a, b: a > b,
+        "$gte": lambda a, b: a >= b,
+        "$lt": lambda a, b: a < b,
+        "$lte": lambda a, b: a <= b,
+    }
+    check = compare[op]
+
+    def ranged(m: dict[str, Any]) -> bool:
+        actual = _lookup(m, path)
+        return actual is not _MISSING and _ordered(actual, value) and check(actual, value)
+
+    return ranged
+
+
+def _all_of(parts: list[Predicate]) -> Predicate:
+    return lambda m: all(p(m) for p in parts)
+
+
+def _any_of(parts: list[Predicate]) -> Predicate:
+    return lambda m: any(p(m) for p in parts)
+
+
+def compile_filter(spec: dict[str, Any] | None) -> Predicate | None:
+    """A predicate over chunk metadata, or None for no filter; raises 400 on bad input."""
+    if not spec:
+        return None
+    counter = [0]
+    return _compile(spec, 0, counter)
+
+
+def _compile(spec: Any, depth: int, counter: list[int]) -> Predicate:
+    if not isinstance(spec, dict):
+        raise _bad("a filter must be an object")
+    if depth > MAX_DEPTH:
+        raise _bad(f"filters nest deeper than {MAX_DEPTH} levels")
+    parts: list[Predicate] = []
+    for key, value in spec.items():
+        counter[0] += 1
+        if counter[0] > MAX_CLAUSES:
+            raise _bad(f"filters have more than {MAX_CLAUSES} clauses")
+        if key in LOGICAL:
+            if not isinstance(value, list) or not value:
+                raise _bad(f"{key} takes a non-empty list of filters")
+            subs = [_compile(v, depth + 1, counter) for v in value]
+            parts.append(_all_of(subs) if key == "$and" else _any_of(subs))
+        elif key.startswith("$"):
+            raise _bad(
+                f"unsupported filter operator {key!r}; supported: "
+                + ", ".join((*COMPARISONS, *LOGICAL))
+            )
+        elif not key or len(key) > 256:
+            raise _bad("filter field names must be 1-256 characters")
+        elif isinstance(value, dict):
+            if not value:
+                raise _bad(f"{key}: empty operator object")
+            for op, operand in value.items():
+                if op not in COMPARISONS:
+                    raise _bad(
+                        f"unsupported filter operator {op!r} on field {key!r}; "
+                        "supported: " + ", ".join((*COMPARISONS, *LOGICAL))
+                    )
+                parts.append(_comparison(op, operand, key))
+        else:
+            parts.append(_comparison("$eq", value, key))
+    return lambda m: all(p(m) for p in parts)

@@ -1,0 +1,388 @@
+"""Documents in, the right chunks out: ingest and search through the real Envoy."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from tests.support.assertions import error_body, reason_of
+
+pytestmark = pytest.mark.e2e
+
+DOCS = [
+    {
+        "title": "Python packaging",
+        "content": "Use pyproject.toml to declare build backends "
+        "and dependencies. Wheels are the binary distribution format for Python packages.",
+        "metadata": {"category": "tutorial", "year": 2023, "tags": ["python", "packaging"]},
+    },
+    {
+        "title": "Sourdough bread",
+        "content": "Feed the starter flour and water daily. A long "
+        "cold fermentation gives sourdough its sour taste and open crumb.",
+        "metadata": {"category": "recipe", "year": 2021},
+    },
+    {
+        "title": "Envoy proxy",
+        "content": "Envoy transcodes JSON requests to gRPC with the "
+        "grpc_json_transcoder filter and a protobuf descriptor set.",
+        "metadata": {"category": "tutorial", "year": 2024, "level": "advanced"},
+    },
+    {
+        "title": "Tomato soup",
+        "content": "Roast tomatoes with garlic, then blend them with "
+        "stock and basil for a smooth soup.",
+        "metadata": {"category": "recipe", "year": 2024},
+    },
+]
+
+
+def collection_name() -> str:
+    return f"c{uuid.uuid4().hex[:10]}"
+
+
+async def ingest(api, collection: str, documents: list[dict], **extra) -> dict:
+    response = await api.post(
+        "/api/v1/ingest", json={"documents": documents, "collection": collection, **extra}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def search(api, collection: str, query: str, **extra) -> dict:
+    response = await api.post(
+        "/api/v1/search", json={"query": query, "collection": collection, **extra}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def corpus(api):
+    name = collection_name()
+    body = await ingest(api, name, DOCS)
+    assert body["job"]["state"] == "JOB_STATE_SUCCEEDED", body
+    return name, body["document_ids"]
+
+
+async def test_ingest_then_search_finds_the_right_chunk(api, corpus):
+    name, ids = corpus
+    for mode in ("hybrid", "dense", "keyword"):
+        body = await search(api, name, "how do I ferment sourdough starter", mode=mode)
+        assert body["hits"], mode
+        top = body["hits"][0]
+        assert top["document_id"] == ids[1], (mode, top)
+        assert top["title"] == "Sourdough bread" and "starter" in top["text"]
+        assert top["metadata"]["category"] == "recipe"
+        assert body["mode"] == mode
+
+
+async def test_reingest_is_idempotent_and_changes_replace(api, corpus):
+    name, ids = corpus
+    again = await ingest(api, name, DOCS)
+    assert again["document_ids"] == ids
+    assert again["job"]["documents_unchanged"] == len(DOCS)
+    listed = (await api.get(f"/api/v1/collections/{name}/documents")).json()["documents"]
+    assert len(listed) == len(DOCS)
+    # A given id with new content replaces the old chunks, visible to search at once.
+    doc = {"id": "stable-1", "title": "Note", "content": "The secret word is avocado."}
+    await ingest(api, name, [doc])
+    assert (await search(api, name, "avocado", mode="keyword"))["hits"][0][
+        "document_id"
+    ] == "stable-1"
+    await ingest(api, name, [{**doc, "content": "The secret word is pineapple."}])
+    assert (await search(api, name, "avocado", mode="keyword"))["hits"] == []
+    hit = (await search(api, name, "pineapple", mode="keyword"))["hits"][0]
+    assert hit["document_id"] == "stable-1" and "pineapple" in hit["text"]
+
+
+async def test_delete_document_is_visible_to_search_at_once(api, corpus):
+    name, ids = corpus
+    response = await api.delete(f"/api/v1/collections/{name}/documents/{ids[1]}")
+    assert response.status_code == 200, response.text
+    assert response.json()["chunks_deleted"] >= 1
+    hits = (await search(api, name, "sourdough starter", mode="keyword"))["hits"]
+    assert all(h["document_id"] != ids[1] for h in hits)
+    error_body(await api.get(f"/api/v1/collections/{name}/documents/{ids[1]}"), 404)
+    error_body(await api.delete(f"/api/v1/collections/{name}/documents/{ids[1]}"), 404)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"category": "tutorial"}, {0, 2}),
+        ({"category": {"$ne": "tutorial"}}, {1, 3}),
+        ({"year": {"$in": [2021, 2023]}}, {0, 1}),
+        ({"year": {"$nin": [2021, 2023]}}, {2, 3}),
+        ({"year": {"$gt": 2023}}, {2, 3}),
+        ({"year": {"$gte": 2023}}, {0, 2, 3}),
+        ({"year": {"$lt": 2023}}, {1}),
+        ({"year": {"$lte": 2023}}, {0, 1}),
+        ({"level": {"$exists": True}}, {2}),
+        ({"tags": "python"}, {0}),
+        ({"$and": [{"category": "recipe"}, {"year": 2024}]}, {3}),
+        ({"$or": [{"year": 2021}, {"level": "advanced"}]}, {1, 2}),
+    ],
+)
+async def test_filters_apply_inside_the_search(api, corpus, filters, expected):
+    name, ids = corpus
+    body = await search(
+        api, name, "tomato bread python envoy", filters=filters, limit=10, mode="dense"
+    )
+    assert {ids.index(h["document_id"]) for h in body["hits"]} == expected
+
+
+async def test_limit_hits_come_back_when_that_many_match(api):
+    name = collection_name()
+    docs = [
+        {
+            "title": f"doc {i}",
+            "content": f"generic filler text number {i} about apples",
+            "metadata": {"even": i % 2 == 0},
+        }
+        for i in range(12)
+    ]
+    await ingest(api, name, docs)
+    body = await search(api, name, "oranges", filters={"even": True}, limit=6, mode="dense")
+    assert len(body["hits"]) == 6
+    assert all(h["metadata"]["even"] is True for h in body["hits"])
+
+
+async def test_pagination_and_facets(api, corpus):
+    name, _ = corpus
+    first = await search(
+        api,
+        name,
+        "soup bread proxy packaging",
+        limit=4,
+        page_size=2,
+        facets=["category"],
+        mode="dense",
+    )
+    assert len(first["hits"]) == 2 and first["next_page_token"]
+    second = await search(
+        api,
+        name,
+        "soup bread proxy packaging",
+        limit=4,
+        page_size=2,
+        facets=["category"],
+        mode="dense",
+        page_token=first["next_page_token"],
+    )
+    assert len(second["hits"]) == 2 and not second["next_page_token"]
+    seen = {h["chunk_id"] for h in first["hits"]} | {h["chunk_id"] for h in second["hits"]}
+    assert len(seen) == 4
+    [facet] = first["facets"]
+    assert facet["field"] == "category"
+    assert {v["value"]: v["count"] for v in facet["values"]} == {"tutorial": 2, "recipe": 2}
+
+
+async def test_fuzzy_keyword_matching_and_suggestions(api, corpus):
+    name, ids = corpus
+    body = await search(api, name, "sourdouhg", mode="keyword")
+    assert body["hits"] and body["hits"][0]["document_id"] == ids[1]
+    assert body["corrections"] == {"sourdouhg": "sourdough"}
+    response = await api.get(f"/api/v1/collections/{name}/suggestions", params={"prefix": "ferm"})
+    assert response.status_code == 200, response.text
+    assert "fermentation" in response.json()["suggestions"]
+
+
+async def test_rerank_reorders_and_says_so(api, corpus):
+    name, ids = corpus
+    body = await search(api, name, "blend roasted tomatoes", rerank=True)
+    assert body["reranked"] is True
+    assert body["hits"][0]["document_id"] == ids[3]
+
+
+async def test_collections_and_documents_are_listed_described_and_deleted(api, corpus):
+    name, ids = corpus
+    described = (await api.get(f"/api/v1/collections/{name}")).json()["collection"]
+    assert described == {
+        "name": name,
+        "embedding_model": "all-MiniLM-L6-v2",
+        "dimensions": 384,
+        "document_count": 4,
+        "chunk_count": described["chunk_count"],
+    }
+    assert described["chunk_count"] >= 4
+    doc = (await api.get(f"/api/v1/collections/{name}/documents/{ids[0]}")).json()["document"]
+    assert doc["content"] == DOCS[0]["content"] and doc["metadata"]["year"] == 2023
+    page = (await api.get(f"/api/v1/collections/{name}/documents", params={"page_size": 3})).json()
+    assert len(page["documents"]) == 3 and page["next_page_token"]
+    rest = (
+        await api.get(
+            f"/api/v1/collections/{name}/documents",
+            params={"page_size": 3, "page_token": page["next_page_token"]},
+        )
+    ).json()
+    assert len(rest["documents"]) == 1
+    names = [
+        c["name"]
+        for c in (await api.get("/api/v1/collections", params={"page_size": 1000})).json()[
+            "collections"
+        ]
+    ]
+    assert name in names
+    deleted = await api.delete(f"/api/v1/collections/{name}")
+    assert deleted.json()["documents_deleted"] == 4
+    error_body(await api.post("/api/v1/search", json={"query": "x", "collection": name}), 404)
+
+
+async def test_other_embedding_model_is_409(api, corpus):
+    name, _ = corpus
+    response = await api.post(
+        "/api/v1/ingest",
+        json={
+            "documents": [{"title": "t", "content": "c"}],
+            "collection": name,
+            "embedding_model": "voyage-3.5",
+        },
+    )
+    body = error_body(response, 409)
+    assert reason_of(body) == "EMBEDDING_MODEL_MISMATCH"
+
+
+async def test_idempotency_key_replays_the_first_result(api):
+    name = collection_name()
+    key = uuid.uuid4().hex
+    payload = {"documents": [{"title": "t", "content": "idempotent content"}], "collection": name}
+    first = await api.post("/api/v1/ingest", json=payload, headers={"Idempotency-Key": key})
+    second = await api.post("/api/v1/ingest", json=payload, headers={"Idempotency-Key": key})
+    assert first.status_code == second.status_code == 200
+    assert first.json()["job_id"] == second.json()["job_id"]
+    other = await api.post(
+        "/api/v1/ingest",
+        json={**payload, "collection": name + "x"},
+        headers={"Idempotency-Key": key},
+    )
+    assert reason_of(error_body(other, 409)) == "IDEMPOTENCY_KEY_REUSED"
+
+
+async def test_large_ingest_runs_as_a_job_with_progress(api):
+    name = collection_name()
+    docs = [
+        {"title": f"doc {i}", "content": f"Background job document number {i}. " * 5}
+        for i in range(40)
+    ]
+    body = await ingest(api, name, docs)
+    assert body["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED")
+    job_id = body["job_id"]
+    for _ in range(600):
+        job = (await api.get(f"/api/v1/jobs/{job_id}")).json()["job"]
+        if job["state"] == "JOB_STATE_SUCCEEDED":
+            break
+        assert job["state"] != "JOB_STATE_FAILED", job
+        await asyncio.sleep(0.1)
+    assert job["documents_done"] == 40 and job["chunks_done"] >= 40
+    error_body(await api.get("/api/v1/jobs/nope"), 404)
+
+
+async def test_upload_files_of_each_format(api):
+    name = collection_name()
+    html = (
+        b"<html><head><style>x{}</style></head><body><h1>Gardening</h1>"
+        b"<p>Prune roses in late winter.</p><script>alert(1)</script></body></html>"
+    )
+    for filename, data, ctype, needle in [
+        ("notes.txt", b"Plain text about kayaking.", "text/plain", "kayaking"),
+        (
+            "guide.md",
+            b"# Setup\n\nInstall the widget.\n\n## Use\n\nPress the button.",
+            "text/markdown",
+            "widget",
+        ),
+        ("page.html", html, "text/html", "roses"),
+    ]:
+        response = await api.post(
+            f"/api/v1/collections/{name}/documents:upload",
+            params={"filename": filename},
+            content=data,
+            headers={"content-type": ctype},
+        )
+        assert response.status_code == 200, response.text
+        doc_id = response.json()["document_id"]
+        doc = (await api.get(f"/api/v1/collections/{name}/documents/{doc_id}")).json()
+        assert needle in doc["document"]["content"]
+        assert "alert" not in doc["document"]["content"]
+    bad = await api.post(
+        f"/api/v1/collections/{name}/documents:upload",
+        params={"filename": "x.exe"},
+        content=b"MZ",
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert reason_of(error_body(bad, 400)) == "UNSUPPORTED_FILE_TYPE"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "needle"),
+    [
+        ({"documents": [], "collection": "c"}, 400, "documents"),
+        (
+            {"documents": [{"title": "t", "content": "  "}], "collection": "c"},
+            400,
+            "documents[0].content",
+        ),
+        (
+            {"documents": [{"title": "t", "content": "x"}], "collection": "bad name!"},
+            400,
+            "collection",
+        ),
+        (
+            {
+                "documents": [{"title": "t", "content": "x", "metadata": {"$where": 1}}],
+                "collection": "c",
+            },
+            400,
+            "$where",
+        ),
+        (
+            {
+                "documents": [{"title": "t", "content": "x"}],
+                "collection": "c",
+                "embedding_model": "nope",
+            },
+            400,
+            "embedding_model",
+        ),
+    ],
+)
+async def test_bad_ingest_input_is_400_naming_it(api, payload, status, needle):
+    body = error_body(await api.post("/api/v1/ingest", json=payload), status)
+    assert needle in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        ({"query": "", "collection": "c"}, "query"),
+        ({"query": "x", "collection": "c", "limit": 0}, "limit"),
+        ({"query": "x", "collection": "c", "limit": 101}, "limit"),
+        ({"query": "x", "collection": "c", "mode": "magic"}, "mode"),
+        ({"query": "x", "collection": "c", "filters": {"a": {"$regex": "x"}}}, "$regex"),
+        ({"query": "x", "collection": "c", "filters": {"$where": "1"}}, "$where"),
+        ({"query": "x", "collection": "c", "filters": {"y": {"$gt": [1]}}}, "$gt"),
+    ],
+)
+async def test_bad_search_input_is_400_naming_it(api, payload, needle):
+    body = error_body(await api.post("/api/v1/search", json=payload), 400)
+    assert needle in body["message"]
+
+
+async def test_unknown_collection_is_404(api):
+    body = error_body(
+        await api.post("/api/v1/search", json={"query": "x", "collection": collection_name()}), 404
+    )
+    assert reason_of(body) == "COLLECTION_NOT_FOUND"
+
+
+async def test_search_cache_never_serves_stale_hits(api):
+    name = collection_name()
+    await ingest(api, name, [{"title": "a", "content": "zebras live in Africa"}])
+    first = await search(api, name, "zebras", mode="keyword")
+    assert len(first["hits"]) == 1
+    await ingest(api, name, [{"title": "b", "content": "zebras are striped horses"}])
+    second = await search(api, name, "zebras", mode="keyword")
+    assert len(second["hits"]) == 2
