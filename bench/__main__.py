@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import embedder
+from bench import chat, embedder, gateway, retrieval
 
-BENCHMARKS = {"embedder": embedder.main}
+BENCHMARKS = {
+    "embedder": embedder.main,
+    "retrieval": retrieval.main,
+    "chat": chat.main,
+    "gateway": gateway.main,
+}
 
 
 def main() -> None:

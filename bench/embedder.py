@@ -19,7 +19,7 @@ import httpx
 import redis
 
 from bench.minilm_inprocess import PASSAGE_WORDS, QUERY_WORDS, encoder, measure, sample_texts
-from bench.stack import bench_stack
+from bench.stack import DEV_HEADERS, bench_stack
 
 BATCH_SIZES = (1, 16, 64)
 MODELS = {"fp32": "all-MiniLM-L6-v2", "int8": "all-MiniLM-L6-v2-int8"}
@@ -53,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     for variant in MODELS:
         encoder(variant)  # type: ignore[arg-type]
-    with bench_stack() as stack, httpx.Client(base_url=stack.cfg.base_url, timeout=300) as client:
+    with (
+        bench_stack() as stack,
+        httpx.Client(base_url=stack.cfg.base_url, timeout=300, headers=DEV_HEADERS) as client,
+    ):
         cache = redis.Redis(port=stack.cfg.redis_port)
         print("\nembedder throughput, texts/s (1 inference thread; REST = one request in flight)")
         header = (

@@ -10,8 +10,18 @@ mapfile -t files < <(cd protos && find ragline -name '*.proto' | sort)
 "$VENV/bin/python" -m grpc_tools.protoc -Iprotos \
   --python_out=gen.tmp/python --pyi_out=gen.tmp/python --grpc_python_out=gen.tmp/python \
   "${files[@]/#/protos/}"
+# Wire-compatible subsets of Envoy's API (ext_authz, access logs) for the auth service.
+mapfile -t envoy_files < <(cd protos && find envoy_api -name '*.proto' | sort)
+"$VENV/bin/python" -m grpc_tools.protoc -Iprotos \
+  --python_out=gen.tmp/python --pyi_out=gen.tmp/python --grpc_python_out=gen.tmp/python \
+  "${envoy_files[@]/#/protos/}"
 # Packages for the generated tree (protoc does not write __init__.py files).
-find gen.tmp/python/ragline -type d -exec touch {}/__init__.py \;
+find gen.tmp/python/ragline gen.tmp/python/envoy_api -type d -exec touch {}/__init__.py \;
+# The OpenAPI document of the REST API, from the google.api.http annotations
+# (grpc-gateway's protoc-gen-openapiv2, pinned in scripts/install_go_tools.sh).
+[ -x .bin/protoc-gen-openapiv2 ] || BIN="$PWD/.bin" scripts/install_go_tools.sh protoc-gen-openapiv2
+"$VENV/bin/buf" generate --template buf.gen.yaml --path protos/ragline
+"$VENV/bin/python" services/auth/ragline_auth/openapi.py gen.tmp/openapi/ragline.swagger.json
 rm -rf gen && mv gen.tmp gen
 # Make the generated tree importable from the venv.
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

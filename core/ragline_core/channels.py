@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from ragline_core.interceptors import DeadlineClientInterceptor
+from ragline_core.interceptors import deadline_interceptors
 from ragline_core.settings import CoreSettings
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -22,5 +22,5 @@ def service_channel(settings: CoreSettings, service: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         settings.service_addr(service),
         options=CHANNEL_OPTIONS,
-        interceptors=[DeadlineClientInterceptor(settings.REQUEST_TIMEOUT)],  # type: ignore[list-item]
+        interceptors=deadline_interceptors(settings.REQUEST_TIMEOUT),
     )

@@ -23,3 +23,10 @@ def tenant_of(context: Context) -> str:
         if key == TENANT_HEADER and isinstance(value, str) and _TENANT_RE.match(value):
             return value
     return DEFAULT_TENANT
+
+
+def tenant_of_header(value: str | None) -> str:
+    """The tenant from a trusted HTTP header value (services' own HTTP endpoints)."""
+    if value and _TENANT_RE.match(value):
+        return value
+    return DEFAULT_TENANT

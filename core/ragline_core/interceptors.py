@@ -152,10 +152,7 @@ def _begin(context: Context) -> float:
     return time.perf_counter()
 
 
-class DeadlineClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-):
+class _DeadlineDetails:
     """Gives every outgoing call the caller's remaining time (capped by the default)."""
 
     def __init__(self, default_timeout: float) -> None:
@@ -172,12 +169,23 @@ class DeadlineClientInterceptor(
             wait_for_ready=details.wait_for_ready,
         )
 
+
+# grpc.aio files an interceptor under the first call type it implements, so each call type
+# needs its own object.
+class _UnaryUnaryDeadline(_DeadlineDetails, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_unary(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), request)
 
+
+class _UnaryStreamDeadline(_DeadlineDetails, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]
     async def intercept_unary_stream(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
         return await continuation(self._details(client_call_details), request)
+
+
+def deadline_interceptors(default_timeout: float) -> list[Any]:
+    """Client interceptors that carry the caller's deadline on unary and streaming calls."""
+    return [_UnaryUnaryDeadline(default_timeout), _UnaryStreamDeadline(default_timeout)]

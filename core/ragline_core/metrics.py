@@ -13,6 +13,7 @@ import os
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     start_http_server,
 )
@@ -61,6 +62,26 @@ EMBEDDED_TEXTS = Counter(
     "ragline_embedded_texts_total",
     "Texts embedded, by model and whether they came from the cache.",
     ["model", "source"],
+)
+INGEST_DOCUMENTS = Counter(
+    "ragline_ingest_documents_total",
+    "Documents processed by ingest jobs, by outcome (done, unchanged, failed).",
+    ["outcome"],
+)
+INGEST_CHUNKS = Counter("ragline_ingest_chunks_total", "Chunks written by ingest jobs.")
+INGEST_JOBS = Counter(
+    "ragline_ingest_jobs_total", "Ingest jobs finished, by final state.", ["state"]
+)
+INGEST_JOB_DURATION = Histogram(
+    "ragline_ingest_job_duration_seconds",
+    "Time from an ingest job's creation to its end.",
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 10800),
+)
+INDEX_CHUNKS = Gauge(
+    "ragline_index_chunks",
+    "Searchable chunks in a retriever replica's index, per collection.",
+    ["tenant", "collection"],
+    multiprocess_mode="max",
 )
 
 

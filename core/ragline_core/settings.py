@@ -58,14 +58,22 @@ class CoreSettings(BaseSettings):
     RETRIEVER_ADDR: str = "127.0.0.1:50052"
     CHAT_ADDR: str = "127.0.0.1:50053"
     INGEST_ADDR: str = "127.0.0.1:50054"
+    AUTH_ADDR: str = "127.0.0.1:50055"
     METRICS_HOST: str = "127.0.0.1"
     EMBEDDER_METRICS_PORT: int = Field(default=9101, ge=1, le=65535)
     RETRIEVER_METRICS_PORT: int = Field(default=9102, ge=1, le=65535)
     CHAT_METRICS_PORT: int = Field(default=9103, ge=1, le=65535)
     INGEST_METRICS_PORT: int = Field(default=9104, ge=1, le=65535)
+    AUTH_METRICS_PORT: int = Field(default=9105, ge=1, le=65535)
 
     OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
     OTEL_SERVICE_NAMESPACE: str = "ragline"
+
+    # Dense vectors: "local" (each retriever holds an in-memory index) or "atlas" (MongoDB
+    # Atlas Vector Search over the chunks collection; see docs/retrieval.md).
+    VECTOR_BACKEND: Literal["local", "atlas"] = "local"
+    ATLAS_VECTOR_INDEX: str = "ragline_chunks_vector"
+    ATLAS_NUM_CANDIDATES_FACTOR: int = Field(default=10, ge=1, le=100)
 
     # On SIGTERM: report NOT_SERVING for DRAIN_DELAY seconds so load balancers stop
     # sending, then wait up to SHUTDOWN_GRACE seconds for in-flight calls.

@@ -20,7 +20,7 @@ from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
 from ragline_core.errors import UnavailableError
 from ragline_core.rpc_types import Context
 
-SERVICES = ("embedder", "retriever", "chat", "ingest")
+SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
 SERVING = "SERVING"
 NOT_SERVING = "NOT_SERVING"
 # A component that is optional and switched off (e.g. a paid provider without a key).

@@ -16,8 +16,7 @@ INSTALL_SCRIPT = ROOT / "scripts" / "install-deploy-tools.sh"
 
 
 def _steps(job: dict[str, Any]) -> str:
-    return "\n".join(str(step.get("run", "")) + str(step.get("uses", ""))
-                     for step in job["steps"])
+    return "\n".join(str(step.get("run", "")) + str(step.get("uses", "")) for step in job["steps"])
 
 
 def test_actionlint() -> None:
@@ -36,17 +35,25 @@ def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
 
 
 def test_workflow_schema() -> None:
-    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                  *map(str, WORKFLOWS)])
+    result = run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, WORKFLOWS),
+        ]
+    )
     assert result.returncode == 0, output(result)
 
 
 def test_workflow_schema_rejects_a_bad_key(tmp_path: Path) -> None:
     bad = tmp_path / "ci.yml"
-    bad.write_text(CI.read_text().replace("    runs-on: ubuntu-24.04\n",
-                                          "    runs_on: ubuntu-24.04\n", 1))
-    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                  str(bad)])
+    bad.write_text(
+        CI.read_text().replace("    runs-on: ubuntu-24.04\n", "    runs_on: ubuntu-24.04\n", 1)
+    )
+    result = run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad)]
+    )
     assert result.returncode != 0, output(result)
 
 

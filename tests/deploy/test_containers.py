@@ -31,8 +31,11 @@ class Stage:
 
 def parse_dockerfile(text: str) -> list[Stage]:
     """Stages with their instructions (continuation lines joined, comments dropped)."""
-    joined = re.sub(r"\\\n\s*", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    joined = re.sub(
+        r"\\\n\s*",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     stages: list[Stage] = []
     for line in joined.splitlines():
         if not line.strip():
@@ -61,8 +64,7 @@ def effective(stages: list[Stage], target: str, keyword: str) -> str | None:
 
 
 def test_hadolint() -> None:
-    result = run([tool("hadolint"), "--config", str(HADOLINT_CONFIG),
-                  *map(str, DOCKERFILES)])
+    result = run([tool("hadolint"), "--config", str(HADOLINT_CONFIG), *map(str, DOCKERFILES)])
     assert result.returncode == 0, output(result)
 
 
@@ -75,8 +77,18 @@ def test_hadolint_rejects_a_sloppy_dockerfile(tmp_path: Path) -> None:
 
 
 def test_checkov_dockerfiles() -> None:
-    result = run([tool("checkov"), "--skip-download", "--compact", "--quiet",
-                  "--framework", "dockerfile", "-d", str(ROOT / "docker")])
+    result = run(
+        [
+            tool("checkov"),
+            "--skip-download",
+            "--compact",
+            "--quiet",
+            "--framework",
+            "dockerfile",
+            "-d",
+            str(ROOT / "docker"),
+        ]
+    )
     assert result.returncode == 0, output(result)
 
 
@@ -126,8 +138,11 @@ def test_build_snippets_use_existing_apis() -> None:
     checked = 0
     for snippet in snippets:
         for node in ast.walk(ast.parse(snippet)):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-                    "ragline"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("ragline")
+            ):
                 module = importlib.import_module(node.module)
                 for alias in node.names:
                     assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
@@ -145,23 +160,27 @@ def test_dockerignore() -> None:
 
 # --- compose ------------------------------------------------------------------------------------
 
+
 def _compose() -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
     return doc
 
 
 def test_compose_schema() -> None:
-    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                  str(COMPOSE)])
+    result = run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)]
+    )
     assert result.returncode == 0, output(result)
 
 
 def test_compose_schema_rejects_a_typo(tmp_path: Path) -> None:
     bad = tmp_path / "docker-compose.yml"
-    bad.write_text(COMPOSE.read_text().replace("    restart: unless-stopped\n",
-                                               "    restrat: unless-stopped\n", 1))
-    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                  str(bad)])
+    bad.write_text(
+        COMPOSE.read_text().replace(
+            "    restart: unless-stopped\n", "    restrat: unless-stopped\n", 1
+        )
+    )
+    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(bad)])
     assert result.returncode != 0, output(result)
 
 
@@ -175,8 +194,11 @@ def test_compose_stack() -> None:
         if "build" not in service:
             tag = service["image"].rpartition(":")[2]
             assert tag and tag != "latest" and "/" not in tag, (name, service["image"])
-    aliases = {a.split(":")[0] for a in generate.ENVOY_ARGS if a.endswith(tuple(
-        str(p) for p in SERVICE_PORTS.values()))}
+    aliases = {
+        a.split(":")[0]
+        for a in generate.ENVOY_ARGS
+        if a.endswith(tuple(str(p) for p in SERVICE_PORTS.values()))
+    }
     for name, port in SERVICE_PORTS.items():
         service = services[name]
         assert service["build"]["target"] == name

@@ -18,18 +18,18 @@ ENVOY = Path(sys.executable).parent / "envoy"
 
 def test_envoy_config_is_rendered_from_the_template() -> None:
     assert generate.ENVOY_CONFIG.read_text() == generate.envoy_config_text(), (
-        "k8s/base/envoy/envoy.yaml is stale: run .venv/bin/python tests/deploy/generate.py "
-        "--write")
+        "k8s/base/envoy/envoy.yaml is stale: run .venv/bin/python tests/deploy/generate.py --write"
+    )
 
 
 def test_prometheus_rule_matches_alerts() -> None:
     assert generate.PROMETHEUS_RULE.read_text() == generate.prometheus_rule_text(), (
         "k8s/base/monitoring/prometheusrule.yaml is stale: run .venv/bin/python "
-        "tests/deploy/generate.py --write")
+        "tests/deploy/generate.py --write"
+    )
 
 
-def test_generate_check_mode_reports_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_generate_check_mode_reports_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stale = tmp_path / "prometheusrule.yaml"
     stale.write_text("old\n")
     monkeypatch.setattr(generate, "expected", lambda: {stale: "new\n"})
@@ -50,7 +50,18 @@ def test_committed_envoy_config_validates(tmp_path: Path) -> None:
     assert "/etc/envoy/ragline.binpb" in config
     local = tmp_path / "envoy.yaml"
     local.write_text(config.replace("/etc/envoy/ragline.binpb", str(DESCRIPTOR)))
-    result = run([str(ENVOY), "--mode", "validate", "-c", str(local), "--disable-hot-restart",
-                  "--log-level", "warn"], timeout=120)
+    result = run(
+        [
+            str(ENVOY),
+            "--mode",
+            "validate",
+            "-c",
+            str(local),
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+        ],
+        timeout=120,
+    )
     assert result.returncode == 0, output(result)
     assert "OK" in result.stdout + result.stderr

@@ -60,9 +60,12 @@ def test_promtool_check_config() -> None:
 
 def test_promtool_rejects_a_broken_expression(tmp_path: Path) -> None:
     broken = tmp_path / "alerts.yml"
-    broken.write_text(ALERTS.read_text().replace(
-        "sum(increase(ragline_cost_usd_total[1h])) > 50",
-        "sum(increase(ragline_cost_usd_total[1h]) > 50"))
+    broken.write_text(
+        ALERTS.read_text().replace(
+            "sum(increase(ragline_cost_usd_total[1h])) > 50",
+            "sum(increase(ragline_cost_usd_total[1h]) > 50",
+        )
+    )
     assert broken.read_text() != ALERTS.read_text()
     result = run([tool("promtool"), "check", "rules", str(broken)])
     assert result.returncode != 0, output(result)
@@ -71,9 +74,12 @@ def test_promtool_rejects_a_broken_expression(tmp_path: Path) -> None:
 def test_promtool_unit_tests_catch_a_wrong_threshold(tmp_path: Path) -> None:
     """The unit tests are not vacuous: a cost alert at $70/hour no longer fires on $60."""
     shutil.copy(PROM_DIR / "alerts_test.yml", tmp_path / "alerts_test.yml")
-    (tmp_path / "alerts.yml").write_text(ALERTS.read_text().replace(
-        "sum(increase(ragline_cost_usd_total[1h])) > 50",
-        "sum(increase(ragline_cost_usd_total[1h])) > 70"))
+    (tmp_path / "alerts.yml").write_text(
+        ALERTS.read_text().replace(
+            "sum(increase(ragline_cost_usd_total[1h])) > 50",
+            "sum(increase(ragline_cost_usd_total[1h])) > 70",
+        )
+    )
     result = run([tool("promtool"), "test", "rules", str(tmp_path / "alerts_test.yml")])
     assert result.returncode != 0, output(result)
     assert "RaglineHighCost" in result.stdout + result.stderr
@@ -88,8 +94,10 @@ def test_required_alerts_and_thresholds() -> None:
 
 def test_every_alert_has_labels_annotations_and_a_runbook() -> None:
     doc = OBSERVABILITY_DOC.read_text()
-    anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
-               for h in re.findall(r"^#+ (.+)$", doc, flags=re.MULTILINE)}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", doc, flags=re.MULTILINE)
+    }
     for rule in _rules():
         name = rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning"), name
@@ -128,16 +136,22 @@ def test_dashboard_covers_every_exported_family() -> None:
 
 
 def test_metric_name_extraction() -> None:
-    expr = ('histogram_quantile(0.95, sum by (le, method) (rate(ragline_rpc_duration_seconds_'
-            'bucket{service=~"$service", method!~"/grpc[.].*"}[$__rate_interval])))'
-            ' / on (service) group_left(code) sum without (instance) (up offset 5m) * 1e3'
-            ' and ignoring(job) ragline_rpc_request_total > bool 2')
-    assert promql_metric_names(expr) == {"ragline_rpc_duration_seconds_bucket", "up",
-                                         "ragline_rpc_request_total"}
+    expr = (
+        "histogram_quantile(0.95, sum by (le, method) (rate(ragline_rpc_duration_seconds_"
+        'bucket{service=~"$service", method!~"/grpc[.].*"}[$__rate_interval])))'
+        " / on (service) group_left(code) sum without (instance) (up offset 5m) * 1e3"
+        " and ignoring(job) ragline_rpc_request_total > bool 2"
+    )
+    assert promql_metric_names(expr) == {
+        "ragline_rpc_duration_seconds_bucket",
+        "up",
+        "ragline_rpc_request_total",
+    }
     # A typo is caught by the known-names check.
     assert "ragline_rpc_request_total" not in KNOWN
     assert alert_expressions({"groups": [{"rules": [{"alert": "X", "expr": "foo > 1"}]}]}) == [
-        "foo > 1"]
+        "foo > 1"
+    ]
 
 
 def _dashboard() -> dict[str, Any]:
@@ -149,8 +163,16 @@ def test_dashboard_structure() -> None:
     board = _dashboard()
     assert board["uid"] == "ragline-overview"
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["Overview", "Traffic", "Latency", "Errors", "Tokens and cost", "Caches",
-                    "Ingest and index", "Resources"]
+    assert rows == [
+        "Overview",
+        "Traffic",
+        "Latency",
+        "Errors",
+        "Tokens and cost",
+        "Caches",
+        "Ingest and index",
+        "Resources",
+    ]
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))
     variables = {v["name"] for v in board["templating"]["list"]}

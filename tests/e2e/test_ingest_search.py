@@ -386,3 +386,39 @@ async def test_search_cache_never_serves_stale_hits(api):
     await ingest(api, name, [{"title": "b", "content": "zebras are striped horses"}])
     second = await search(api, name, "zebras", mode="keyword")
     assert len(second["hits"]) == 2
+
+
+async def test_document_over_the_size_limit_and_too_many_documents_are_400(api):
+    big = {
+        "documents": [
+            {"title": "ok", "content": "fine"},
+            {"title": "big", "content": "x" * 50_001},
+        ],
+        "collection": "c",
+    }
+    body = error_body(await api.post("/api/v1/ingest", json=big), 400)
+    assert "documents[1].content" in body["message"]
+    assert reason_of(body) == "DOCUMENT_TOO_LARGE"
+    many = {
+        "documents": [{"title": "t", "content": f"doc {i}"} for i in range(201)],
+        "collection": "c",
+    }
+    body = error_body(await api.post("/api/v1/ingest", json=many), 400)
+    assert reason_of(body) == "TOO_MANY_DOCUMENTS" and "200" in body["message"]
+
+
+async def test_watch_job_streams_progress_over_grpc(api, gateway_channel):
+    from ragline.ingest.v1 import ingest_service_pb2 as ingest_pb
+    from ragline.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
+
+    name = collection_name()
+    docs = [{"title": f"w{i}", "content": f"Watched document {i}. " * 40} for i in range(30)]
+    job_id = (await ingest(api, name, docs))["job_id"]
+    stub = ingest_grpc.IngestServiceStub(gateway_channel)
+    updates = [
+        u.job async for u in stub.WatchJob(ingest_pb.WatchJobRequest(job_id=job_id), timeout=120)
+    ]
+    assert updates[-1].state == ingest_pb.JOB_STATE_SUCCEEDED
+    assert updates[-1].documents_done == 30
+    done = [u.documents_done for u in updates]
+    assert done == sorted(done)  # progress only moves forward

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
@@ -144,3 +145,35 @@ async def test_sigterm_drains_in_flight_calls(stack, fake_voyage, tmp_path):
             assert await asyncio.to_thread(proc.wait, 20) == 0
     finally:
         fake_voyage.reset()
+
+
+def workers_of(pid: int) -> list[str]:
+    """Worker processes the supervisor spawned (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    cmdlines = [Path(f"/proc/{c}/cmdline").read_bytes().decode() for c in children]
+    return [c for c in cmdlines if "spawn_main" in c and "resource_tracker" not in c]
+
+
+async def test_api_workers_share_the_port_and_merge_their_metrics(stack, tmp_path):
+    port, metrics_port = free_port(), free_port()
+    with extra_service(
+        stack, "embedder", port, metrics_port, tmp_path / "workers.log", API_WORKERS="2"
+    ) as proc:
+        assert len(await asyncio.to_thread(workers_of, proc.pid)) == 2
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.EmbedderServiceStub(channel)
+            for i in range(6):
+                await stub.CreateEmbeddings(pb.CreateEmbeddingsRequest(text=f"w{i}"), timeout=30)
+        text = await asyncio.to_thread(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+            )
+        )
+        counted = [
+            line
+            for line in text.splitlines()
+            if line.startswith("ragline_rpc_requests_total{")
+            and "CreateEmbeddings" in line
+            and 'code="OK"' in line
+        ]
+        assert counted and float(counted[0].split()[-1]) == 6.0

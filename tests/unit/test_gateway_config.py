@@ -22,9 +22,12 @@ def config(**overrides) -> GatewayConfig:
         service_addrs={
             s: f"127.0.0.1:{p}"
             for s, p in zip(
-                ("embedder", "retriever", "chat", "ingest"), range(50051, 50055), strict=True
+                ("embedder", "retriever", "chat", "ingest", "auth"),
+                range(50051, 50056),
+                strict=True,
             )
-        },
+        }
+        | {"chat_http": "127.0.0.1:50063"},
         request_timeout_s=30,
     )
     values.update(overrides)

@@ -18,7 +18,13 @@ def config_from_env() -> StackConfig:
     cfg.admin_port = int(os.environ.get("ENVOY_ADMIN_PORT", cfg.admin_port))
     cfg.request_timeout_s = float(os.environ.get("REQUEST_TIMEOUT", cfg.request_timeout_s))
     cfg.database = os.environ.get("MONGODB_DATABASE", cfg.database)
-    for name, port in (("MONGO_PORT", "mongo_port"), ("REDIS_PORT", "redis_port")):
+    if os.environ.get("CORS_ORIGINS"):
+        cfg.cors_origins = list(json.loads(os.environ["CORS_ORIGINS"]))
+    for name, port in (
+        ("MONGO_PORT", "mongo_port"),
+        ("REDIS_PORT", "redis_port"),
+        ("RATELIMIT_PORT", "ratelimit_port"),
+    ):
         if name in os.environ:
             setattr(cfg, port, int(os.environ[name]))
     for service in list(cfg.service_ports):

@@ -14,9 +14,23 @@ from typing import Any
 
 import yaml
 
+from ragline_stack import gateway
+
 TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "envoy.yaml.tmpl"
-SERVICES = ("embedder", "retriever", "chat", "ingest")
+SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
 ERROR_DOMAIN = "ragline.dev"
+# The chat service's HTTP port (WebSocket chat, OpenAI-compatible API): HTTP/1.1 upstream.
+CHAT_HTTP = "chat_http"
+
+# The scope a route needs unless it says otherwise (scopes: see ragline_auth.scopes).
+CLUSTER_SCOPES = {
+    "embedder": "embeddings",
+    "retriever": "search",
+    "chat": "chat",
+    "ingest": "ingest",
+    "auth": "admin",
+    "system": "authenticated",
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,21 @@ class Route:
     cluster: str
     # Streams must not be cut by the default 15 s route timeout.
     streaming: bool = False
+    # Chat routes: a small body cap (413 above chat_max_request_bytes).
+    chat_body: bool = False
+    # WebSocket upgrade allowed (and the buffer filter off, so frames flow).
+    websocket: bool = False
+    # A Lua script from envoy/ run on this route (the chat stream switch).
+    lua: str | None = None
+    # The scope a caller needs (default: the cluster's, CLUSTER_SCOPES); "authenticated"
+    # needs any valid credential, "api_key_only" an API key (not a JWT).
+    scope: str | None = None
+    # Public routes skip authentication and rate limits (documents, keys for JWTs).
+    public: bool = False
+
+    @property
+    def needs(self) -> str:
+        return self.scope or CLUSTER_SCOPES.get(self.cluster, "authenticated")
 
 
 # REST routes; the order matters where prefixes overlap.
@@ -35,13 +64,49 @@ REST_ROUTES = (
     Route({"path": "/api/v1/embedding-models"}, "embedder"),
     Route({"path": "/api/v1/search"}, "retriever"),
     Route({"safe_regex": {"regex": "^/api/v1/collections/[^/]+/suggestions$"}}, "retriever"),
-    Route({"path": "/api/v1/chat:stream"}, "chat", streaming=True),
-    Route({"path": "/api/v1/chat"}, "chat"),
+    Route({"path": "/api/v1/chat/ws"}, CHAT_HTTP, streaming=True, websocket=True, scope="chat"),
+    Route(
+        {"path": "/api/v1/chat:stream"},
+        "chat",
+        streaming=True,
+        chat_body=True,
+        lua="chat_stream_switch.lua",
+    ),
+    Route({"path": "/api/v1/chat"}, "chat", chat_body=True, lua="chat_stream_switch.lua"),
+    Route({"path": "/api/v1/chat-models"}, "chat"),
+    Route({"path": "/api/v1/conversations"}, "chat"),
+    Route({"prefix": "/api/v1/conversations/"}, "chat"),
+    # OpenAI-compatible API (served by the chat service's HTTP port).
+    Route(
+        {"path": "/v1/chat/completions"}, CHAT_HTTP, streaming=True, chat_body=True, scope="chat"
+    ),
+    Route({"path": "/v1/models"}, CHAT_HTTP, scope="chat"),
     Route({"path": "/api/v1/ingest"}, "ingest"),
     Route({"safe_regex": {"regex": "^/api/v1/jobs/[^/]+:watch$"}}, "ingest", streaming=True),
     Route({"prefix": "/api/v1/jobs/"}, "ingest"),
     Route({"path": "/api/v1/collections"}, "ingest"),
     Route({"prefix": "/api/v1/collections/"}, "ingest"),
+    # Gateway: keys, tokens, usage, public documents (served by the auth service).
+    Route({"path": "/api/v1/tokens"}, "auth", scope="api_key_only"),
+    Route({"path": "/api/v1/keys"}, "auth"),
+    Route({"prefix": "/api/v1/keys/"}, "auth"),
+    Route({"path": "/api/v1/analytics/usage"}, "auth", scope="analytics"),
+    Route({"path": "/.well-known/jwks.json"}, "auth", public=True),
+    Route({"path": "/openapi.json"}, "auth", public=True),
+    Route({"path": "/docs"}, "auth", public=True),
+)
+
+# Native gRPC: method-path prefixes, their cluster and scope (the first match wins).
+GRPC_ROUTES = (
+    ("/ragline.embedder.v1.", "embedder", "embeddings"),
+    ("/ragline.retriever.v1.", "retriever", "search"),
+    ("/ragline.chat.v1.", "chat", "chat"),
+    ("/ragline.ingest.v1.", "ingest", "ingest"),
+    ("/ragline.auth.v1.AuthService/CreateToken", "auth", "api_key_only"),
+    ("/ragline.auth.v1.", "auth", "admin"),
+    ("/ragline.analytics.v1.", "auth", "analytics"),
+    ("/ragline.system.v1.", "system", "authenticated"),
+    ("/grpc.health.v1.Health/", "system", "authenticated"),
 )
 
 # Envoy's own replies as google.rpc.Status JSON: HTTP status → (gRPC code, reason).
@@ -62,7 +127,10 @@ LOCAL_REPLY_CODES = {
 }
 
 # Replies whose Envoy body is empty get a message of their own.
-MESSAGES = {404: "no such endpoint: %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"}
+MESSAGES = {
+    404: "no such endpoint: %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    429: "rate limit reached; retry after the number of seconds in Retry-After",
+}
 
 
 @dataclass(frozen=True)
@@ -75,8 +143,29 @@ class GatewayConfig:
     service_addrs: dict[str, str]  # "embedder" -> "host:port"
     request_timeout_s: float
     max_request_bytes: int = 4 * 1024 * 1024
+    # Body cap of the chat routes: a chat message over it gets 413.
+    chat_max_request_bytes: int = 64 * 1024
     listen_host: str = "127.0.0.1"
     health_check_interval_s: float = 2.0
+    # envoyproxy/ratelimit (gRPC) for the global limits.
+    ratelimit_addr: str = "127.0.0.1:8081"
+    # Browser origins allowed by CORS (CORS_ORIGINS).
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    # Per-instance burst bucket (local_ratelimit): capacity and refill per second.
+    burst_max_tokens: int = 2000
+    burst_tokens_per_s: int = 1000
+    # JWTs: issuer and audience the auth service signs with (AuthSettings).
+    jwt_issuer: str = "ragline"
+    jwt_audience: str = "ragline-api"
+    # False: no authentication, rate limits or usage logs (a benchmark baseline only).
+    auth_enabled: bool = True
+    # False: no global rate limits (envoyproxy/ratelimit).
+    ratelimit_enabled: bool = True
+    # False: no usage access logs to the auth service.
+    usage_logging: bool = True
+    # OTLP/gRPC collector ("host:port" or a URL): the gateway starts each request's trace
+    # there, and the services continue it (OTEL_EXPORTER_OTLP_ENDPOINT).
+    otlp_endpoint: str | None = None
 
 
 def render(cfg: GatewayConfig) -> str:
@@ -85,10 +174,13 @@ def render(cfg: GatewayConfig) -> str:
         "ENVOY_LISTEN_HOST": cfg.listen_host,
         "API_PORT": str(cfg.api_port),
         "MAX_REQUEST_BYTES": str(cfg.max_request_bytes),
+        "CONNECTION_BUFFER_BYTES": str(cfg.max_request_bytes + 64 * 1024),
         "DESCRIPTOR_PATH": str(cfg.descriptor_path),
         "LOCAL_REPLY_MAPPERS": _block(_local_reply_mappers(), 20),
         "ROUTES": _block(_routes(cfg), 24),
         "CLUSTERS": _block(_clusters(cfg), 4),
+        "TRACING": _block([_tracing(cfg)], 16)[18:] if cfg.otlp_endpoint else "",
+        **gateway.template_values(cfg),
     }
     return string.Template(TEMPLATE.read_text()).substitute(values)
 
@@ -154,27 +246,55 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
     ]
     for route in REST_ROUTES:
         entry: dict[str, Any] = {
+            "name": gateway.route_name(route.match),
             "match": route.match,
             "route": _rest_action(route.cluster, route, cfg),
         }
         if not route.streaming:
             entry["request_headers_to_add"] = [deadline_header]
-        routes.append(entry)
+        _chat_extras(entry, route, cfg)
+        routes.append(gateway.protect(entry, None if route.public else route.needs, cfg))
     # Native gRPC: the client's own grpc-timeout is the deadline.
-    grpc_prefixes = [(f"/ragline.{s}.v1.", s) for s in SERVICES]
-    grpc_prefixes += [("/ragline.system.v1.", "system"), ("/grpc.health.v1.Health/", "system")]
-    for prefix, cluster in grpc_prefixes:
-        routes.append(
-            {
-                "match": {"prefix": prefix, "grpc": {}},
-                "route": {
-                    "cluster": cluster,
-                    "timeout": "0s",
-                    "max_stream_duration": {"grpc_timeout_header_max": "0s"},
-                },
-            }
-        )
+    for prefix, cluster, scope in GRPC_ROUTES:
+        entry = {
+            "name": prefix,
+            "match": {"prefix": prefix, "grpc": {}},
+            "route": {
+                "cluster": cluster,
+                "timeout": "0s",
+                "max_stream_duration": {"grpc_timeout_header_max": "0s"},
+            },
+        }
+        routes.append(gateway.protect(entry, scope, cfg))
+    # /health stays public; /metrics too (Prometheus scrapes it; it holds no tenant data).
+    for entry in routes[:2]:
+        gateway.protect(entry, None, cfg)
+    routes.append(gateway.catch_all(cfg))
     return routes
+
+
+def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> None:
+    """Per-route filter settings of the chat routes (body cap, Lua, WebSocket)."""
+    per_filter: dict[str, Any] = {}
+    buffer_type = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
+    if route.chat_body:
+        per_filter["envoy.filters.http.buffer"] = {
+            "@type": buffer_type,
+            "buffer": {"max_request_bytes": cfg.chat_max_request_bytes},
+        }
+    if route.websocket:
+        per_filter["envoy.filters.http.buffer"] = {"@type": buffer_type, "disabled": True}
+        entry["route"]["upgrade_configs"] = [{"upgrade_type": "websocket"}]
+    if route.lua:
+        per_filter["envoy.filters.http.lua"] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+            "source_code": {
+                "inline_string": f"local MAX_BODY_BYTES = {cfg.chat_max_request_bytes}\n"
+                + (TEMPLATE.parent / route.lua).read_text()
+            },
+        }
+    if per_filter:
+        entry.setdefault("typed_per_filter_config", {}).update(per_filter)
 
 
 def _endpoint(addr: str) -> dict[str, Any]:
@@ -212,9 +332,51 @@ def _cluster(name: str, addrs: list[str], cfg: GatewayConfig) -> dict[str, Any]:
     }
 
 
+def _otlp_addr(endpoint: str) -> str:
+    """host:port of an OTLP endpoint given as a URL or as host:port."""
+    return endpoint.split("://", 1)[-1].rstrip("/")
+
+
+def _tracing(cfg: GatewayConfig) -> dict[str, Any]:
+    """HCM tracing: every request starts (or continues) a W3C trace exported over OTLP."""
+    return {
+        "tracing": {
+            "random_sampling": {"value": 100},
+            "provider": {
+                "name": "envoy.tracers.opentelemetry",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                    "grpc_service": {
+                        "envoy_grpc": {"cluster_name": "otel_collector"},
+                        "timeout": "2s",
+                    },
+                    "service_name": "ragline-gateway",
+                },
+            },
+        }
+    }
+
+
 def _clusters(cfg: GatewayConfig) -> list[dict[str, Any]]:
     clusters = [_cluster(s, [cfg.service_addrs[s]], cfg) for s in SERVICES]
+    if cfg.otlp_endpoint:
+        collector = _cluster("otel_collector", [_otlp_addr(cfg.otlp_endpoint)], cfg)
+        del collector["health_checks"]
+        clusters.append(collector)
     clusters.append(_cluster("system", [cfg.service_addrs[s] for s in SERVICES], cfg))
+    if CHAT_HTTP in cfg.service_addrs:
+        chat_http = _cluster(CHAT_HTTP, [cfg.service_addrs[CHAT_HTTP]], cfg)
+        # Plain HTTP/1.1 (WebSocket upgrades), checked by TCP connect.
+        del chat_http["typed_extension_protocol_options"]
+        chat_http["health_checks"][0].pop("grpc_health_check")
+        chat_http["health_checks"][0]["tcp_health_check"] = {}
+        clusters.append(chat_http)
+    if cfg.auth_enabled and cfg.ratelimit_enabled:
+        ratelimit = _cluster("ratelimit", [cfg.ratelimit_addr], cfg)
+        del ratelimit["health_checks"]
+        clusters.append(ratelimit)
+    if cfg.auth_enabled:
+        clusters.append(gateway.self_cluster(cfg))
     return clusters
 
 
@@ -250,6 +412,7 @@ def _local_reply_mappers() -> list[dict[str, Any]]:
             "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}},
         }
     ]
+    mappers += gateway.auth_reply_mappers()
     for status, (code, reason) in LOCAL_REPLY_CODES.items():
         mappers.append(
             {
@@ -261,6 +424,7 @@ def _local_reply_mappers() -> list[dict[str, Any]]:
                         }
                     }
                 },
+                **gateway.reply_headers(status),
                 "body_format_override": {
                     "json_format": {
                         "code": code,
@@ -283,6 +447,7 @@ def _local_reply_mappers() -> list[dict[str, Any]]:
 def main() -> None:
     """python -m ragline_stack.envoy_config: renders a config for containers/Kubernetes."""
     import argparse
+    import json
 
     parser = argparse.ArgumentParser(description="Render the ragline Envoy config")
     parser.add_argument("--listen-host", default="0.0.0.0")  # noqa: S104 - in a container
@@ -291,7 +456,13 @@ def main() -> None:
     parser.add_argument("--descriptor", default="/etc/envoy/ragline.binpb")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
-    for service, port in zip(SERVICES, range(50051, 50055), strict=True):
+    parser.add_argument("--ratelimit", default="ratelimit:8081", help="host:port of ratelimit")
+    parser.add_argument(
+        "--cors-origins", default='["http://localhost:3000"]', help="JSON list (CORS_ORIGINS)"
+    )
+    parser.add_argument("--chat-http", default="chat:50063", help="host:port of chat's HTTP")
+    parser.add_argument("--otlp-endpoint", default=None, help="OTLP/gRPC collector for traces")
+    for service, port in zip(SERVICES, range(50051, 50056), strict=True):
         parser.add_argument(
             f"--{service}", default=f"{service}:{port}", help=f"host:port of the {service} service"
         )
@@ -302,10 +473,16 @@ def main() -> None:
                 api_port=args.api_port,
                 admin_port=args.admin_port,
                 descriptor_path=Path(args.descriptor),
-                service_addrs={s: getattr(args, s) for s in SERVICES},
+                service_addrs={
+                    **{s: getattr(args, s) for s in SERVICES},
+                    CHAT_HTTP: args.chat_http,
+                },
                 request_timeout_s=args.request_timeout,
                 max_request_bytes=args.max_request_bytes,
                 listen_host=args.listen_host,
+                ratelimit_addr=args.ratelimit,
+                cors_origins=tuple(json.loads(args.cors_origins)),
+                otlp_endpoint=args.otlp_endpoint,
             )
         ),
         end="",

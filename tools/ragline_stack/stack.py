@@ -7,6 +7,7 @@ a pid file, so `make stop` (or a second `make run`) finds what an earlier run st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -20,7 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ragline_stack.envoy_config import SERVICES, GatewayConfig, render
+import yaml
+
+from ragline_stack.envoy_config import CHAT_HTTP, SERVICES, GatewayConfig, render
+from ragline_stack.gateway import ratelimit_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -41,11 +45,25 @@ class StackConfig:
             "retriever": 50052,
             "chat": 50053,
             "ingest": 50054,
+            "auth": 50055,
         }
     )
     metrics_ports: dict[str, int] = field(
-        default_factory=lambda: {"embedder": 9101, "retriever": 9102, "chat": 9103, "ingest": 9104}
+        default_factory=lambda: {
+            "embedder": 9101,
+            "retriever": 9102,
+            "chat": 9103,
+            "ingest": 9104,
+            "auth": 9105,
+        }
     )
+    # envoyproxy/ratelimit: gRPC (for Envoy), HTTP and debug ports.
+    ratelimit_port: int = 8081
+    ratelimit_http_port: int = 8082
+    ratelimit_debug_port: int = 6070
+    cors_origins: list[str] = field(default_factory=lambda: ["http://localhost:3000"])
+    # The chat service's HTTP port (WebSocket chat, OpenAI-compatible API).
+    chat_http_port: int = 50063
     database: str = "rag_production"
     request_timeout_s: float = 30.0
     max_request_bytes: int = 4 * 1024 * 1024
@@ -83,6 +101,7 @@ class StackConfig:
         for name in SERVICES:
             env[f"{name.upper()}_ADDR"] = self.service_addr(name)
             env[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name])
+        env["CHAT_HTTP_ADDR"] = f"127.0.0.1:{self.chat_http_port}"
         env.update(self.service_env)
         return env
 
@@ -92,6 +111,13 @@ def ferretdb_binary() -> str:
         if candidate and Path(candidate).exists():
             return str(candidate)
     raise SystemExit("ferretdb not found: run `make setup` (go install of FerretDB v1.24.2)")
+
+
+def ratelimit_binary() -> str:
+    found = ROOT / ".bin" / "ratelimit"
+    if not found.exists():
+        raise SystemExit("ratelimit not found: run `make setup` (scripts/install_go_tools.sh)")
+    return str(found)
 
 
 def redis_binary() -> str:
@@ -143,7 +169,7 @@ class Stack:
         return pid
 
     def components(self) -> list[str]:
-        return ["ferretdb", "redis", *SERVICES, "envoy"]
+        return ["ferretdb", "redis", "ratelimit", *SERVICES, "envoy"]
 
     def start_ferretdb(self) -> None:
         data = self.cfg.run_dir / "ferretdb"
@@ -184,6 +210,36 @@ class Stack:
             ],
         )
 
+    def start_ratelimit(self) -> None:
+        """envoyproxy/ratelimit on Redis, with the tiers from ragline_stack.gateway."""
+        root = self.cfg.run_dir / "ratelimit"
+        config_dir = root / "ragline" / "config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "ragline.yaml").write_text(
+            yaml.safe_dump(ratelimit_config(), sort_keys=False)
+        )
+        env = dict(os.environ)
+        env.update(
+            {
+                "USE_STATSD": "false",
+                "LOG_LEVEL": "warn",
+                "LOG_FORMAT": "json",
+                "REDIS_SOCKET_TYPE": "tcp",
+                "REDIS_URL": f"127.0.0.1:{self.cfg.redis_port}",
+                "RUNTIME_ROOT": str(root),
+                "RUNTIME_SUBDIRECTORY": "ragline",
+                "RUNTIME_WATCH_ROOT": "false",
+                "RUNTIME_IGNOREDOTFILES": "true",
+                "HOST": "127.0.0.1",
+                "PORT": str(self.cfg.ratelimit_http_port),
+                "GRPC_HOST": "127.0.0.1",
+                "GRPC_PORT": str(self.cfg.ratelimit_port),
+                "DEBUG_HOST": "127.0.0.1",
+                "DEBUG_PORT": str(self.cfg.ratelimit_debug_port),
+            }
+        )
+        self._spawn("ratelimit", [ratelimit_binary()], env)
+
     def start_service(self, name: str) -> None:
         self._spawn(name, [str(VENV_BIN / "python"), "-m", f"ragline_{name}"], self.cfg.env())
 
@@ -195,9 +251,17 @@ class Stack:
             api_port=self.cfg.api_port,
             admin_port=self.cfg.admin_port,
             descriptor_path=ROOT / "gen" / "ragline.binpb",
-            service_addrs={s: self.cfg.service_addr(s) for s in SERVICES},
+            service_addrs={
+                **{s: self.cfg.service_addr(s) for s in SERVICES},
+                CHAT_HTTP: f"127.0.0.1:{self.cfg.chat_http_port}",
+            },
             request_timeout_s=self.cfg.request_timeout_s,
             max_request_bytes=self.cfg.max_request_bytes,
+            ratelimit_addr=f"127.0.0.1:{self.cfg.ratelimit_port}",
+            cors_origins=tuple(self.cfg.cors_origins),
+            otlp_endpoint=self.cfg.service_env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or None,
         )
         path = self.envoy_config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +289,7 @@ class Stack:
         starters = {
             "ferretdb": self.start_ferretdb,
             "redis": self.start_redis,
+            "ratelimit": self.start_ratelimit,
             "envoy": self.start_envoy,
         }
         if name in starters:
@@ -300,12 +365,36 @@ class Stack:
             if self.pid(store) is None:
                 self.start(store)
             self.wait_port(store, ports[store], 30)
+        if self.pid("ratelimit") is None:
+            self.start_ratelimit()
         for name in SERVICES:
             if self.pid(name) is None:
                 self.start_service(name)
         for name in SERVICES:
             self.wait_port(name, self.cfg.service_ports[name], timeout)
+        self.wait_port("ratelimit", self.cfg.ratelimit_port, 30)
         if self.pid("envoy") is None:
             self.start_envoy()
         self.wait_port("envoy", self.cfg.api_port, 30)
         self.wait_healthy(timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def free_port_config(run_dir: Path, **service_env: str) -> StackConfig:
+    """A stack on free loopback ports (every *_port field and port map), reading no .env:
+    for tests and benchmarks that must not collide with `make run` or each other."""
+    cfg = StackConfig(run_dir=run_dir)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name.endswith("_port") and isinstance(value, int):
+            setattr(cfg, f.name, free_port())
+        elif f.name.endswith("_ports") and isinstance(value, dict):
+            setattr(cfg, f.name, {name: free_port() for name in value})
+    cfg.service_env = {"RAGLINE_ENV_FILE": str(run_dir / "no.env"), **service_env}
+    return cfg

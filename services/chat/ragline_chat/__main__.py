@@ -3,4 +3,4 @@
 from ragline_core.server import run_service
 
 if __name__ == "__main__":
-    run_service("ragline_chat.app:SPEC", "ragline_core.settings:CoreSettings")
+    run_service("ragline_chat.app:SPEC", "ragline_chat.settings:ChatSettings")

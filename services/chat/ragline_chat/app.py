@@ -1,14 +1,148 @@
-"""Chat: grounded answers with citations (behaviour lands with the chat issue)."""
+"""Assembles the chat service: providers, store, retriever, domain service, the gRPC
+servicer and the HTTP edge (WebSocket + OpenAI-compatible API)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import grpc
+
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from ragline_core.placeholder import placeholder_spec
+from ragline_chat.http_edge import ChatHttpEdge, start_http
+from ragline_chat.models import ModelRegistry
+from ragline_chat.providers.anthropic_provider import AnthropicProvider
+from ragline_chat.providers.base import ChatProvider
+from ragline_chat.providers.extractive import ExtractiveProvider
+from ragline_chat.providers.local import LocalProvider
+from ragline_chat.providers.openai_provider import OpenAIChatProvider
+from ragline_chat.retrieval import GrpcRetriever
+from ragline_chat.service import ChatService, Limits
+from ragline_chat.servicer import ChatServicer
+from ragline_chat.settings import ChatSettings
+from ragline_chat.store import ConversationStore
+from ragline_core.retry import RetryPolicy
+from ragline_core.server import Runtime, ServiceSpec
 
-SPEC = placeholder_spec(
-    "chat",
-    pb.DESCRIPTOR.services_by_name["ChatService"],
-    pb_grpc.ChatServiceServicer,
-    pb_grpc.add_ChatServiceServicer_to_server,
+log = logging.getLogger("ragline.chat")
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter()) if getter is not None else None
+
+
+def build_providers(settings: ChatSettings) -> dict[str, ChatProvider]:
+    policy = RetryPolicy(
+        attempts=settings.PROVIDER_MAX_ATTEMPTS,
+        base_delay=settings.PROVIDER_BACKOFF_BASE,
+        max_delay=settings.PROVIDER_BACKOFF_MAX,
+    )
+    return {
+        "extractive": ExtractiveProvider(),
+        "local": LocalProvider(
+            settings.CHAT_LOCAL_MODEL_PATH,
+            settings.CHAT_LOCAL_THREADS,
+            settings.CHAT_LOCAL_CONTEXT_TOKENS,
+        ),
+        "openai": OpenAIChatProvider(
+            "openai",
+            "OPENAI_API_KEY",
+            _secret(settings.OPENAI_API_KEY),
+            settings.CHAT_OPENAI_BASE_URL or settings.OPENAI_BASE_URL,
+            policy,
+            settings.REQUEST_TIMEOUT,
+            settings.PROVIDER_TIMEOUT,
+        ),
+        "openai_compatible": OpenAIChatProvider(
+            "openai_compatible",
+            "OPENAI_COMPATIBLE_BASE_URL",
+            _secret(settings.OPENAI_COMPATIBLE_API_KEY),
+            settings.OPENAI_COMPATIBLE_BASE_URL,
+            policy,
+            settings.REQUEST_TIMEOUT,
+            settings.PROVIDER_TIMEOUT,
+            require_key=False,
+        ),
+        "anthropic": AnthropicProvider(
+            _secret(settings.ANTHROPIC_API_KEY),
+            settings.ANTHROPIC_BASE_URL,
+            policy,
+            settings.REQUEST_TIMEOUT,
+            settings.PROVIDER_TIMEOUT,
+        ),
+    }
+
+
+async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, ChatSettings)
+    providers = build_providers(settings)
+    store = ConversationStore(runtime.mongo[settings.MONGODB_DATABASE])
+    try:
+        await store.ensure_indexes()
+    except Exception:
+        log.warning("could not create conversation indexes yet", exc_info=True)
+    service = ChatService(
+        ModelRegistry(settings.OPENAI_COMPATIBLE_MODELS),
+        providers,
+        store,
+        GrpcRetriever(runtime.channels["retriever"]),
+        Limits(
+            max_message_chars=settings.CHAT_MAX_MESSAGE_CHARS,
+            default_retrieval_limit=settings.CHAT_RETRIEVAL_LIMIT,
+            max_retrieval_limit=settings.CHAT_MAX_RETRIEVAL_LIMIT,
+            history_token_budget=settings.CHAT_HISTORY_TOKEN_BUDGET,
+            context_token_budget=settings.CHAT_CONTEXT_TOKEN_BUDGET,
+            keepalive_seconds=settings.CHAT_KEEPALIVE_SECONDS,
+            default_timeout=settings.REQUEST_TIMEOUT,
+            provider_timeout=settings.PROVIDER_TIMEOUT,
+        ),
+        settings.CHAT_DEFAULT_MODEL,
+        settings.CHAT_FALLBACK_MODELS,
+        settings.CHAT_DEFAULT_COLLECTION,
+    )
+    pb_grpc.add_ChatServiceServicer_to_server(ChatServicer(service), server)
+
+    edge = ChatHttpEdge(
+        service, settings.CHAT_KEEPALIVE_SECONDS, settings.CHAT_MAX_MESSAGE_CHARS * 4 + 16_384
+    )
+    runner = await start_http(edge, settings.CHAT_HTTP_ADDR)
+    log.info("chat http edge listening", extra={"address": settings.CHAT_HTTP_ADDR})
+
+    local = providers["local"]
+    assert isinstance(local, LocalProvider)
+
+    async def load_local() -> None:
+        # In the background: the extractive model and paid providers serve meanwhile.
+        if settings.CHAT_LOCAL_ENABLED:
+            try:
+                await asyncio.to_thread(local.load)
+            except Exception as exc:
+                local.error = f"{type(exc).__name__}"
+                log.exception("local chat model failed to load")
+        if local.error:
+            log.warning("local chat model unavailable", extra={"error": local.error})
+        runtime.set_component("provider.local", local.configured)
+
+    loader = asyncio.get_running_loop().create_task(load_local())
+    for name in ("openai", "openai_compatible", "anthropic"):
+        if providers[name].configured:
+            runtime.set_component(f"provider.{name}", True)
+
+    async def close() -> None:
+        loader.cancel()
+        await runner.cleanup()
+        await service.drain()
+        for provider in providers.values():
+            await provider.close()
+
+    runtime.cleanups.append(close)
+
+
+SPEC = ServiceSpec(
+    name="chat",
+    service_names=(pb.DESCRIPTOR.services_by_name["ChatService"].full_name,),
+    register=register,
 )

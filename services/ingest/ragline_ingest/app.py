@@ -25,7 +25,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     assert isinstance(settings, IngestSettings)
     db = database(runtime.mongo, settings.MONGODB_DATABASE)
     await ensure_indexes(db)
-    writer = CorpusWriter(db)
+    writer = CorpusWriter(db, bson_vectors=settings.VECTOR_BACKEND == "atlas")
     jobs = JobStore(db)
     service = IngestService(
         db,

@@ -23,6 +23,13 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ragline_core import deadlines
+from ragline_core.metrics import (
+    INGEST_CHUNKS,
+    INGEST_DOCUMENTS,
+    INGEST_JOB_DURATION,
+    INGEST_JOBS,
+)
 from ragline_ingest.store import JOB_ITEMS, JOBS, now
 
 log = logging.getLogger("ragline.ingest.jobs")
@@ -103,7 +110,10 @@ class JobStore:
         return job
 
     async def get(self, tenant: str, job_id: str) -> Doc | None:
-        return await self.db[JOBS].find_one({"_id": job_id, "tenant": tenant})
+        job = await self.db[JOBS].find_one({"_id": job_id, "tenant": tenant})
+        if job is None or job["state"] in TERMINAL:
+            return job  # a finished job stores its final counters
+        return {**job, **await self.progress(job_id)}
 
     async def claim(self, job_id: str, owner: str, stale_before: Any | None) -> Doc | None:
         """Takes the job if it is pending, or running with a stale heartbeat."""
@@ -150,53 +160,45 @@ class JobStore:
             async for d in cursor
         ]
 
-    async def record(self, job_id: str, owner: str, item: Item, outcome: Outcome) -> None:
+    async def record(self, job_id: str, item: Item, outcome: Outcome) -> None:
+        """One item's outcome, written to the item alone: progress is counted from the
+        items, because concurrent $inc on one job document loses updates on FerretDB."""
+        INGEST_DOCUMENTS.labels(outcome.state).inc()
+        INGEST_CHUNKS.inc(outcome.chunks)
         await self.db[JOB_ITEMS].update_one(
             {"_id": f"{job_id}/{item.index:07d}"},
-            {"$set": {"state": outcome.state, "error": outcome.error}, "$unset": {"content": ""}},
-        )
-        inc = {
-            "documents_done": 0,
-            "documents_failed": 0,
-            "documents_unchanged": 0,
-            "chunks_done": outcome.chunks,
-        }
-        update: Doc = {"$set": {"updated_at": now(), "heartbeat_at": now()}}
-        if outcome.state == "failed":
-            inc["documents_failed"] = 1
-            update["$push"] = {
-                "errors": {
-                    "index": item.index,
-                    "document_id": item.document_id,
-                    "message": outcome.error,
-                }
-            }
-        elif outcome.state == "unchanged":
-            inc["documents_unchanged"] = 1
-            inc["documents_done"] = 1
-        else:
-            inc["documents_done"] = 1
-        update["$inc"] = inc
-        await self.db[JOBS].update_one({"_id": job_id, "owner": owner}, update)
-
-    async def recount(self, job_id: str) -> None:
-        """Counters from the items themselves (after a takeover, $inc may have been lost)."""
-        items = self.db[JOB_ITEMS]
-        done = await items.count_documents(
-            {"job_id": job_id, "state": {"$in": ["done", "unchanged"]}}
-        )
-        unchanged = await items.count_documents({"job_id": job_id, "state": "unchanged"})
-        failed = await items.count_documents({"job_id": job_id, "state": "failed"})
-        await self.db[JOBS].update_one(
-            {"_id": job_id},
             {
                 "$set": {
-                    "documents_done": done,
-                    "documents_unchanged": unchanged,
-                    "documents_failed": failed,
+                    "state": outcome.state,
+                    "error": outcome.error,
+                    "chunks": outcome.chunks,
+                    "content": "",
                 }
             },
         )
+
+    async def progress(self, job_id: str) -> Doc:
+        """Counters and the first errors, from the items."""
+        counts = {"done": 0, "unchanged": 0, "failed": 0, "pending": 0}
+        chunks = 0
+        # Summed here rather than with $group/$sum, which FerretDB answers with 0.
+        async for row in self.db[JOB_ITEMS].find({"job_id": job_id}, {"state": 1, "chunks": 1}):
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+            chunks += int(row.get("chunks") or 0)
+        errors = [
+            {"index": d["index"], "document_id": d["document_id"], "message": d["error"]}
+            async for d in self.db[JOB_ITEMS]
+            .find({"job_id": job_id, "state": "failed"})
+            .sort("index", 1)
+            .limit(MAX_STORED_ERRORS)
+        ]
+        return {
+            "documents_done": counts["done"] + counts["unchanged"],
+            "documents_unchanged": counts["unchanged"],
+            "documents_failed": counts["failed"],
+            "chunks_done": chunks,
+            "errors": errors,
+        }
 
     async def heartbeat(self, job_id: str, owner: str) -> None:
         await self.db[JOBS].update_one(
@@ -207,21 +209,16 @@ class JobStore:
         job = await self.db[JOBS].find_one({"_id": job_id})
         if job is None:
             return None
-        failed = int(job["documents_failed"])
+        progress = await self.progress(job_id)
+        failed = progress["documents_failed"]
         state = FAILED if failed or reason else SUCCEEDED
         if not reason and failed:
             reason = f"{failed} of {job['documents_total']} documents failed"
-        errors = list(job.get("errors", []))[:MAX_STORED_ERRORS]
+        INGEST_JOBS.labels(state).inc()
+        INGEST_JOB_DURATION.observe((now() - job["created_at"]).total_seconds())
         return await self.db[JOBS].find_one_and_update(
             {"_id": job_id, "owner": owner},
-            {
-                "$set": {
-                    "state": state,
-                    "failure_reason": reason,
-                    "errors": errors,
-                    "updated_at": now(),
-                }
-            },
+            {"$set": {"state": state, "failure_reason": reason, "updated_at": now(), **progress}},
             return_document=ReturnDocument.AFTER,
         )
 
@@ -250,7 +247,7 @@ class JobRunner:
         self._sweeper: asyncio.Task[None] | None = None
 
     def start_background(self, job_id: str) -> None:
-        task = asyncio.create_task(self._run_claimed(job_id, stale=False))
+        task = asyncio.create_task(self._background(job_id, stale=False))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -275,13 +272,19 @@ class JobRunner:
                 for job_id in await self.store.stale_jobs(now() - self.stale_after):
                     if job_id not in {t.get_name() for t in self._tasks}:
                         task = asyncio.create_task(
-                            self._run_claimed(job_id, stale=True), name=job_id
+                            self._background(job_id, stale=True), name=job_id
                         )
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
             except Exception:
                 log.warning("job sweep failed", exc_info=True)
             await asyncio.sleep(interval)
+
+    async def _background(self, job_id: str, *, stale: bool) -> None:
+        # A background job outlives the request that started it: drop that request's
+        # deadline (each embedder call still gets REQUEST_TIMEOUT).
+        deadlines.set_deadline(None)
+        await self._run_claimed(job_id, stale=stale)
 
     async def _run_claimed(self, job_id: str, *, stale: bool) -> None:
         async with self.jobs:
@@ -292,7 +295,6 @@ class JobRunner:
                 return
             if stale:
                 log.warning("resuming job of a stopped process", extra={"job_id": job_id})
-                await self.store.recount(job_id)
             beat = asyncio.create_task(self._beat(job_id))
             try:
                 await self._run(job)
@@ -322,7 +324,7 @@ class JobRunner:
             async with slots:
                 outcomes = await self.process(job, batch)
             for item, outcome in zip(batch, outcomes, strict=True):
-                await self.store.record(job_id, self.owner, item, outcome)
+                await self.store.record(job_id, item, outcome)
 
         async with asyncio.TaskGroup() as group:
             for batch in batches:

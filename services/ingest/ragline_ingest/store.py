@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from bson.binary import Binary, BinaryVectorDtype
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -55,8 +56,10 @@ class ChunkRecord:
 
 
 class CorpusWriter:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], bson_vectors: bool = False) -> None:
         self.db = db
+        # Atlas Vector Search reads vectors as BSON float32 vectors (field `embedding`).
+        self.bson_vectors = bson_vectors
 
     async def ensure_collection(
         self, tenant: str, name: str, model: str, dimensions: int
@@ -113,27 +116,11 @@ class CorpusWriter:
         """
         generation = new_generation()
         if chunks:
-            await self.db[CHUNKS].insert_many(
-                [
-                    {
-                        "_id": f"{document_key(tenant, collection, document_id)}/{generation}/"
-                        f"{c.index}",
-                        "tenant": tenant,
-                        "collection": collection,
-                        "document_id": document_id,
-                        "generation": generation,
-                        "chunk_index": c.index,
-                        "text": c.text,
-                        "title": title,
-                        "headings": list(c.headings),
-                        "metadata": metadata,
-                        "token_count": c.token_count,
-                        "vector": np.asarray(c.vector, dtype="<f4").tobytes(),
-                    }
-                    for c in chunks
-                ],
-                ordered=False,
-            )
+            records = [
+                self._chunk_record(tenant, collection, document_id, generation, title, metadata, c)
+                for c in chunks
+            ]
+            await self.db[CHUNKS].insert_many(records, ordered=False)
         key = document_key(tenant, collection, document_id)
         previous = await self.db[DOCUMENTS].find_one({"_id": key}, {"generation": 1})
         fields = {
@@ -167,6 +154,36 @@ class CorpusWriter:
                 tenant, collection, document_id, int(previous["generation"])
             )
         return generation
+
+    def _chunk_record(
+        self,
+        tenant: str,
+        collection: str,
+        document_id: str,
+        generation: int,
+        title: str,
+        metadata: dict[str, Any],
+        c: ChunkRecord,
+    ) -> Doc:
+        record: Doc = {
+            "_id": f"{document_key(tenant, collection, document_id)}/{generation}/{c.index}",
+            "tenant": tenant,
+            "collection": collection,
+            "document_id": document_id,
+            "generation": generation,
+            "chunk_index": c.index,
+            "text": c.text,
+            "title": title,
+            "headings": list(c.headings),
+            "metadata": metadata,
+            "token_count": c.token_count,
+            "vector": np.asarray(c.vector, dtype="<f4").tobytes(),
+        }
+        if self.bson_vectors:
+            record["embedding"] = Binary.from_vector(
+                np.asarray(c.vector, dtype=np.float32).tolist(), BinaryVectorDtype.FLOAT32
+            )
+        return record
 
     async def _drop_generation(
         self, tenant: str, collection: str, document_id: str, generation: int

@@ -9,6 +9,7 @@ from ragline.retriever.v1 import retriever_service_pb2_grpc as pb_grpc
 from ragline_core.changefeed import ChangeFeed
 from ragline_core.corpus import database
 from ragline_core.server import Runtime, ServiceSpec
+from ragline_retriever.atlas import AtlasDense
 from ragline_retriever.index import IndexParams
 from ragline_retriever.registry import IndexRegistry
 from ragline_retriever.rerank import Reranker
@@ -59,6 +60,9 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             settings.SEARCH_CACHE_TTL,
         ),
         reranker,
+        AtlasDense(db, settings.ATLAS_VECTOR_INDEX, settings.ATLAS_NUM_CANDIDATES_FACTOR)
+        if settings.VECTOR_BACKEND == "atlas"
+        else None,
     )
     pb_grpc.add_RetrieverServiceServicer_to_server(RetrieverServicer(service), server)
 

@@ -42,6 +42,7 @@ class CollectionIndex:
         self.params = params
         self.chunks: list[StoredChunk | None] = []
         self.slots_of: dict[str, list[int]] = {}
+        self.slot_of_chunk: dict[str, int] = {}
         self.vectors = np.zeros((0, dimensions), dtype=np.float32)
         self.alive = np.zeros(0, dtype=bool)
         self.lengths = np.zeros(0, dtype=np.float32)
@@ -67,6 +68,7 @@ class CollectionIndex:
         for offset, chunk in enumerate(chunks):
             slot = start + offset
             self.chunks.append(chunk)
+            self.slot_of_chunk[chunk.chunk_id] = slot
             self.vectors[slot] = chunk.vector
             self.alive[slot] = True
             terms = analyze(f"{chunk.title}\n{chunk.text}")
@@ -103,6 +105,7 @@ class CollectionIndex:
                 if self.surface[word] <= 0:
                     del self.surface[word]
             self.chunks[slot] = None
+            self.slot_of_chunk.pop(chunk.chunk_id, None)
             self.alive[slot] = False
         if len(self.chunks) > 1000 and self.live_count < len(self.chunks) * 0.6:
             self._compact()

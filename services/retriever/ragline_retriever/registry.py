@@ -21,6 +21,7 @@ from ragline_core.corpus import (
     list_collections,
     visible_chunks,
 )
+from ragline_core.metrics import INDEX_CHUNKS
 from ragline_retriever.index import CollectionIndex, IndexParams
 
 log = logging.getLogger("ragline.retriever.index")
@@ -77,6 +78,7 @@ class IndexRegistry:
             index.replace_document(doc_id, sorted(chunks, key=lambda c: c.chunk_index))
         index.version = info.version
         self.indexes[(info.tenant, info.name)] = index
+        INDEX_CHUNKS.labels(info.tenant, info.name).set(index.live_count)
         return index
 
     async def current(self, info: CollectionInfo) -> CollectionIndex:
@@ -123,7 +125,8 @@ class IndexRegistry:
     async def apply(self, change: Change) -> None:
         key = (change.tenant, change.collection)
         if change.op == "drop":
-            self.indexes.pop(key, None)
+            if self.indexes.pop(key, None) is not None:
+                INDEX_CHUNKS.remove(*key)
             return
         index = self.indexes.get(key)
         if index is None:
@@ -160,3 +163,4 @@ class IndexRegistry:
                     else:
                         index.remove_document(change.document_id)
             index.version = max(index.version, change.version)
+            INDEX_CHUNKS.labels(*key).set(index.live_count)

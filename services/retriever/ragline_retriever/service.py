@@ -23,6 +23,7 @@ from ragline_core.errors import InvalidArgumentError, UnavailableError, from_rpc
 from ragline_core.identity import TENANT_HEADER
 from ragline_core.metrics import CACHE_REQUESTS
 from ragline_retriever import ranking
+from ragline_retriever.atlas import AtlasDense
 from ragline_retriever.filters import compile_filter
 from ragline_retriever.index import CollectionIndex
 from ragline_retriever.registry import IndexRegistry
@@ -89,6 +90,7 @@ class SearchService:
         redis: aioredis.Redis,
         limits: SearchLimits,
         reranker: Reranker,
+        atlas: AtlasDense | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -96,6 +98,7 @@ class SearchService:
         self.redis = redis
         self.limits = limits
         self.reranker = reranker
+        self.atlas = atlas
 
     def validate(self, q: SearchQuery) -> SearchQuery:
         if not q.query.strip():
@@ -172,7 +175,7 @@ class SearchService:
         query_vector: npt.NDArray[np.float32] | None = None
         if q.mode in ("dense", "hybrid"):
             query_vector = await self._embed(tenant, model, q.query)
-            dense = index.dense(query_vector, k, allowed)
+            dense = await self._dense(tenant, q, index, query_vector, k, allowed)
         if q.mode in ("keyword", "hybrid"):
             terms, corrections = ranking.fuzzy_terms(q.query, index.postings, index.surface)
             keyword = index.bm25(terms, k, allowed)
@@ -209,6 +212,22 @@ class SearchService:
                 )
             )
         return {"hits": hits, "facets": facets, "corrections": corrections, "reranked": reranked}
+
+    async def _dense(
+        self,
+        tenant: str,
+        q: SearchQuery,
+        index: CollectionIndex,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        allowed: npt.NDArray[np.bool_],
+    ) -> ranking.Ranked:
+        if self.atlas is None:
+            return index.dense(vector, k, allowed)
+        found = await self.atlas.search(vector, k, tenant, q.collection, q.filters)
+        # Keep only chunks this replica knows as visible (and allowed).
+        slots = [(index.slot_of_chunk.get(cid), score) for cid, score in found]
+        return [(s, score) for s, score in slots if s is not None and allowed[s]]
 
     async def _embed(self, tenant: str, model: str, text: str) -> npt.NDArray[np.float32]:
         try:

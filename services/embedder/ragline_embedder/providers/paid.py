@@ -9,13 +9,9 @@ import time
 from abc import ABC, abstractmethod
 
 from ragline_core.embedding_models import ModelSpec
-from ragline_core.errors import (
-    DeadlineExceededError,
-    InvalidArgumentError,
-    RaglineError,
-    UnavailableError,
-)
+from ragline_core.errors import RaglineError
 from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.provider_errors import not_configured, provider_error
 from ragline_core.retry import RetryPolicy, call_with_retries
 from ragline_embedder.providers.base import ProviderResult
 
@@ -44,11 +40,7 @@ class PaidProvider(ABC):
 
     async def embed(self, model: ModelSpec, texts: list[str], timeout: float) -> ProviderResult:
         if not self.configured:
-            raise UnavailableError(
-                f"model {model.name!r} needs {self.key_variable}, which is not set",
-                reason="PROVIDER_NOT_CONFIGURED",
-                metadata={"provider": self.name},
-            )
+            raise not_configured(self.name, model.name, self.key_variable)
 
         async def attempt(budget: float) -> ProviderResult:
             started = time.perf_counter()
@@ -84,37 +76,8 @@ class PaidProvider(ABC):
         return status is not None and (status == 429 or status >= 500)
 
     def _translate(self, exc: BaseException) -> RaglineError:
-        """Maps an SDK error to ours; provider messages are not passed on verbatim."""
-        meta = {"provider": self.name}
-        if self._is_timeout(exc):
-            return DeadlineExceededError(
-                f"{self.name} did not answer in time", reason="PROVIDER_TIMEOUT", metadata=meta
-            )
-        status = self._status_of(exc)
-        if status == 429:
-            return UnavailableError(
-                f"{self.name} is rate limiting requests; try again later",
-                reason="PROVIDER_RATE_LIMITED",
-                metadata=meta,
-            )
-        if status in (401, 403):
-            return UnavailableError(
-                f"{self.name} rejected the configured {self.key_variable}",
-                reason="PROVIDER_AUTH_FAILED",
-                metadata=meta,
-            )
-        if status in (400, 413, 422):
-            return InvalidArgumentError(
-                f"{self.name} rejected the input", reason="PROVIDER_REJECTED_INPUT", metadata=meta
-            )
-        if status is not None and status >= 500:
-            return UnavailableError(
-                f"{self.name} is unavailable (HTTP {status})",
-                reason="PROVIDER_UNAVAILABLE",
-                metadata=meta,
-            )
-        return UnavailableError(
-            f"{self.name} could not be reached", reason="PROVIDER_UNREACHABLE", metadata=meta
+        return provider_error(
+            self.name, self.key_variable, self._status_of(exc), self._is_timeout(exc)
         )
 
     @abstractmethod

@@ -1,0 +1,282 @@
+"""Retrieval quality and speed on BEIR SciFact, through the REST API.
+
+    .venv/bin/python -m bench retrieval [--queries 300] [--skip-int8]
+
+1. Ingests the corpus (title + text) through POST /api/v1/ingest on a throwaway stack, into
+   an fp32 collection and an int8 one, and reports documents/s and chunks/s next to the raw
+   in-process embedder throughput on the same chunk texts.
+2. Runs the test queries in each mode and prints nDCG@10 and recall@100 (document level,
+   a document ranked by its best chunk) beside the published figures.
+3. Search latency p50/p95 through Envoy vs the same ranking in process.
+4. ANN: faiss HNSW vs exact search on 100k vectors: recall@10, p50 latency, build time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import httpx
+import numpy as np
+
+from bench.minilm_inprocess import encoder
+from bench.stack import DEV_HEADERS, bench_stack
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
+PUBLISHED = {
+    "dense": "0.645 (MTEB)",
+    "keyword": "0.665-0.679 (BEIR/Pyserini BM25)",
+    "hybrid": "0.713 (BM25+MiniLM RRF)",
+    "hybrid+rerank": "-",
+}
+
+
+def load() -> tuple[list[dict[str, str]], dict[str, str], dict[str, dict[str, int]]]:
+    corpus = [json.loads(line) for line in (DATA / "corpus.jsonl").open()]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (DATA / "queries.jsonl").open())}
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    for line in list((DATA / "qrels" / "test.tsv").open())[1:]:
+        qid, did, score = line.split()
+        qrels[qid][did] = int(score)
+    return corpus, {q: queries[q] for q in qrels}, qrels
+
+
+def ndcg_at_10(ranked: Sequence[str], relevant: dict[str, int]) -> float:
+    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:10]))
+    ideal = sorted(relevant.values(), reverse=True)[:10]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at_100(ranked: Sequence[str], relevant: dict[str, int]) -> float:
+    hits = sum(1 for d in ranked[:100] if relevant.get(d, 0) > 0)
+    return hits / max(1, sum(1 for g in relevant.values() if g > 0))
+
+
+def ingest(
+    client: httpx.Client, collection: str, corpus: list[dict[str, str]], model: str
+) -> tuple[float, int]:
+    """Seconds to ingest the corpus and the chunks written."""
+    started = time.perf_counter()
+    job_ids = []
+    for start in range(0, len(corpus), 500):
+        docs = [
+            {"id": d["_id"], "title": d["title"], "content": d["text"]}
+            for d in corpus[start : start + 500]
+        ]
+        reply = client.post(
+            "/api/v1/ingest",
+            json={"documents": docs, "collection": collection, "embedding_model": model},
+        )
+        reply.raise_for_status()
+        job_ids.append(reply.json()["job_id"])
+    chunks = 0
+    for job_id in job_ids:
+        while True:
+            job = client.get(f"/api/v1/jobs/{job_id}").json()["job"]
+            if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
+                if job["state"] == "JOB_STATE_FAILED":
+                    raise RuntimeError(
+                        f"ingest failed: {job['failure_reason']}: {job['errors'][:3]}"
+                    )
+                chunks += job["chunks_done"]
+                break
+            time.sleep(0.5)
+    return time.perf_counter() - started, chunks
+
+
+def run_queries(
+    client: httpx.Client,
+    collection: str,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    mode: str,
+    rerank: bool,
+    latencies: list[float] | None = None,
+) -> tuple[float, float]:
+    ndcgs, recalls = [], []
+    for qid, text in queries.items():
+        started = time.perf_counter()
+        reply = client.post(
+            "/api/v1/search",
+            json={
+                "query": text,
+                "collection": collection,
+                "limit": 100,
+                "mode": mode,
+                "rerank": rerank,
+            },
+        )
+        if latencies is not None:
+            latencies.append(time.perf_counter() - started)
+        reply.raise_for_status()
+        ranked: list[str] = []
+        for hit in reply.json()["hits"]:
+            if hit["document_id"] not in ranked:
+                ranked.append(hit["document_id"])
+        ndcgs.append(ndcg_at_10(ranked, qrels[qid]))
+        recalls.append(recall_at_100(ranked, qrels[qid]))
+    return statistics.fmean(ndcgs), statistics.fmean(recalls)
+
+
+def in_process_latency(
+    mongo_port: int, database: str, collection: str, queries: dict[str, str]
+) -> list[float]:
+    """The same hybrid ranking on an index built in this process (query embedding
+    included, as in the service), without the network, Envoy or the cache."""
+    import asyncio
+
+    from pymongo import AsyncMongoClient
+
+    from ragline_core.corpus import visible_chunks
+    from ragline_retriever.index import CollectionIndex, IndexParams
+    from ragline_retriever.ranking import fuzzy_terms, rrf
+
+    async def build() -> CollectionIndex:
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            f"mongodb://127.0.0.1:{mongo_port}"
+        )
+        index = CollectionIndex(384, IndexParams())
+        by_doc: dict[str, list[Any]] = defaultdict(list)
+        async for chunk in visible_chunks(client[database], "dev-1", collection):
+            by_doc[chunk.document_id].append(chunk)
+        for doc, chunks in by_doc.items():
+            index.replace_document(doc, chunks)
+        await client.close()
+        return index
+
+    index = asyncio.run(build())
+    enc = encoder("fp32")
+    allowed = index.mask(None)
+    times = []
+    for text in queries.values():
+        started = time.perf_counter()
+        vector = enc.encode([text]).vectors[0]
+        dense = index.dense(vector, 100, allowed)
+        terms, _ = fuzzy_terms(text, index.postings, index.surface)
+        keyword = index.bm25(terms, 100, allowed)
+        rrf([(dense, 1.0), (keyword, 1.0)], 60)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def ann_benchmark(base: np.ndarray, n: int = 100_000, queries: int = 500) -> dict[str, float]:
+    """HNSW (the retriever's settings) vs exact on n vectors shaped like real embeddings."""
+    rng = np.random.default_rng(7)
+    picks = base[rng.integers(0, len(base), n)]
+    vectors = picks + rng.normal(0, 0.05, picks.shape).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    qs = vectors[rng.integers(0, n, queries)] + rng.normal(0, 0.05, (queries, base.shape[1]))
+    qs = (qs / np.linalg.norm(qs, axis=1, keepdims=True)).astype(np.float32)
+    faiss.omp_set_num_threads(1)
+    started = time.perf_counter()
+    index = faiss.IndexHNSWFlat(base.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.add(vectors)
+    build = time.perf_counter() - started
+    index.hnsw.efSearch = 128
+    exact = np.argsort(-(qs @ vectors.T), axis=1)[:, :10]
+    times, recalls = [], []
+    for i, q in enumerate(qs):
+        t = time.perf_counter()
+        _, ids = index.search(q.reshape(1, -1), 10)
+        times.append(time.perf_counter() - t)
+        recalls.append(len(set(ids[0]) & set(exact[i])) / 10)
+    t_exact = []
+    for q in qs[:100]:
+        t = time.perf_counter()
+        np.argsort(-(vectors @ q))[:10]
+        t_exact.append(time.perf_counter() - t)
+    return {
+        "recall@10": statistics.fmean(recalls),
+        "p50_ms": statistics.median(times) * 1e3,
+        "exact_p50_ms": statistics.median(t_exact) * 1e3,
+        "build_s": build,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="SciFact retrieval benchmark")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--skip-int8", action="store_true")
+    args = parser.parse_args(argv)
+    corpus, queries, qrels = load()
+    queries = dict(list(queries.items())[: args.queries])
+    variants = {"fp32": "all-MiniLM-L6-v2"}
+    if not args.skip_int8:
+        variants["int8"] = "all-MiniLM-L6-v2-int8"
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    with (
+        bench_stack(INGEST_JOB_CONCURRENCY="1") as stack,
+        httpx.Client(base_url=stack.cfg.base_url, timeout=600, headers=DEV_HEADERS) as client,
+    ):
+        throughput = {}
+        for variant, model in variants.items():
+            seconds, chunks = ingest(client, f"scifact-{variant}", corpus, model)
+            throughput[variant] = (len(corpus) / seconds, chunks / seconds)
+        sample = [f"{d['title']}\n{d['text']}" for d in corpus[:200]]
+        enc = encoder("fp32")
+        t = time.perf_counter()
+        enc.encode(sample)
+        raw = len(enc.encode(sample).token_counts) / ((time.perf_counter() - t) / 2)
+        latencies: list[float] = []
+        for variant in variants:
+            results[variant] = {}
+            for label, mode, rerank in (
+                ("dense", "dense", False),
+                ("keyword", "keyword", False),
+                ("hybrid", "hybrid", False),
+                ("hybrid+rerank", "hybrid", True),
+            ):
+                if variant == "int8" and label != "dense":
+                    continue
+                lat = latencies if (variant, label) == ("fp32", "hybrid") else None
+                results[variant][label] = run_queries(
+                    client, f"scifact-{variant}", queries, qrels, mode, rerank, lat
+                )
+        local = in_process_latency(
+            stack.cfg.mongo_port, stack.cfg.database, "scifact-fp32", queries
+        )
+    print(f"\nSciFact test ({len(queries)} queries), document-level metrics")
+    print(f"{'mode':<16}{'nDCG@10':>9}{'recall@100':>12}   published nDCG@10")
+    for label, (ndcg, recall) in results["fp32"].items():
+        print(f"{label:<16}{ndcg:>9.3f}{recall:>12.3f}   {PUBLISHED[label]}")
+    if "int8" in results:
+        ndcg, recall = results["int8"]["dense"]
+        print(
+            f"{'dense int8':<16}{ndcg:>9.3f}{recall:>12.3f}   "
+            f"(fp32 - int8 = {results['fp32']['dense'][0] - ndcg:+.3f})"
+        )
+    print("\ningest through REST (title + text, chunked)")
+    for variant, (docs_s, chunks_s) in throughput.items():
+        print(f"  {variant}: {docs_s:.1f} documents/s, {chunks_s:.1f} chunks/s")
+    print(
+        f"  raw fp32 embedder in process on the same passages: {raw:.1f} texts/s; "
+        f"ingest chunks/s / raw = {throughput['fp32'][1] / raw:.0%}"
+    )
+    print("\nhybrid search latency (query embedding included), ms:")
+    print(f"  {'path':<26}{'p50':>8}{'p95':>8}")
+    for label, values in (("through Envoy (REST)", latencies), ("in process", local)):
+        print(
+            f"  {label:<26}{statistics.median(values) * 1e3:>8.1f}"
+            f"{np.percentile(values, 95) * 1e3:>8.1f}"
+        )
+    base = enc.encode([f"{d['title']}\n{d['text']}" for d in corpus[:2000]]).vectors
+    ann = ann_benchmark(base)
+    print(
+        f"\nANN (faiss HNSW M=32 efC=80 efS=128, 1 thread) on 100k vectors: recall@10 "
+        f"{ann['recall@10']:.4f} vs exact, p50 {ann['p50_ms']:.3f} ms (exact "
+        f"{ann['exact_p50_ms']:.2f} ms), build {ann['build_s']:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Maps paid-provider failures to ragline errors, for every service that calls a paid API
+(embedder, chat, retriever rerank). Provider messages are never echoed to clients."""
+
+from __future__ import annotations
+
+from ragline_core.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    RaglineError,
+    UnavailableError,
+)
+
+
+def provider_error(
+    provider: str, key_variable: str, status: int | None, timeout: bool
+) -> RaglineError:
+    meta = {"provider": provider}
+    if timeout:
+        return DeadlineExceededError(
+            f"{provider} did not answer in time", reason="PROVIDER_TIMEOUT", metadata=meta
+        )
+    if status == 429:
+        return UnavailableError(
+            f"{provider} is rate limiting requests; try again later",
+            reason="PROVIDER_RATE_LIMITED",
+            metadata=meta,
+        )
+    if status in (401, 403):
+        return UnavailableError(
+            f"{provider} rejected the configured {key_variable}",
+            reason="PROVIDER_AUTH_FAILED",
+            metadata=meta,
+        )
+    if status in (400, 413, 422):
+        return InvalidArgumentError(
+            f"{provider} rejected the request", reason="PROVIDER_REJECTED_INPUT", metadata=meta
+        )
+    if status is not None and status >= 500:
+        return UnavailableError(
+            f"{provider} is unavailable (HTTP {status})",
+            reason="PROVIDER_UNAVAILABLE",
+            metadata=meta,
+        )
+    return UnavailableError(
+        f"{provider} could not be reached", reason="PROVIDER_UNREACHABLE", metadata=meta
+    )
+
+
+def not_configured(provider: str, model: str, key_variable: str) -> UnavailableError:
+    return UnavailableError(
+        f"model {model!r} needs {key_variable}, which is not set",
+        reason="PROVIDER_NOT_CONFIGURED",
+        metadata={"provider": provider},
+    )

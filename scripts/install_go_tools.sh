@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the gateway's Go tools into .bin/ from the Go module proxy, pinned:
+#   ratelimit              envoyproxy/ratelimit's service (global rate limits on Redis). The
+#                          project has no release tags; this is the pseudo-version of a commit
+#                          the proxy serves (its go.mod has no replace directives, so
+#                          `go install` builds it as published).
+#   protoc-gen-openapiv2   grpc-gateway's OpenAPI generator (the OpenAPI document is built from
+#                          the protos by scripts/gen_protos.sh, never written by hand).
+# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-openapiv2]...
+set -euo pipefail
+BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.bin}
+RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
+GRPC_GATEWAY_VERSION=v2.33.0
+export GOFLAGS=-buildvcs=false
+mkdir -p "$BIN"
+tools=("$@")
+[ ${#tools[@]} -gt 0 ] || tools=(ratelimit protoc-gen-openapiv2)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for tool in "${tools[@]}"; do
+  case "$tool" in
+    ratelimit)
+      GOBIN="$work" go install "github.com/envoyproxy/ratelimit/src/service_cmd@${RATELIMIT_VERSION}"
+      mv "$work/service_cmd" "$BIN/ratelimit"
+      ;;
+    protoc-gen-openapiv2)
+      GOBIN="$BIN" go install \
+        "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@${GRPC_GATEWAY_VERSION}"
+      ;;
+    *) echo "unknown tool $tool" >&2; exit 2 ;;
+  esac
+  echo "installed $BIN/$tool"
+done

@@ -1,0 +1,102 @@
+"""Assembles the auth service: key store, signer, ext_authz, access-log sink and the
+AuthService/AnalyticsService APIs on one gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+import redis.asyncio as aioredis
+from envoy_api.envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+from envoy_api.envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
+
+from ragline.analytics.v1 import analytics_service_pb2 as an_pb
+from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
+from ragline.auth.v1 import auth_service_pb2 as pb
+from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
+from ragline_auth import docs
+from ragline_auth.authz import AuthorizationServicer, Authorizer
+from ragline_auth.keys import KeyHasher, KeyService
+from ragline_auth.scopes import parse_scopes
+from ragline_auth.servicer import AnalyticsServicer, AuthServicer
+from ragline_auth.settings import AuthSettings
+from ragline_auth.tokens import Signer
+from ragline_auth.usage import AccessLogServicer, UsageStore
+from ragline_core.server import Runtime, ServiceSpec
+
+log = logging.getLogger("ragline.auth")
+
+
+async def seed_dev_keys(keys: KeyService, settings: AuthSettings) -> None:
+    """VALID_API_KEYS: key i belongs to tenant "<DEV_KEYS_TENANT_PREFIX><i>"."""
+    if not settings.SEED_DEV_KEYS:
+        return
+    scopes = parse_scopes(settings.DEV_KEYS_SCOPES)
+    for i, plaintext in enumerate(settings.VALID_API_KEYS, start=1):
+        digest = keys.hasher.digest(plaintext)
+        await keys.seed(
+            plaintext,
+            key_id=f"dev_{digest[:12]}",
+            tenant=f"{settings.DEV_KEYS_TENANT_PREFIX}{i}",
+            scopes=scopes,
+            tier=settings.DEV_KEYS_TIER,
+        )
+
+
+async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, AuthSettings)
+    db = runtime.mongo[settings.MONGODB_DATABASE]
+    keys = KeyService(
+        db["api_keys"],
+        runtime.redis,
+        KeyHasher(settings.API_KEY_PEPPER.get_secret_value().encode()),
+        settings.KEY_CACHE_TTL,
+        settings.KEY_ROTATION_GRACE,
+    )
+    await keys.setup()
+    await seed_dev_keys(keys, settings)
+    signer = await Signer.load_or_create(
+        db["auth_signing_keys"], settings.JWT_ISSUER, settings.JWT_AUDIENCE
+    )
+    usage = UsageStore(db["usage_hourly"])
+    await usage.setup()
+    openapi = docs.load(settings.OPENAPI_PATH)
+
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
+        AuthorizationServicer(Authorizer(keys, signer)), server
+    )
+    als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(usage), server)
+    pb_grpc.add_AuthServiceServicer_to_server(
+        AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs.page(openapi)), server
+    )
+    an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage), server)
+
+    # Revocations from other replicas, on a connection without a read timeout.
+    listener_redis = aioredis.Redis.from_url(
+        settings.REDIS_URL.get_secret_value(), socket_connect_timeout=0.5
+    )
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(keys.listen(stop, listener_redis))
+
+    async def close() -> None:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 3)
+        await listener_redis.aclose()
+
+    runtime.cleanups.append(close)
+
+
+SPEC = ServiceSpec(
+    name="auth",
+    service_names=(
+        pb.DESCRIPTOR.services_by_name["AuthService"].full_name,
+        an_pb.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+        external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name,
+        als_pb2.DESCRIPTOR.services_by_name["AccessLogService"].full_name,
+    ),
+    register=register,
+)

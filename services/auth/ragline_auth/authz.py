@@ -1,0 +1,218 @@
+"""Envoy's external authorization (envoy.service.auth.v3.Authorization/Check).
+
+Envoy asks before every request that is not public and carries no verified JWT. The route
+tells which scope it needs (`scope` in the ext_authz context extensions, set per route by
+the gateway config). An allowed request gets the trusted identity headers; a denied one gets
+a google.rpc.Status JSON body (REST) or a gRPC status (native gRPC).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from envoy_api.envoy.config.core.v3 import base_pb2 as core_pb
+from envoy_api.envoy.service.auth.v3 import external_auth_pb2 as authz_pb
+from envoy_api.envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
+from envoy_api.envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+from google.rpc import code_pb2, status_pb2
+
+from ragline_auth import scopes as sc
+from ragline_auth.keys import KeyService
+from ragline_auth.tokens import Signer, TokenError, looks_like_jwt
+from ragline_core.errors import ERROR_DOMAIN, RaglineError
+from ragline_core.identity import KEY_ID_HEADER, TENANT_HEADER
+from ragline_core.rpc_types import Context
+
+log = logging.getLogger("ragline.auth.authz")
+
+SCOPES_HEADER = "x-ragline-scopes"
+TIER_HEADER = "x-ragline-tier"
+AUTH_METHOD_HEADER = "x-ragline-auth"
+# Every identity header the gateway sets; client-supplied copies are stripped at the edge.
+IDENTITY_HEADERS = (TENANT_HEADER, KEY_ID_HEADER, SCOPES_HEADER, TIER_HEADER, AUTH_METHOD_HEADER)
+
+
+@dataclass(frozen=True)
+class Identity:
+    key_id: str
+    tenant: str
+    scopes: tuple[str, ...]
+    tier: str
+    method: str  # "api_key" or "jwt"
+
+
+@dataclass(frozen=True)
+class Denial:
+    http_status: int
+    code: int
+    reason: str
+    message: str
+
+
+def _unauthenticated(reason: str, message: str) -> Denial:
+    return Denial(401, code_pb2.UNAUTHENTICATED, reason, message)
+
+
+class Authorizer:
+    """Decides one request from its headers and the scope its route needs."""
+
+    def __init__(self, keys: KeyService, signer: Signer) -> None:
+        self.keys = keys
+        self.signer = signer
+
+    async def decide(self, headers: Mapping[str, str], scope: str) -> Identity | Denial:
+        header = headers.get("authorization", "")
+        if not header:
+            return _unauthenticated(
+                "MISSING_CREDENTIALS",
+                "missing API key: send the header 'Authorization: Bearer <key>'",
+            )
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or " " in token:
+            return _unauthenticated(
+                "MALFORMED_CREDENTIALS",
+                "malformed Authorization header: expected 'Bearer <key>'",
+            )
+        if looks_like_jwt(token):
+            identity: Identity | Denial = self._from_jwt(token)
+        else:
+            identity = await self._from_key(token)
+        if isinstance(identity, Denial):
+            return identity
+        return self._check_scope(identity, scope)
+
+    def _from_jwt(self, token: str) -> Identity | Denial:
+        # Normally Envoy's jwt_authn verified the token and this service is not asked; a
+        # token seen here failed there (or the JWKS was not fetched yet): verify it here.
+        try:
+            claims = self.signer.verify(token)
+        except TokenError as exc:
+            return _unauthenticated("TOKEN_EXPIRED" if exc.expired else "INVALID_TOKEN", str(exc))
+        return Identity(claims.key_id, claims.tenant, claims.scopes, claims.tier, "jwt")
+
+    async def _from_key(self, token: str) -> Identity | Denial:
+        if len(token) > 256:
+            return _unauthenticated("INVALID_API_KEY", "invalid API key")
+        key = await self.keys.lookup(token)
+        if key is None:
+            return _unauthenticated("INVALID_API_KEY", "invalid API key")
+        state = key.state(datetime.now(UTC))
+        if state == "revoked":
+            return _unauthenticated("KEY_REVOKED", "API key revoked")
+        if state == "expired":
+            return _unauthenticated("KEY_EXPIRED", "API key expired")
+        self.keys.touch(key)
+        return Identity(key.key_id, key.tenant, key.scopes, key.tier, "api_key")
+
+    @staticmethod
+    def _check_scope(identity: Identity, scope: str) -> Identity | Denial:
+        if scope in ("", sc.AUTHENTICATED):
+            return identity
+        if scope == sc.API_KEY_ONLY:
+            if identity.method == "api_key":
+                return identity
+            return Denial(
+                403,
+                code_pb2.PERMISSION_DENIED,
+                "API_KEY_REQUIRED",
+                "this endpoint needs an API key, not a token",
+            )
+        if scope in identity.scopes:
+            return identity
+        return Denial(
+            403,
+            code_pb2.PERMISSION_DENIED,
+            "SCOPE_DENIED",
+            f"this key lacks the {scope!r} scope this endpoint needs",
+        )
+
+
+def _header(key: str, value: str) -> core_pb.HeaderValueOption:
+    return core_pb.HeaderValueOption(
+        header=core_pb.HeaderValue(key=key, value=value),
+        append_action=core_pb.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )
+
+
+def allowed(identity: Identity) -> authz_pb.CheckResponse:
+    metadata = struct_pb2.Struct()
+    metadata.update({"tenant": identity.tenant, "key_id": identity.key_id})
+    return authz_pb.CheckResponse(
+        status=status_pb2.Status(code=code_pb2.OK),
+        ok_response=authz_pb.OkHttpResponse(
+            headers=[
+                _header(TENANT_HEADER, identity.tenant),
+                _header(KEY_ID_HEADER, identity.key_id),
+                _header(SCOPES_HEADER, ",".join(identity.scopes)),
+                _header(TIER_HEADER, identity.tier),
+                _header(AUTH_METHOD_HEADER, identity.method),
+            ],
+            # Services never see the credential.
+            headers_to_remove=["authorization"],
+        ),
+        dynamic_metadata=metadata,
+    )
+
+
+def denied(denial: Denial, grpc_request: bool) -> authz_pb.CheckResponse:
+    headers = []
+    if denial.http_status == 401:
+        headers.append(_header("www-authenticate", 'Bearer realm="ragline"'))
+    if grpc_request:
+        body = denial.message
+    else:
+        headers.append(_header("content-type", "application/json"))
+        body = json.dumps(
+            {
+                "code": denial.code,
+                "message": denial.message,
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": denial.reason,
+                        "domain": ERROR_DOMAIN,
+                    }
+                ],
+            }
+        )
+    return authz_pb.CheckResponse(
+        status=status_pb2.Status(code=denial.code, message=denial.message),
+        denied_response=authz_pb.DeniedHttpResponse(
+            status=http_status_pb2.HttpStatus(code=denial.http_status),
+            headers=headers,
+            body=body,
+        ),
+    )
+
+
+def _is_grpc(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").startswith("application/grpc")
+
+
+class AuthorizationServicer(authz_grpc.AuthorizationServicer):
+    """envoy.service.auth.v3.Authorization on the auth service's port."""
+
+    def __init__(self, authorizer: Authorizer) -> None:
+        self.authorizer = authorizer
+
+    async def Check(
+        self, request: authz_pb.CheckRequest, context: Context
+    ) -> authz_pb.CheckResponse:
+        http = request.attributes.request.http
+        headers = dict(http.headers)
+        scope = request.attributes.context_extensions.get("scope", "")
+        try:
+            decision = await self.authorizer.decide(headers, scope)
+        except RaglineError as exc:
+            # The key store is down: fail closed with 503, never a pass.
+            log.warning("authorization failed closed", extra={"reason": exc.reason})
+            decision = Denial(503, code_pb2.UNAVAILABLE, exc.reason, exc.message)
+        if isinstance(decision, Denial):
+            return denied(decision, _is_grpc(headers))
+        return allowed(decision)

@@ -1,0 +1,31 @@
+"""The scopes a key can hold and the rate-limit tiers it can be on."""
+
+from __future__ import annotations
+
+import re
+
+EMBEDDINGS = "embeddings"
+SEARCH = "search"
+CHAT = "chat"
+INGEST = "ingest"
+ANALYTICS = "analytics"
+ADMIN = "admin"
+SCOPES = (EMBEDDINGS, SEARCH, CHAT, INGEST, ANALYTICS, ADMIN)
+
+# Scope markers a route can carry instead of a scope.
+AUTHENTICATED = "authenticated"  # any valid credential
+API_KEY_ONLY = "api_key_only"  # any valid API key, never a JWT (token exchange)
+
+TIERS = ("free", "standard", "enterprise")
+DEFAULT_TIER = "standard"
+
+TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_scopes(text: str) -> tuple[str, ...]:
+    """Comma- or space-separated scopes, validated, in canonical order."""
+    given = {s for s in re.split(r"[,\s]+", text) if s}
+    unknown = given - set(SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    return tuple(s for s in SCOPES if s in given)

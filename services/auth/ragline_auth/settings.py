@@ -1,0 +1,34 @@
+"""Auth service settings: the core settings plus key, token and cache choices."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from ragline_core.settings import CoreSettings
+
+
+class AuthSettings(CoreSettings):
+    """Environment of the auth service."""
+
+    # Server-side secret mixed into every key hash (HMAC-SHA256). A database dump without
+    # it cannot be used to test guesses. Set it in production; changing it invalidates
+    # every stored key.
+    API_KEY_PEPPER: SecretStr = SecretStr("ragline-development-pepper-change-me")
+    # Store the keys of VALID_API_KEYS as development keys (turn off in production).
+    SEED_DEV_KEYS: bool = True
+    # Tenant, scopes and tier of the development keys in VALID_API_KEYS: key i (from 1)
+    # belongs to tenant "<prefix><i>", so dev-key-1 and dev-key-2 are different tenants.
+    DEV_KEYS_TENANT_PREFIX: str = Field(default="dev-", min_length=1, max_length=32)
+    DEV_KEYS_SCOPES: str = "embeddings,search,chat,ingest,analytics,admin"
+    DEV_KEYS_TIER: str = "standard"
+    # Seconds a key lookup is cached per auth process. Revocations also reach every
+    # process at once over Redis pub/sub; this TTL bounds the delay when Redis is down.
+    KEY_CACHE_TTL: float = Field(default=2.0, ge=0.0, le=60.0)
+    # Default grace period of a rotated key, seconds.
+    KEY_ROTATION_GRACE: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    # JWTs from POST /api/v1/tokens: lifetime (seconds, also the maximum), issuer, audience.
+    JWT_TTL: int = Field(default=900, ge=10, le=86_400)
+    JWT_ISSUER: str = "ragline"
+    JWT_AUDIENCE: str = "ragline-api"
+    # The generated OpenAPI document served at /openapi.json (default: gen/openapi/).
+    OPENAPI_PATH: str | None = None

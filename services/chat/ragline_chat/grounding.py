@@ -1,0 +1,129 @@
+"""Extractive answers and citations: which passage sentences support an answer.
+
+Every quote is a verbatim span of its chunk's text, so a client can find it in the chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragline_chat.domain import Citation, Passage
+from ragline_chat.prompt import looks_like_injection
+from ragline_chat.text import Sentence, content_words, sentences
+
+_MARKER = re.compile(r"\[(\d{1,2})(?:\s*,\s*(\d{1,2}))*\]")
+_MARKER_NUMBERS = re.compile(r"\d{1,2}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    passage: Passage
+    sentence: Sentence
+    score: float
+
+
+def _idf(passages: Sequence[Passage]) -> dict[str, float]:
+    # Over sentences, not passages: a passage's topic ("the Zephyr X2") recurs in most of
+    # its sentences, while the word a question turns on ("weigh") picks out one.
+    docs = [set(content_words(s.text)) for p in passages for s in sentences(p.text)]
+    df: Counter[str] = Counter()
+    for words in docs:
+        df.update(words)
+    n = len(docs)
+    return {w: math.log(1 + (n + 1) / (c + 0.5)) for w, c in df.items()}
+
+
+def rank_sentences(question: str, passages: Sequence[Passage]) -> list[Candidate]:
+    """Passage sentences by how well they answer `question` (best first)."""
+    query = set(content_words(question))
+    if not query:
+        return []
+    idf = _idf(passages)
+    out: list[Candidate] = []
+    for rank, p in enumerate(passages):
+        # Words of the title name the passage's topic; the rest of the question says
+        # what about it is asked, so they decide between its sentences.
+        topic = set(content_words(p.title))
+        for s in sentences(p.text):
+            if looks_like_injection(s.text) or len(s.text) < 12:
+                continue
+            words = content_words(s.text)
+            if not words:
+                continue
+            overlap = query & set(words)
+            if not overlap:
+                continue
+            score = sum(idf.get(w, 1.0) * (0.3 if w in topic else 1.0) for w in overlap)
+            # Prefer focused sentences and higher-ranked passages.
+            score = score / (1 + 0.02 * len(words)) + 0.15 / (1 + rank)
+            out.append(Candidate(p, s, score))
+    out.sort(key=lambda c: c.score, reverse=True)
+    return out
+
+
+def extractive_answer(
+    question: str, passages: Sequence[Passage], max_sentences: int = 2
+) -> tuple[str, list[Citation]]:
+    """The best supporting sentences, each followed by its citation marker."""
+    ranked = rank_sentences(question, passages)
+    if not ranked:
+        return "", []
+    best = ranked[0].score
+    chosen = [c for c in ranked[:max_sentences] if c.score >= 0.6 * best]
+    parts: list[str] = []
+    citations: dict[tuple[str, str], Citation] = {}
+    for c in chosen:
+        parts.append(f"{c.sentence.text} [{c.passage.number}]")
+        citations.setdefault(
+            (c.passage.chunk_id, c.sentence.text), Citation.of(c.passage, c.sentence.text)
+        )
+    return " ".join(parts), list(citations.values())
+
+
+def _best_quote(passage: Passage, claim: str) -> str:
+    claim_words = set(content_words(claim))
+    best, best_score = "", -1.0
+    for s in sentences(passage.text):
+        if looks_like_injection(s.text):
+            continue
+        score = len(claim_words & set(content_words(s.text)))
+        if score > best_score:
+            best, best_score = s.text, score
+    return best
+
+
+def cite(answer: str, passages: Sequence[Passage]) -> list[Citation]:
+    """Citations for a generated answer.
+
+    Markers like [2] name passages directly; the quote is the passage sentence closest to
+    the answer sentence carrying the marker. Without markers, answer sentences that share
+    enough content words with a passage sentence cite it.
+    """
+    by_number = {p.number: p for p in passages}
+    out: dict[int, Citation] = {}
+    for s in sentences(answer):
+        for m in _MARKER.finditer(s.text):
+            for n in _MARKER_NUMBERS.findall(m.group(0)):
+                p = by_number.get(int(n))
+                if p is not None and p.number not in out:
+                    quote = _best_quote(p, s.text)
+                    if quote:
+                        out[p.number] = Citation.of(p, quote)
+    if out:
+        return [out[k] for k in sorted(out)]
+    for s in sentences(answer):
+        words = set(content_words(s.text))
+        if len(words) < 2:
+            continue
+        ranked = rank_sentences(s.text, passages)
+        if not ranked:
+            continue
+        top = ranked[0]
+        shared = words & set(content_words(top.sentence.text))
+        if len(shared) >= max(2, len(words) // 2) and top.passage.number not in out:
+            out[top.passage.number] = Citation.of(top.passage, top.sentence.text)
+    return [out[k] for k in sorted(out)]

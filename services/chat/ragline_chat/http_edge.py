@@ -1,0 +1,413 @@
+"""The chat service's HTTP edge (behind Envoy): WebSocket chat and the OpenAI-compatible
+API. Both call the same ChatService as the gRPC servicer.
+
+- `GET /api/v1/chat/ws`: a WebSocket; each text frame is a chat request (the JSON of
+  POST /api/v1/chat, plus optional "new_conversation": true), answered with the same
+  events as the SSE stream. Without "conversation_id" a message continues the connection's
+  current conversation. {"type": "cancel"} stops the answer in progress.
+- `POST /v1/chat/completions`, `GET /v1/models`: OpenAI-compatible; the collection comes
+  from the `X-Ragline-Collection` header or a model name of the form "<model>@<collection>".
+  Answers are not stored as conversations (the API is stateless); citations ride along in
+  an extra `citations` field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from google.protobuf import json_format
+
+from ragline_chat import convert
+from ragline_chat.domain import (
+    ChatInput,
+    CitationEvent,
+    Delta,
+    Done,
+    ErrorEvent,
+    Ping,
+    PromptMessage,
+    Start,
+    UsageEvent,
+)
+from ragline_chat.service import ChatService
+from ragline_core.errors import InternalError, InvalidArgumentError, RaglineError
+from ragline_core.identity import TENANT_HEADER, tenant_of_header
+
+log = logging.getLogger("ragline.chat.http")
+
+HTTP_STATUS = {
+    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
+    9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}  # fmt: skip
+OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                429: "rate_limit_error", 503: "service_unavailable"}  # fmt: skip
+COLLECTION_HEADER = "X-Ragline-Collection"
+
+
+def status_json(error: RaglineError) -> tuple[int, dict[str, Any]]:
+    """google.rpc.Status JSON (the gateway's error shape) plus an OpenAI-style `error`."""
+    status = error.to_status()
+    body: dict[str, Any] = json_format.MessageToDict(status, preserving_proto_field_name=True)
+    http = HTTP_STATUS.get(status.code, 500)
+    body["error"] = {
+        "message": error.message,
+        "type": OPENAI_TYPES.get(http, "api_error"),
+        "code": error.reason,
+        "param": error.field,
+    }
+    return http, body
+
+
+def error_response(error: RaglineError) -> web.Response:
+    http, body = status_json(error)
+    return web.json_response(body, status=http)
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RaglineError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        reason = "NOT_FOUND" if exc.status == 404 else "INVALID_REQUEST"
+        err = InvalidArgumentError(f"{exc.reason}: {request.method} {request.path}", reason=reason)
+        _, body = status_json(err)
+        body["code"] = 5 if exc.status == 404 else body["code"]
+        return web.json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(InternalError("internal error"))
+
+
+class ChatHttpEdge:
+    def __init__(self, service: ChatService, keepalive_seconds: float, max_message_bytes: int):
+        self.service = service
+        self.keepalive = keepalive_seconds
+        self.max_message_bytes = max_message_bytes
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[errors_middleware], client_max_size=self.max_message_bytes
+        )
+        app.router.add_get("/api/v1/chat/ws", self.websocket)
+        app.router.add_post("/v1/chat/completions", self.completions)
+        app.router.add_get("/v1/models", self.models)
+        return app
+
+    # -- WebSocket ------------------------------------------------------------------------
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        tenant = tenant_of_header(request.headers.get(TENANT_HEADER))
+        ws = web.WebSocketResponse(heartbeat=self.keepalive, max_msg_size=self.max_message_bytes)
+        await ws.prepare(request)
+        state: dict[str, str] = {"conversation_id": ""}
+        current: asyncio.Task[None] | None = None
+
+        async def send(payload: dict[str, Any]) -> None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(payload)
+
+        async def answer(inp: ChatInput) -> None:
+            try:
+                async for event in self.service.stream(inp, tenant):
+                    if isinstance(event, Start):
+                        state["conversation_id"] = event.conversation_id
+                    await send(convert.event_json(event))
+            except RaglineError as exc:
+                await send(convert.event_json(_error_event(exc)))
+
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.BINARY:
+                        await send(
+                            convert.event_json(
+                                _error_event(
+                                    InvalidArgumentError(
+                                        "send chat requests as JSON text frames",
+                                        reason="INVALID_FRAME",
+                                    )
+                                )
+                            )
+                        )
+                    continue
+                try:
+                    body = json.loads(msg.data)
+                    if not isinstance(body, dict):
+                        raise ValueError("not an object")
+                except ValueError:
+                    await send(
+                        convert.event_json(
+                            _error_event(
+                                InvalidArgumentError(
+                                    "each frame must be a JSON object", reason="INVALID_JSON"
+                                )
+                            )
+                        )
+                    )
+                    continue
+                kind = body.pop("type", "chat")
+                if kind == "cancel":
+                    if current is not None and not current.done():
+                        current.cancel()
+                    continue
+                if current is not None and not current.done():
+                    await send(
+                        convert.event_json(
+                            _error_event(
+                                InvalidArgumentError(
+                                    "an answer is still streaming; wait for `done` or send "
+                                    '{"type": "cancel"}',
+                                    reason="ANSWER_IN_PROGRESS",
+                                )
+                            )
+                        )
+                    )
+                    continue
+                if body.pop("new_conversation", False):
+                    state["conversation_id"] = ""
+                try:
+                    inp = convert.chat_input_from_json(body)
+                except json_format.ParseError as exc:
+                    await send(
+                        convert.event_json(
+                            _error_event(
+                                InvalidArgumentError(
+                                    f"invalid chat request: {exc}", reason="INVALID_REQUEST"
+                                )
+                            )
+                        )
+                    )
+                    continue
+                if not inp.conversation_id and state["conversation_id"]:
+                    inp = _with_conversation(inp, state["conversation_id"])
+                current = asyncio.create_task(answer(inp))
+        finally:
+            if current is not None and not current.done():
+                current.cancel()
+                with contextlib.suppress(BaseException):
+                    await current
+        return ws
+
+    # -- OpenAI-compatible ----------------------------------------------------------------
+    async def models(self, request: web.Request) -> web.Response:
+        models = self.service.registry.ordered(self.service.default_model.name)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m.name, "object": "model", "created": 0, "owned_by": m.provider}
+                    for m in models
+                ],
+            }
+        )
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        tenant = tenant_of_header(request.headers.get(TENANT_HEADER))
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidArgumentError("the body must be JSON", reason="INVALID_JSON") from None
+        if not isinstance(body, dict):
+            raise InvalidArgumentError("the body must be a JSON object", reason="INVALID_JSON")
+        inp, model_name = self._openai_input(body, request.headers.get(COLLECTION_HEADER, ""))
+        created = int(time.time())
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        if not body.get("stream"):
+            result = await self.service.chat(inp, tenant)
+            return web.json_response(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": result.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": result.answer},
+                            "finish_reason": result.finish_reason,
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": result.usage.prompt_tokens,
+                        "completion_tokens": result.usage.completion_tokens,
+                        "total_tokens": result.usage.total_tokens,
+                    },
+                    "citations": [convert.to_json(convert.citation(c)) for c in result.citations],
+                    "search_query": result.search_query,
+                    "estimated_cost_usd": result.usage.estimated_cost_usd,
+                }
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = aiter(self.service.stream(inp, tenant))
+        # Errors before the first event still get an HTTP status.
+        first = await anext(events, None)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        model = model_name
+        citations: list[dict[str, Any]] = []
+        pending_usage: dict[str, int] = {}
+
+        async def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> None:
+            payload = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+
+        event = first
+        while event is not None:
+            if isinstance(event, Start):
+                model = event.model
+                await chunk({"role": "assistant", "content": ""})
+            elif isinstance(event, Delta):
+                await chunk({"content": event.text})
+            elif isinstance(event, CitationEvent):
+                citations.append(convert.to_json(convert.citation(event.citation)))
+            elif isinstance(event, UsageEvent) and include_usage:
+                usage = {
+                    "prompt_tokens": event.usage.prompt_tokens,
+                    "completion_tokens": event.usage.completion_tokens,
+                    "total_tokens": event.usage.total_tokens,
+                }
+                pending_usage = usage
+            elif isinstance(event, Done):
+                await chunk({}, event.finish_reason, citations=citations)
+                if include_usage:
+                    payload = {
+                        "id": completion_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": pending_usage,
+                    }
+                    await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+            elif isinstance(event, ErrorEvent):
+                err = {
+                    "error": {"message": event.message, "type": "api_error", "code": event.reason}
+                }
+                await response.write(f"data: {json.dumps(err)}\n\n".encode())
+            elif isinstance(event, Ping):
+                await response.write(b": ping\n\n")
+            event = await anext(events, None)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    def _openai_input(self, body: dict[str, Any], header: str) -> tuple[ChatInput, str]:
+        model = body.get("model") or ""
+        if not isinstance(model, str):
+            raise InvalidArgumentError(
+                "model must be a string", reason="INVALID_MODEL", field="model"
+            )
+        collection = header
+        if "@" in model:
+            model, _, collection = model.partition("@")
+        if model in ("", "ragline"):
+            model = self.service.default_model.name
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidArgumentError(
+                "messages must be a non-empty list", reason="EMPTY_MESSAGES", field="messages"
+            )
+        turns: list[PromptMessage] = []
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or m.get("role") not in (
+                "system",
+                "user",
+                "assistant",
+                "developer",
+                "tool",
+            ):
+                raise InvalidArgumentError(
+                    f"messages[{i}] must be an object with a valid role",
+                    reason="INVALID_MESSAGE",
+                    field=f"messages[{i}]",
+                )
+            turns.append(PromptMessage(_role(m["role"]), _content(m.get("content"), i)))
+        if turns[-1].role != "user":
+            raise InvalidArgumentError(
+                "the last message must come from the user",
+                reason="INVALID_MESSAGE",
+                field=f"messages[{len(turns) - 1}]",
+            )
+        max_tokens = body.get("max_completion_tokens", body.get("max_tokens")) or 0
+        temperature = body.get("temperature")
+        if not isinstance(max_tokens, int) or (
+            temperature is not None and not isinstance(temperature, (int, float))
+        ):
+            raise InvalidArgumentError(
+                "max_tokens must be an integer and temperature a number", reason="INVALID_REQUEST"
+            )
+        history = tuple(t for t in turns[:-1] if t.role in ("user", "assistant"))
+        inp = ChatInput(
+            message=turns[-1].content,
+            model=model,
+            collection=collection,
+            max_tokens=max_tokens,
+            temperature=float(temperature) if temperature is not None else None,
+            persist=False,
+            history=history,
+        )
+        return inp, model
+
+
+def _role(role: str) -> Any:
+    return "user" if role in ("user",) else "assistant" if role == "assistant" else "system"
+
+
+def _content(content: Any, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        ]
+        return "".join(parts)
+    if content is None:
+        return ""
+    raise InvalidArgumentError(
+        f"messages[{index}].content must be text",
+        reason="INVALID_MESSAGE",
+        field=f"messages[{index}].content",
+    )
+
+
+def _error_event(exc: RaglineError) -> ErrorEvent:
+    return ErrorEvent(int(exc.to_status().code), exc.message, exc.reason)
+
+
+def _with_conversation(inp: ChatInput, conversation_id: str) -> ChatInput:
+    from dataclasses import replace
+
+    return replace(inp, conversation_id=conversation_id)
+
+
+async def start_http(edge: ChatHttpEdge, addr: str) -> web.AppRunner:
+    host, _, port = addr.rpartition(":")
+    runner = web.AppRunner(edge.app(), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, int(port), reuse_port=True)
+    await site.start()
+    return runner

@@ -1,0 +1,1 @@
+"""Chat model providers: extractive, local (llama.cpp), OpenAI(-compatible), Anthropic."""

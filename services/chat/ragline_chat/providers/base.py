@@ -1,0 +1,46 @@
+"""What every chat provider offers the service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ragline_chat.domain import Passage, PromptMessage
+from ragline_chat.models import ChatModelSpec
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    model: ChatModelSpec
+    messages: Sequence[PromptMessage]
+    max_tokens: int
+    temperature: float
+    # The question and passages, for providers that answer without a model.
+    question: str
+    passages: Sequence[Passage]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a generated answer; the last chunk carries usage and finish reason."""
+
+    text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+class ChatProvider(Protocol):
+    name: str
+
+    @property
+    def configured(self) -> bool:
+        """False when the provider cannot be used (no key, model not loaded)."""
+
+    def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
+        """Generates the answer; raises RaglineError subclasses. Closing the iterator
+        stops generation."""
+
+    async def close(self) -> None:
+        """Releases resources."""

@@ -1,0 +1,137 @@
+"""OpenAI chat models, and any OpenAI-compatible server (vLLM, Ollama, llama.cpp server),
+through the official SDK. Retries (429, 5xx, connection errors) happen only before the
+first token; after that a failure ends the answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import openai
+
+from ragline_chat.providers.base import Chunk, GenerationRequest
+from ragline_core.errors import RaglineError
+from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.provider_errors import not_configured, provider_error
+from ragline_core.retry import RetryPolicy, call_with_retries
+
+
+class OpenAIChatProvider:
+    def __init__(
+        self,
+        name: str,
+        key_variable: str,
+        api_key: str | None,
+        base_url: str | None,
+        policy: RetryPolicy,
+        default_timeout: float,
+        attempt_timeout: float,
+        *,
+        require_key: bool = True,
+    ) -> None:
+        self.name = name
+        self.key_variable = key_variable
+        self.policy = policy
+        self.default_timeout = default_timeout
+        self.attempt_timeout = attempt_timeout
+        self._client: openai.AsyncOpenAI | None = None
+        if api_key or (not require_key and base_url):
+            self._client = openai.AsyncOpenAI(
+                api_key=api_key or "not-needed",
+                base_url=base_url,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(
+                    limits=httpx2.Limits(max_connections=50, max_keepalive_connections=20)
+                ),
+            )
+
+    @property
+    def configured(self) -> bool:
+        return self._client is not None
+
+    async def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
+        client = self._client
+        if client is None:
+            raise not_configured(self.name, request.model.name, self.key_variable)
+        model = request.model.name
+        messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
+
+        async def attempt(budget: float) -> Any:
+            started = time.perf_counter()
+            try:
+                return await client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    timeout=min(budget, timeout, self.attempt_timeout),
+                )
+            finally:
+                PROVIDER_DURATION.labels(self.name, model).observe(time.perf_counter() - started)
+
+        def on_retry(_exc: BaseException) -> None:
+            PROVIDER_REQUESTS.labels(self.name, model, "retried").inc()
+
+        try:
+            stream = await call_with_retries(
+                attempt,
+                policy=self.policy,
+                default_timeout=self.default_timeout,
+                retryable=self._retryable,
+                on_retry=on_retry,
+            )
+        except RaglineError:
+            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
+            raise
+        except Exception as exc:
+            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
+            raise self._translate(exc) from None
+        finish: str | None = None
+        prompt_tokens: int | None = None
+        completion_tokens: int | None = None
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    prompt_tokens = int(chunk.usage.prompt_tokens)
+                    completion_tokens = int(chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        yield Chunk(text=choice.delta.content)
+                    if choice.finish_reason:
+                        finish = str(choice.finish_reason)
+        except RaglineError:
+            raise
+        except Exception as exc:
+            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
+            raise self._translate(exc) from None
+        finally:
+            # Closing the HTTP stream is what stops a remote model generating.
+            await stream.close()
+        PROVIDER_REQUESTS.labels(self.name, model, "ok").inc()
+        yield Chunk(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason=finish or "stop",
+        )
+
+    def _retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, openai.APIConnectionError) and not isinstance(
+            exc, openai.APITimeoutError
+        ):
+            return True
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        return status is not None and (status == 429 or status >= 500)
+
+    def _translate(self, exc: BaseException) -> RaglineError:
+        status = int(exc.status_code) if isinstance(exc, openai.APIStatusError) else None
+        return provider_error(
+            self.name, self.key_variable, status, isinstance(exc, openai.APITimeoutError)
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,69 @@
+"""Chat settings: the core settings plus models, providers, limits and the HTTP edge."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from ragline_core.settings import CoreSettings
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return []
+    if isinstance(value, str):
+        return [m.strip() for m in value.split(",") if m.strip()]
+    return value
+
+
+class ChatSettings(CoreSettings):
+    """Environment of the chat service."""
+
+    # Model used when a request names none. "extractive" answers best on the labelled QA
+    # set (see docs/chat.md); "local" runs SmolLM2-135M with no keys either.
+    CHAT_DEFAULT_MODEL: str = "extractive"
+    # Models tried in order when the requested model's provider fails before answering
+    # ("none": no fallback, a provider failure answers 503).
+    CHAT_FALLBACK_MODELS: Annotated[list[str], NoDecode] = ["extractive"]
+    CHAT_DEFAULT_COLLECTION: str = "default"
+    # Chunks retrieved per question by default, and the most a request may ask for.
+    CHAT_RETRIEVAL_LIMIT: int = Field(default=4, ge=1, le=20)
+    CHAT_MAX_RETRIEVAL_LIMIT: int = Field(default=20, ge=1, le=100)
+    # Longest accepted message (the gateway also caps chat bodies, answering 413).
+    CHAT_MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
+    # Tokens of earlier turns sent to the model; older turns are summarised in one line.
+    CHAT_HISTORY_TOKEN_BUDGET: int = Field(default=1024, ge=0)
+    # Tokens of retrieved text put in the prompt.
+    CHAT_CONTEXT_TOKEN_BUDGET: int = Field(default=1500, ge=64)
+    # Seconds between keep-alive events on a quiet stream.
+    CHAT_KEEPALIVE_SECONDS: float = Field(default=10.0, gt=0, le=300)
+    # HTTP edge of the chat service: WebSocket chat and the OpenAI-compatible API.
+    CHAT_HTTP_ADDR: str = "127.0.0.1:50063"
+
+    # OpenAI chat models; CHAT_OPENAI_BASE_URL overrides OPENAI_BASE_URL for chat only.
+    CHAT_OPENAI_BASE_URL: str | None = None
+    # Any OpenAI-compatible server (vLLM, Ollama, llama.cpp server) and the models it serves.
+    OPENAI_COMPATIBLE_BASE_URL: str | None = None
+    OPENAI_COMPATIBLE_API_KEY: SecretStr | None = None
+    OPENAI_COMPATIBLE_MODELS: Annotated[list[str], NoDecode] = []
+    ANTHROPIC_API_KEY: SecretStr | None = None
+    ANTHROPIC_BASE_URL: str | None = None
+
+    PROVIDER_MAX_ATTEMPTS: int = Field(default=3, ge=1, le=10)
+    PROVIDER_BACKOFF_BASE: float = Field(default=0.5, ge=0)
+    PROVIDER_BACKOFF_MAX: float = Field(default=8.0, ge=0)
+    # Longest wait for a provider's first token (and between tokens).
+    PROVIDER_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
+
+    # Local model (SmolLM2-135M-Instruct GGUF via llama-cpp-python).
+    CHAT_LOCAL_MODEL_PATH: str | None = None
+    CHAT_LOCAL_THREADS: int = Field(default=1, ge=1, le=64)
+    CHAT_LOCAL_CONTEXT_TOKENS: int = Field(default=2048, ge=512, le=8192)
+    CHAT_LOCAL_ENABLED: bool = True
+
+    @field_validator("CHAT_FALLBACK_MODELS", "OPENAI_COMPATIBLE_MODELS", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _split(value)

@@ -1,0 +1,57 @@
+"""What the gateway does when the auth service or the rate limiter is down."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
+from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
+from tests.support.assertions import error_body, reason_of
+from tests.support.gateway import wait_until
+
+pytestmark = pytest.mark.e2e
+
+MODELS = "/api/v1/embedding-models"
+
+
+async def _serving(api) -> bool:
+    return (await api.get(MODELS)).status_code == 200
+
+
+async def test_auth_service_down_is_503_never_a_pass(api, anon_api, gateway_channel, stack):
+    stack.stop("auth")
+    try:
+        for client in (api, anon_api):
+            reply = await client.get(MODELS)
+            body = error_body(reply, 503)
+            assert reason_of(body) == "AUTH_UNAVAILABLE"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await emb_grpc.EmbedderServiceStub(gateway_channel).ListEmbeddingModels(
+                emb_pb.ListEmbeddingModelsRequest(), timeout=10
+            )
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        # Public routes that need no auth call still answer... except those the auth
+        # service itself serves; /health reports it down.
+        health = await anon_api.get("/health")
+        assert health.status_code == 503
+    finally:
+        stack.start_service("auth")
+        stack.wait_port("auth", stack.cfg.service_ports["auth"], 120)
+    await wait_until(lambda: _serving(api), timeout=30, interval=0.3)
+
+
+async def test_rate_limiter_down_fails_open(api, stack):
+    stack.stop("ratelimit")
+    try:
+        reply = await api.get(MODELS)
+        assert reply.status_code == 200
+    finally:
+        stack.start_ratelimit()
+        stack.wait_port("ratelimit", stack.cfg.ratelimit_port, 30)
+    await wait_until(lambda: _has_limit_headers(api), timeout=15, interval=0.3)
+
+
+async def _has_limit_headers(api) -> bool:
+    reply = await api.get(MODELS)
+    return reply.status_code == 200 and "x-ratelimit-remaining" in reply.headers

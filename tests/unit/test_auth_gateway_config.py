@@ -1,0 +1,175 @@
+"""The gateway's security settings in the rendered Envoy config, and the auth domain's
+pure parts (scopes, hashing, decisions)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ragline_auth import scopes as sc
+from ragline_auth.authz import Authorizer, Denial, Identity
+from ragline_auth.keys import KeyHasher, generate_key
+from ragline_stack import gateway
+from ragline_stack.envoy_config import REST_ROUTES, GatewayConfig, render
+from ragline_stack.stack import ROOT
+from tests.unit.test_gateway_config import config
+
+
+def _doc(**overrides) -> dict:
+    return yaml.safe_load(render(config(**overrides)))
+
+
+def _hcm(doc: dict) -> dict:
+    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def test_filters_run_in_the_secure_order():
+    names = [f["name"] for f in _hcm(_doc())["http_filters"]]
+    order = [
+        "envoy.filters.http.header_mutation",
+        "envoy.filters.http.cors",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.jwt_authn",
+        "envoy.filters.http.rbac",
+        "envoy.filters.http.ext_authz",
+        "envoy.filters.http.ratelimit",
+        "envoy.filters.http.buffer",
+        "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.router",
+    ]
+    assert [n for n in names if n in order] == order
+    assert names[0] == "envoy.filters.http.header_mutation"
+
+
+def test_identity_headers_are_stripped_and_auth_fails_closed():
+    filters = {f["name"]: f["typed_config"] for f in _hcm(_doc())["http_filters"]}
+    removed = {
+        m["remove"]
+        for m in filters["envoy.filters.http.header_mutation"]["mutations"]["request_mutations"]
+    }
+    assert removed == set(gateway.IDENTITY_HEADERS)
+    authz = filters["envoy.filters.http.ext_authz"]
+    assert authz["failure_mode_allow"] is False and authz["status_on_error"]["code"] == 503
+    burst = filters["envoy.filters.http.local_ratelimit"]
+    assert burst["filter_enabled"] and burst["filter_enforced"]
+    assert burst["rate_limited_as_resource_exhausted"] is True
+    limit = filters["envoy.filters.http.ratelimit"]
+    assert limit["failure_mode_deny"] is False and limit["rate_limited_as_resource_exhausted"]
+
+
+def test_every_route_is_authenticated_unless_public():
+    routes = _hcm(_doc())["route_config"]["virtual_hosts"][0]["routes"]
+    public = {"/health", "/metrics", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+    for route in routes:
+        authz = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+        path = route["match"].get("path")
+        if path in public:
+            assert authz.get("disabled") is True, route
+        else:
+            scope = authz["check_settings"]["context_extensions"]["scope"]
+            assert scope in (*sc.SCOPES, sc.AUTHENTICATED, sc.API_KEY_ONLY), route
+    assert routes[-1]["match"] == {"prefix": "/"} and routes[-1]["direct_response"]
+    assert all(not r.public or r.cluster == "auth" for r in REST_ROUTES)
+
+
+def test_edge_hardening():
+    doc = _doc()
+    hcm = _hcm(doc)
+    assert hcm["use_remote_address"] is True
+    assert hcm["common_http_protocol_options"]["headers_with_underscores_action"] == (
+        "REJECT_REQUEST"
+    )
+    assert hcm["internal_address_config"] == {"cidr_ranges": []}
+    assert hcm["request_headers_timeout"] and hcm["stream_idle_timeout"]
+    assert hcm["max_request_headers_kb"] <= 60
+    monitors = {m["name"] for m in doc["overload_manager"]["resource_monitors"]}
+    assert "envoy.resource_monitors.fixed_heap" in monitors
+
+
+def test_ratelimit_config_covers_every_tier_and_group():
+    cfg = gateway.ratelimit_config()
+    tiers = {d["value"]: d for d in cfg["descriptors"]}
+    assert set(tiers) == set(sc.TIERS)
+    for tier in tiers.values():
+        groups = {d["value"] for d in tier["descriptors"]}
+        assert {"embeddings", "search", "chat", "ingest", "analytics", "admin", "tokens"} <= groups
+
+
+def test_no_auth_config_has_no_auth_filters():
+    names = [f["name"] for f in _hcm(_doc(auth_enabled=False))["http_filters"]]
+    assert "envoy.filters.http.ext_authz" not in names
+    assert "envoy.filters.http.jwt_authn" not in names
+
+
+def test_cors_origins_come_from_the_config():
+    doc = _doc(cors_origins=("https://app.example",))
+    vhost = _hcm(doc)["route_config"]["virtual_hosts"][0]
+    policy = vhost["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert policy["allow_origin_string_match"] == [{"exact": "https://app.example"}]
+
+
+def test_scopes_parse_and_reject_unknown():
+    assert sc.parse_scopes("search, embeddings") == ("embeddings", "search")
+    with pytest.raises(ValueError, match="bogus"):
+        sc.parse_scopes("search,bogus")
+
+
+def test_keys_are_random_prefixed_and_hashed_with_a_pepper():
+    key = generate_key("live")
+    assert key.startswith("rl_live_") and len(key) >= 50
+    assert generate_key("live") != key
+    a, b = KeyHasher(b"pepper-a"), KeyHasher(b"pepper-b")
+    assert a.digest(key) != b.digest(key) and key not in a.digest(key)
+    assert KeyHasher.same(a.digest(key), a.digest(key))
+
+
+class _Keys:
+    async def lookup(self, token):
+        return None
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("", "MISSING_CREDENTIALS"),
+        ("Token abc", "MALFORMED_CREDENTIALS"),
+        ("Bearer a b", "MALFORMED_CREDENTIALS"),
+        ("Bearer " + "x" * 300, "INVALID_API_KEY"),
+        ("Bearer eyJhbGciOiJub25lIn0.e30.", "INVALID_TOKEN"),
+    ],
+)
+async def test_decisions_on_bad_credentials(header, reason):
+    class _Signer:
+        def verify(self, token):
+            from ragline_auth.tokens import TokenError
+
+            raise TokenError("invalid token", expired=False)
+
+    authorizer = Authorizer(_Keys(), _Signer())  # type: ignore[arg-type]
+    decision = await authorizer.decide({"authorization": header} if header else {}, "search")
+    assert isinstance(decision, Denial) and decision.reason == reason
+    assert decision.http_status == 401
+
+
+def test_scope_check():
+    ident = Identity("k", "t", ("search",), "free", "jwt")
+    assert Authorizer._check_scope(ident, "search") is ident
+    denied = Authorizer._check_scope(ident, "admin")
+    assert isinstance(denied, Denial) and denied.http_status == 403
+    assert isinstance(Authorizer._check_scope(ident, sc.API_KEY_ONLY), Denial)
+
+
+def test_openapi_document_is_generated_and_marks_public_operations():
+    import json
+
+    doc = json.loads((ROOT / "gen/openapi/openapi.json").read_text())
+    assert doc["paths"]["/health"]["get"]["security"] == []
+    embeddings = doc["paths"]["/api/v1/embeddings"]["post"]
+    assert "401" in embeddings["responses"] and "security" not in embeddings
+    props = doc["definitions"]["CreateEmbeddingsRequest"]["properties"]
+    assert {"text", "texts", "model"} <= set(props)
+    assert doc["securityDefinitions"]["bearer"]["name"] == "Authorization"
+
+
+def test_gateway_config_type_is_importable():
+    assert GatewayConfig.__dataclass_fields__["auth_enabled"].default is True

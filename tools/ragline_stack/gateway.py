@@ -1,0 +1,503 @@
+"""The gateway's security layer in the rendered Envoy config: identity-header stripping,
+CORS, the burst bucket, JWTs (jwt_authn + per-route RBAC on their scopes), API keys
+(ext_authz to the auth service), global rate limits (envoyproxy/ratelimit), usage access
+logs (gRPC access log service to the auth service) and the error replies of each.
+
+Filter order (each rejects before the next costs anything):
+  header_mutation → cors → local_ratelimit → jwt_authn → rbac → ext_authz → ratelimit
+  → buffer → grpc_json_transcoder → router
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragline_stack.envoy_config import GatewayConfig
+
+ERROR_DOMAIN = "ragline.dev"
+# Identity headers only the gateway may set: client copies are removed first thing.
+IDENTITY_HEADERS = (
+    "x-ragline-tenant",
+    "x-ragline-key-id",
+    "x-ragline-scopes",
+    "x-ragline-tier",
+    "x-ragline-auth",
+)
+# Response headers in which services report what a call consumed (usage analytics).
+USAGE_HEADERS = (
+    "x-ragline-usage-tokens-in",
+    "x-ragline-usage-tokens-out",
+    "x-ragline-usage-cost-usd",
+    "x-ragline-usage-cache-lookups",
+    "x-ragline-usage-cache-hits",
+)
+# Global limits per key and endpoint group (the route's scope), requests per minute, by
+# the key's tier; enforced by envoyproxy/ratelimit over Redis.
+_GROUPS = ("embeddings", "search", "chat", "ingest", "analytics", "admin", "tokens", "default")
+_FREE = (60, 60, 20, 10, 30, 30, 10, 60)
+RATE_LIMIT_TIERS: dict[str, dict[str, int]] = {
+    tier: {group: n * factor for group, n in zip(_GROUPS, _FREE, strict=True)}
+    for tier, factor in (("free", 1), ("standard", 10), ("enterprise", 100))
+}
+RATE_LIMIT_DOMAIN = "ragline"
+_JWT_FILTER = "envoy.filters.http.jwt_authn"
+_JWT_PAYLOAD = "jwt_payload"
+_BURST_WINDOW_S = 1
+_EXPOSED_HEADERS = (
+    "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, "
+    "grpc-status, grpc-message, " + ", ".join(USAGE_HEADERS)
+)
+
+
+def _type(name: str) -> str:
+    return f"type.googleapis.com/{name}"
+
+
+def route_name(match: dict[str, Any]) -> str:
+    """A bounded label for a route (usage analytics group requests by it)."""
+    if "path" in match:
+        return str(match["path"])
+    if "prefix" in match:
+        return f"{match['prefix']}*"
+    return str(match.get("safe_regex", {}).get("regex", "route"))
+
+
+def _group(scope: str) -> str:
+    return {"api_key_only": "tokens", "authenticated": "default"}.get(scope, scope)
+
+
+def _jwt_present() -> dict[str, Any]:
+    return {
+        "sourced_metadata": {
+            "metadata_matcher": {
+                "filter": _JWT_FILTER,
+                "path": [{"key": _JWT_PAYLOAD}],
+                "value": {"present_match": True},
+            }
+        }
+    }
+
+
+def _rbac(scope: str) -> dict[str, Any] | None:
+    """Per-route RBAC for JWT callers (API-key callers are checked by ext_authz)."""
+    if scope == "authenticated":
+        return None
+    principals: list[dict[str, Any]] = [{"not_id": _jwt_present()}]
+    if scope != "api_key_only":
+        principals.append(
+            {
+                "sourced_metadata": {
+                    "metadata_matcher": {
+                        "filter": _JWT_FILTER,
+                        "path": [{"key": _JWT_PAYLOAD}, {"key": "scopes"}],
+                        "value": {"list_match": {"one_of": {"string_match": {"exact": scope}}}},
+                    }
+                }
+            }
+        )
+    return {
+        "@type": _type("envoy.extensions.filters.http.rbac.v3.RBACPerRoute"),
+        "rbac": {
+            "rules": {
+                "action": "ALLOW",
+                "policies": {
+                    f"scope-{scope}": {"permissions": [{"any": True}], "principals": principals}
+                },
+            }
+        },
+    }
+
+
+def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dict[str, Any]:
+    """Adds the route's auth settings: None = public, else the scope it needs."""
+    if not cfg.auth_enabled:
+        return entry
+    per_filter: dict[str, Any] = entry.setdefault("typed_per_filter_config", {})
+    authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
+    if scope is None:
+        per_filter["envoy.filters.http.ext_authz"] = {"@type": authz_type, "disabled": True}
+        return entry
+    per_filter["envoy.filters.http.ext_authz"] = {
+        "@type": authz_type,
+        "check_settings": {"context_extensions": {"scope": scope}},
+    }
+    rbac = _rbac(scope)
+    if rbac is not None:
+        per_filter["envoy.filters.http.rbac"] = rbac
+    if cfg.ratelimit_enabled:
+        entry["route"]["rate_limits"] = [
+            {
+                "actions": [
+                    {
+                        "request_headers": {
+                            "header_name": "x-ragline-tier",
+                            "descriptor_key": "tier",
+                        }
+                    },
+                    {
+                        "generic_key": {
+                            "descriptor_key": "endpoint",
+                            "descriptor_value": _group(scope),
+                        }
+                    },
+                    {
+                        "request_headers": {
+                            "header_name": "x-ragline-key-id",
+                            "descriptor_key": "key_id",
+                        }
+                    },
+                ]
+            }
+        ]
+    return entry
+
+
+def catch_all(cfg: GatewayConfig) -> dict[str, Any]:
+    """Last route: any other path is 404, after authentication (no path skips auth)."""
+    entry: dict[str, Any] = {
+        "name": "not_found",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404},
+    }
+    if cfg.auth_enabled:
+        authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
+        entry["typed_per_filter_config"] = {
+            "envoy.filters.http.ext_authz": {
+                "@type": authz_type,
+                "check_settings": {"context_extensions": {"scope": "authenticated"}},
+            }
+        }
+    return entry
+
+
+def self_cluster(cfg: GatewayConfig) -> dict[str, Any]:
+    """The gateway itself: jwt_authn fetches the JWKS from its public route."""
+    return {
+        "name": "gateway_self",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "gateway_self",
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {
+                                        "address": "127.0.0.1",
+                                        "port_value": cfg.api_port,
+                                    }
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _status_json(code: int, message: str, reason: str) -> dict[str, Any]:
+    return {
+        "json_format": {
+            "code": code,
+            "message": message,
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": reason,
+                    "domain": ERROR_DOMAIN,
+                }
+            ],
+        },
+        "content_type": "application/json",
+    }
+
+
+def _status_is(op: str, value: int) -> dict[str, Any]:
+    return {
+        "status_code_filter": {
+            "comparison": {
+                "op": op,
+                "value": {"default_value": value, "runtime_key": f"ragline_auth_{op}_{value}"},
+            }
+        }
+    }
+
+
+def auth_reply_mappers() -> list[dict[str, Any]]:
+    """Local replies of the auth filters (after the native-gRPC mapper, before the rest)."""
+
+    def uaex() -> dict[str, Any]:
+        return {"response_flag_filter": {"flags": ["UAEX"]}}
+
+    return [
+        {
+            # Denied by the auth service: its body is already a google.rpc.Status JSON.
+            "filter": {"and_filter": {"filters": [uaex(), _status_is("LE", 499)]}},
+            "body_format_override": {
+                "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                "content_type": "application/json",
+            },
+        },
+        {
+            # The auth service is down or timed out: fail closed.
+            "filter": uaex(),
+            "body_format_override": _status_json(
+                14, "authentication service unavailable; try again shortly", "AUTH_UNAVAILABLE"
+            ),
+        },
+        {
+            # Envoy's other 403s come from RBAC: a JWT without the route's scope.
+            "filter": _status_is("EQ", 403),
+            "body_format_override": _status_json(
+                7, "this token lacks the scope this endpoint needs", "SCOPE_DENIED"
+            ),
+        },
+    ]
+
+
+def reply_headers(status: int) -> dict[str, Any]:
+    """Headers added to Envoy's own replies of one HTTP status."""
+    if status != 429:
+        return {}
+    return {
+        "headers_to_add": [
+            {
+                "header": {"key": "retry-after", "value": "%RESP(X-RATELIMIT-RESET)%"},
+                "append_action": "ADD_IF_ABSENT",
+            }
+        ]
+    }
+
+
+def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = [
+        {
+            "name": "envoy.filters.http.header_mutation",
+            "typed_config": {
+                "@type": _type("envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"),
+                "mutations": {"request_mutations": [{"remove": h} for h in IDENTITY_HEADERS]},
+            },
+        },
+        {
+            "name": "envoy.filters.http.cors",
+            "typed_config": {"@type": _type("envoy.extensions.filters.http.cors.v3.Cors")},
+        },
+        {
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {
+                "@type": _type("envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"),
+                "stat_prefix": "burst",
+                "token_bucket": {
+                    "max_tokens": cfg.burst_max_tokens,
+                    "tokens_per_fill": cfg.burst_tokens_per_s * _BURST_WINDOW_S,
+                    "fill_interval": f"{_BURST_WINDOW_S}s",
+                },
+                "filter_enabled": {
+                    "runtime_key": "burst_enabled",
+                    "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+                },
+                "filter_enforced": {
+                    "runtime_key": "burst_enforced",
+                    "default_value": {"numerator": 100, "denominator": "HUNDRED"},
+                },
+                "rate_limited_as_resource_exhausted": True,
+                "response_headers_to_add": [
+                    {
+                        "header": {"key": "retry-after", "value": str(_BURST_WINDOW_S)},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                ],
+            },
+        },
+    ]
+    if not cfg.auth_enabled:
+        return filters
+    filters += [
+        {
+            "name": _JWT_FILTER,
+            "typed_config": {
+                "@type": _type("envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"),
+                "providers": {
+                    "ragline": {
+                        "issuer": cfg.jwt_issuer,
+                        "audiences": [cfg.jwt_audience],
+                        "remote_jwks": {
+                            "http_uri": {
+                                "uri": f"http://127.0.0.1:{cfg.api_port}/.well-known/jwks.json",
+                                "cluster": "gateway_self",
+                                "timeout": "2s",
+                            },
+                            "cache_duration": "300s",
+                            "async_fetch": {"failed_refetch_duration": "1s"},
+                        },
+                        "forward": False,
+                        # Envoy's default tolerates 60 s past expiry; tokens live minutes.
+                        "clock_skew_seconds": 1,
+                        "payload_in_metadata": _JWT_PAYLOAD,
+                        "claim_to_headers": [
+                            {"header_name": "x-ragline-tenant", "claim_name": "tenant"},
+                            {"header_name": "x-ragline-key-id", "claim_name": "sub"},
+                            {"header_name": "x-ragline-scopes", "claim_name": "scopes"},
+                            {"header_name": "x-ragline-tier", "claim_name": "tier"},
+                            {"header_name": "x-ragline-auth", "claim_name": "auth_method"},
+                        ],
+                    }
+                },
+                "rules": [
+                    {
+                        "match": {"prefix": "/"},
+                        "requires": {
+                            "requires_any": {
+                                "requirements": [
+                                    {"provider_name": "ragline"},
+                                    # No or bad JWT: ext_authz decides (API key, or a
+                                    # precise 401 for an expired or forged token).
+                                    {"allow_missing_or_failed": {}},
+                                ]
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            # Rules are per route (RBACPerRoute); none here means nothing is enforced globally.
+            "name": "envoy.filters.http.rbac",
+            "typed_config": {"@type": _type("envoy.extensions.filters.http.rbac.v3.RBAC")},
+        },
+        {
+            "name": "envoy.filters.http.ext_authz",
+            "typed_config": {
+                "@type": _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"),
+                "transport_api_version": "V3",
+                "grpc_service": {"envoy_grpc": {"cluster_name": "auth"}, "timeout": "2s"},
+                # Fail closed: auth down or slow is 503, never a pass.
+                "failure_mode_allow": False,
+                "status_on_error": {"code": 503},
+                "allowed_headers": {
+                    "patterns": [{"exact": "authorization"}, {"exact": "content-type"}]
+                },
+                # A request with a verified JWT skips the call.
+                "filter_enabled_metadata": {
+                    "filter": _JWT_FILTER,
+                    "path": [{"key": _JWT_PAYLOAD}],
+                    "value": {"present_match": True},
+                    "invert": True,
+                },
+            },
+        },
+    ]
+    if cfg.ratelimit_enabled:
+        filters.append(
+            {
+                "name": "envoy.filters.http.ratelimit",
+                "typed_config": {
+                    "@type": _type("envoy.extensions.filters.http.ratelimit.v3.RateLimit"),
+                    "domain": RATE_LIMIT_DOMAIN,
+                    "request_type": "both",
+                    "timeout": "0.5s",
+                    # Limiter or Redis down: serve (the burst bucket still bounds each
+                    # gateway), counted in ratelimit.error / failure_mode_allowed stats.
+                    "failure_mode_deny": False,
+                    "rate_limited_as_resource_exhausted": True,
+                    "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+                    "rate_limit_service": {
+                        "grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}},
+                        "transport_api_version": "V3",
+                    },
+                },
+            }
+        )
+    return filters
+
+
+def _access_logs(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    if not cfg.auth_enabled or not cfg.usage_logging:
+        return []
+    return [
+        {
+            "name": "envoy.access_loggers.http_grpc",
+            # Only requests of a known tenant count as its usage.
+            "filter": {
+                "header_filter": {"header": {"name": "x-ragline-tenant", "present_match": True}}
+            },
+            "typed_config": {
+                "@type": _type("envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig"),
+                "common_config": {
+                    "log_name": "ragline_usage",
+                    "transport_api_version": "V3",
+                    "grpc_service": {"envoy_grpc": {"cluster_name": "auth"}},
+                    "buffer_flush_interval": "0.5s",
+                    "buffer_size_bytes": 16384,
+                },
+                "additional_request_headers_to_log": ["x-ragline-tenant", "content-type"],
+                "additional_response_headers_to_log": [*USAGE_HEADERS, "grpc-status"],
+                "additional_response_trailers_to_log": ["grpc-status"],
+            },
+        }
+    ]
+
+
+def _cors_policy(cfg: GatewayConfig) -> dict[str, Any]:
+    origins = [{"prefix": ""} if o == "*" else {"exact": o} for o in cfg.cors_origins]
+    return {
+        "envoy.filters.http.cors": {
+            "@type": _type("envoy.extensions.filters.http.cors.v3.CorsPolicy"),
+            "allow_origin_string_match": origins,
+            "allow_methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            "allow_headers": (
+                "authorization, content-type, x-request-id, grpc-timeout, x-grpc-web, x-user-agent"
+            ),
+            "expose_headers": _EXPOSED_HEADERS,
+            "max_age": "86400",
+        }
+    }
+
+
+def ratelimit_config() -> dict[str, Any]:
+    """envoyproxy/ratelimit's config: tier → endpoint group → per key."""
+    return {
+        "domain": RATE_LIMIT_DOMAIN,
+        "descriptors": [
+            {
+                "key": "tier",
+                "value": tier,
+                "descriptors": [
+                    {
+                        "key": "endpoint",
+                        "value": group,
+                        "descriptors": [
+                            {
+                                "key": "key_id",
+                                "rate_limit": {"unit": "minute", "requests_per_unit": limit},
+                            }
+                        ],
+                    }
+                    for group, limit in groups.items()
+                ],
+            }
+            for tier, groups in RATE_LIMIT_TIERS.items()
+        ],
+    }
+
+
+def template_values(cfg: GatewayConfig) -> dict[str, str]:
+    import textwrap
+
+    import yaml
+
+    def block(value: Any, indent: int) -> str:
+        if not value:
+            return ""
+        text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=200)
+        return textwrap.indent(text.rstrip("\n"), " " * indent)
+
+    return {
+        "EDGE_FILTERS": block(_edge_filters(cfg), 18),
+        "ACCESS_LOGS": block(_access_logs(cfg), 18),
+        "VHOST_FILTER_CONFIG": block(_cors_policy(cfg), 24),
+    }
