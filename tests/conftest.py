@@ -109,6 +109,8 @@ def stack(
         # Ingest limits small enough to test under the gateway's 1 MiB body cap.
         MAX_DOCUMENT_CHARS="50000",
         MAX_DOCUMENTS_PER_REQUEST="200",
+        # One tenant with a tiny daily cap on paid models (tests/e2e/test_spend_caps.py).
+        TENANT_SPEND_CAPS='{"capped-tenant": 0.0000001}',
         # Chat: paid chat APIs are wire-level fakes; fall back to the extractive model.
         CHAT_OPENAI_BASE_URL=fake_chat_openai.base_url,
         ANTHROPIC_API_KEY=ANTHROPIC_TEST_KEY,

@@ -69,6 +69,11 @@ class CoreSettings(BaseSettings):
     OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
     OTEL_SERVICE_NAMESPACE: str = "ragline"
 
+    # Daily spend cap per tenant for paid models, USD (0: none), and per-tenant overrides
+    # as a JSON object, e.g. {"acme": 25}.
+    SPEND_CAP_USD_PER_DAY: float = Field(default=0.0, ge=0)
+    TENANT_SPEND_CAPS: dict[str, float] = {}
+
     # Dense vectors: "local" (each retriever holds an in-memory index) or "atlas" (MongoDB
     # Atlas Vector Search over the chunks collection; see docs/retrieval.md).
     VECTOR_BACKEND: Literal["local", "atlas"] = "local"

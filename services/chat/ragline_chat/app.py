@@ -24,6 +24,7 @@ from ragline_chat.settings import ChatSettings
 from ragline_chat.store import ConversationStore
 from ragline_core.retry import RetryPolicy
 from ragline_core.server import Runtime, ServiceSpec
+from ragline_core.spend import SpendGuard
 
 log = logging.getLogger("ragline.chat")
 
@@ -102,6 +103,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         settings.CHAT_DEFAULT_MODEL,
         settings.CHAT_FALLBACK_MODELS,
         settings.CHAT_DEFAULT_COLLECTION,
+        SpendGuard(runtime.redis, settings.SPEND_CAP_USD_PER_DAY, settings.TENANT_SPEND_CAPS),
     )
     pb_grpc.add_ChatServiceServicer_to_server(ChatServicer(service), server)
 

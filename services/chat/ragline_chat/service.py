@@ -51,9 +51,11 @@ from ragline_core.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     RaglineError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 from ragline_core.metrics import COST, TOKENS
+from ragline_core.spend import SpendGuard
 
 log = logging.getLogger("ragline.chat")
 
@@ -108,6 +110,7 @@ class ChatService:
         default_model: str,
         fallback_models: Sequence[str],
         default_collection: str,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.registry = registry
         self.providers = providers
@@ -117,6 +120,7 @@ class ChatService:
         self.default_model = registry.resolve(default_model)
         self.fallbacks = [registry.resolve(m) for m in fallback_models]
         self.default_collection = default_collection
+        self.spend = spend
         self.system = SystemPrompt.create()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -336,6 +340,13 @@ class ChatService:
         """Starts the first model that answers, in fallback order; returns its first chunk."""
         last: RaglineError | None = None
         for model in self._candidates(p.model):
+            if self.spend is not None and model.cost(1000, 1000) > 0:
+                try:
+                    await self.spend.check(p.tenant)
+                except ResourceExhaustedError as exc:
+                    # Over the tenant's cap for paid models: a free fallback may still answer.
+                    last = exc
+                    continue
             request = self._request(p, model)
             stream = self.providers[model.provider].stream(
                 request,
@@ -446,6 +457,8 @@ class ChatService:
             TOKENS.labels(model.provider, model.name, "output", p.tenant).inc(completion)
         if cost:
             COST.labels(model.provider, model.name, p.tenant).inc(cost)
+            if self.spend is not None:
+                self._spawn(self.spend.record(p.tenant, cost))
         return Usage(prompt, completion, round(cost, 8))
 
     async def _save_assistant(

@@ -13,6 +13,7 @@ from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from ragline_core.embedding_models import resolve
 from ragline_core.retry import RetryPolicy
 from ragline_core.server import Runtime, ServiceSpec
+from ragline_core.spend import SpendGuard
 from ragline_embedder.cache import EmbeddingCache
 from ragline_embedder.minilm import ModelUnavailableError
 from ragline_embedder.providers.base import EmbeddingProvider
@@ -70,6 +71,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         Limits(settings.MAX_BATCH_SIZE, settings.MAX_TEXT_CHARS, settings.REQUEST_TIMEOUT),
         settings.EMBEDDING_DEFAULT_MODEL,
         settings.EMBEDDING_FALLBACK_MODELS,
+        SpendGuard(runtime.redis, settings.SPEND_CAP_USD_PER_DAY, settings.TENANT_SPEND_CAPS),
     )
     pb_grpc.add_EmbedderServiceServicer_to_server(EmbedderServicer(service, providers), server)
 

@@ -15,6 +15,7 @@ from ragline_core import embedding_models as models
 from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import DeadlineExceededError, InvalidArgumentError, UnavailableError
 from ragline_core.metrics import COST, EMBEDDED_TEXTS, TOKENS
+from ragline_core.spend import SpendGuard
 from ragline_embedder.cache import CachedEmbedding, EmbeddingCache
 from ragline_embedder.providers.base import EmbeddingProvider
 
@@ -51,12 +52,14 @@ class EmbeddingService:
         limits: Limits,
         default_model: str,
         fallback_models: Sequence[str],
+        spend: SpendGuard,
     ) -> None:
         self.providers = providers
         self.cache = cache
         self.limits = limits
         self.default_model = models.resolve(default_model)
         self.fallbacks = [models.resolve(name) for name in fallback_models]
+        self.spend = spend
 
     def validate(self, texts: Sequence[str], field: str) -> None:
         """Rejects empty batches, blank or oversized texts, and too many texts."""
@@ -111,6 +114,8 @@ class EmbeddingService:
             budget = deadlines.remaining(self.limits.default_timeout)
             if budget <= 0:
                 raise DeadlineExceededError("deadline exceeded before embedding")
+            if model.usd_per_million_tokens:
+                await self.spend.check(tenant)
             # Identical texts in one batch are embedded once.
             unique = list(dict.fromkeys(texts[i] for i in missing))
             result = await provider.embed(model, unique, budget)
@@ -124,6 +129,7 @@ class EmbeddingService:
             fresh = {i: by_text[texts[i]] for i in missing}
             await self.cache.put_many(tenant, model.name, unique, [by_text[t] for t in unique])
             self._account(model, tenant, billed, len(unique))
+            await self.spend.record(tenant, billed * model.usd_per_million_tokens / 1_000_000)
         items = []
         for i, hit in enumerate(cached):
             entry = hit if hit is not None else fresh[i]
