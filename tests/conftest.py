@@ -3,7 +3,6 @@ free ports in a temporary folder, and wire-level fakes of the paid providers."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import grpc
 import httpx
 import pytest
 
-from ragline_stack.stack import Stack, StackConfig
+from ragline_stack.stack import Stack, StackConfig, free_port
 from tests.support.auth import DEV_KEY, bearer_interceptors
 from tests.support.fake_llm import FakeLlm
 from tests.support.fake_providers import FakeProvider
@@ -24,13 +23,6 @@ VOYAGE_TEST_KEY = "pa-test-voyage-secret-0123456789"
 ANTHROPIC_TEST_KEY = "sk-ant-test-anthropic-secret-0123456789"
 # A model name served by the fake OpenAI-compatible server (like a vLLM/Ollama model).
 COMPAT_MODEL = "llama-3.1-8b-compat"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

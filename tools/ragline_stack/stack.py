@@ -379,11 +379,19 @@ class Stack:
         self.wait_healthy(timeout)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port free right now and not handed out before by this process (the
+    kernel may offer a just-released port again)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def free_port_config(run_dir: Path, **service_env: str) -> StackConfig:

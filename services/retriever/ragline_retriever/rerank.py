@@ -28,7 +28,7 @@ EmbedQuery = Callable[[str, str, str], Awaitable[npt.NDArray[np.float32]]]
 def _minmax(values: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     span = float(values.max() - values.min()) if len(values) else 0.0
     if span <= 0:
-        return np.zeros_like(values)
+        return np.ones_like(values)  # all equal: equally good
     scaled: npt.NDArray[np.float32] = (values - values.min()) / span
     return scaled
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,9 +9,10 @@ import anthropic
 
 from ragline_chat.providers.base import Chunk, GenerationRequest
 from ragline_core.errors import RaglineError
-from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.metrics import PROVIDER_REQUESTS
+from ragline_core.paid_calls import call_paid_provider
 from ragline_core.provider_errors import not_configured, provider_error
-from ragline_core.retry import RetryPolicy, call_with_retries
+from ragline_core.retry import RetryPolicy
 
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
@@ -53,36 +53,24 @@ class AnthropicProvider:
         ]
 
         async def attempt(budget: float) -> Any:
-            started = time.perf_counter()
-            try:
-                return await client.messages.create(
-                    model=model,
-                    system=system,
-                    messages=turns,
-                    max_tokens=request.max_tokens,
-                    stream=True,
-                    timeout=min(budget, timeout, self.attempt_timeout),
-                )
-            finally:
-                PROVIDER_DURATION.labels(self.name, model).observe(time.perf_counter() - started)
-
-        def on_retry(_exc: BaseException) -> None:
-            PROVIDER_REQUESTS.labels(self.name, model, "retried").inc()
-
-        try:
-            stream = await call_with_retries(
-                attempt,
-                policy=self.policy,
-                default_timeout=self.default_timeout,
-                retryable=self._retryable,
-                on_retry=on_retry,
+            return await client.messages.create(
+                model=model,
+                system=system,
+                messages=turns,
+                max_tokens=request.max_tokens,
+                stream=True,
+                timeout=min(budget, timeout, self.attempt_timeout),
             )
-        except RaglineError:
-            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
-            raise
-        except Exception as exc:
-            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
-            raise self._translate(exc) from None
+
+        stream = await call_paid_provider(
+            self.name,
+            model,
+            attempt,
+            policy=self.policy,
+            default_timeout=self.default_timeout,
+            retryable=self._retryable,
+            translate=self._translate,
+        )
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         finish = "stop"

@@ -4,7 +4,6 @@ first token; after that a failure ends the answer."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,9 +12,10 @@ import openai
 
 from ragline_chat.providers.base import Chunk, GenerationRequest
 from ragline_core.errors import RaglineError
-from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.metrics import PROVIDER_REQUESTS
+from ragline_core.paid_calls import call_paid_provider
 from ragline_core.provider_errors import not_configured, provider_error
-from ragline_core.retry import RetryPolicy, call_with_retries
+from ragline_core.retry import RetryPolicy
 
 
 class OpenAIChatProvider:
@@ -59,37 +59,25 @@ class OpenAIChatProvider:
         messages: list[Any] = [{"role": m.role, "content": m.content} for m in request.messages]
 
         async def attempt(budget: float) -> Any:
-            started = time.perf_counter()
-            try:
-                return await client.chat.completions.create(
-                    model=model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    timeout=min(budget, timeout, self.attempt_timeout),
-                )
-            finally:
-                PROVIDER_DURATION.labels(self.name, model).observe(time.perf_counter() - started)
-
-        def on_retry(_exc: BaseException) -> None:
-            PROVIDER_REQUESTS.labels(self.name, model, "retried").inc()
-
-        try:
-            stream = await call_with_retries(
-                attempt,
-                policy=self.policy,
-                default_timeout=self.default_timeout,
-                retryable=self._retryable,
-                on_retry=on_retry,
+            return await client.chat.completions.create(
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                timeout=min(budget, timeout, self.attempt_timeout),
             )
-        except RaglineError:
-            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
-            raise
-        except Exception as exc:
-            PROVIDER_REQUESTS.labels(self.name, model, "error").inc()
-            raise self._translate(exc) from None
+
+        stream = await call_paid_provider(
+            self.name,
+            model,
+            attempt,
+            policy=self.policy,
+            default_timeout=self.default_timeout,
+            retryable=self._retryable,
+            translate=self._translate,
+        )
         finish: str | None = None
         prompt_tokens: int | None = None
         completion_tokens: int | None = None

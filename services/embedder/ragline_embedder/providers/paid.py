@@ -5,14 +5,14 @@ Subclasses make one attempt with their official SDK and say how to read its erro
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 
 from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import RaglineError
-from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.metrics import PROVIDER_REQUESTS
+from ragline_core.paid_calls import call_paid_provider
 from ragline_core.provider_errors import not_configured, provider_error
-from ragline_core.retry import RetryPolicy, call_with_retries
+from ragline_core.retry import RetryPolicy
 from ragline_embedder.providers.base import ProviderResult
 
 
@@ -42,32 +42,15 @@ class PaidProvider(ABC):
         if not self.configured:
             raise not_configured(self.name, model.name, self.key_variable)
 
-        async def attempt(budget: float) -> ProviderResult:
-            started = time.perf_counter()
-            try:
-                return await self._attempt(model, texts, min(budget, timeout, self.attempt_timeout))
-            finally:
-                PROVIDER_DURATION.labels(self.name, model.name).observe(
-                    time.perf_counter() - started
-                )
-
-        def on_retry(_exc: BaseException) -> None:
-            PROVIDER_REQUESTS.labels(self.name, model.name, "retried").inc()
-
-        try:
-            result = await call_with_retries(
-                attempt,
-                policy=self.policy,
-                default_timeout=self.default_timeout,
-                retryable=self._retryable,
-                on_retry=on_retry,
-            )
-        except RaglineError:
-            PROVIDER_REQUESTS.labels(self.name, model.name, "error").inc()
-            raise
-        except Exception as exc:
-            PROVIDER_REQUESTS.labels(self.name, model.name, "error").inc()
-            raise self._translate(exc) from None
+        result = await call_paid_provider(
+            self.name,
+            model.name,
+            lambda budget: self._attempt(model, texts, min(budget, timeout, self.attempt_timeout)),
+            policy=self.policy,
+            default_timeout=self.default_timeout,
+            retryable=self._retryable,
+            translate=self._translate,
+        )
         PROVIDER_REQUESTS.labels(self.name, model.name, "ok").inc()
         return result
 

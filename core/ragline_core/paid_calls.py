@@ -1,0 +1,53 @@
+"""One call to a paid provider: bounded retries on 429/5xx within the caller's deadline,
+latency and outcome metrics, and SDK errors mapped to ragline errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from ragline_core.errors import RaglineError
+from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_core.retry import RetryPolicy, call_with_retries
+
+T = TypeVar("T")
+
+
+async def call_paid_provider(
+    provider: str,
+    model: str,
+    call: Callable[[float], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    default_timeout: float,
+    retryable: Callable[[BaseException], bool],
+    translate: Callable[[BaseException], RaglineError],
+) -> T:
+    """`call(timeout)` with retries; each attempt's latency is observed, retries and
+    failures counted. Success is counted by the caller (a stream succeeds at its end)."""
+
+    async def attempt(budget: float) -> T:
+        started = time.perf_counter()
+        try:
+            return await call(budget)
+        finally:
+            PROVIDER_DURATION.labels(provider, model).observe(time.perf_counter() - started)
+
+    def on_retry(_exc: BaseException) -> None:
+        PROVIDER_REQUESTS.labels(provider, model, "retried").inc()
+
+    try:
+        return await call_with_retries(
+            attempt,
+            policy=policy,
+            default_timeout=default_timeout,
+            retryable=retryable,
+            on_retry=on_retry,
+        )
+    except RaglineError:
+        PROVIDER_REQUESTS.labels(provider, model, "error").inc()
+        raise
+    except Exception as exc:
+        PROVIDER_REQUESTS.labels(provider, model, "error").inc()
+        raise translate(exc) from None
