@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,5 +27,12 @@ def bench_stack(**env: str) -> Iterator[Stack]:
         try:
             stack.start_all(timeout=300)
             yield stack
+        except BaseException:
+            # Keep the logs of a failed run (the folder itself is removed).
+            kept = Path(tempfile.gettempdir()) / "ragline-bench-failed-logs"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(cfg.log_dir, kept, dirs_exist_ok=True)
+            print(f"bench failed; logs kept in {kept}")
+            raise
         finally:
             stack.stop_all()

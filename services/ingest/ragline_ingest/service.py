@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from tokenizers import Tokenizer
 
 from ragline_core import embedding_models
@@ -243,16 +244,24 @@ class IngestService:
     async def _write(
         self, tenant: str, collection: str, item: Item, records: list[ChunkRecord]
     ) -> Outcome:
-        generation = await self.writer.replace_document(
-            tenant,
-            collection,
-            item.document_id,
-            item.title,
-            item.content,
-            item.metadata,
-            item.content_hash,
-            records,
-        )
+        try:
+            generation = await self.writer.replace_document(
+                tenant,
+                collection,
+                item.document_id,
+                item.title,
+                item.content,
+                item.metadata,
+                item.content_hash,
+                records,
+            )
+        except PyMongoError:
+            # This document fails alone (its previous version, if any, stays whole); the
+            # job goes on with the others.
+            log.warning(
+                "document write failed", exc_info=True, extra={"document_id": item.document_id}
+            )
+            return Outcome("failed", error="storage error while writing the document")
         if generation is None:
             return Outcome("unchanged")  # a concurrent ingest of the same document won
         await self.announce(Change("upsert", tenant, collection, item.document_id, generation, 0))
