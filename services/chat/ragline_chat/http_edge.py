@@ -112,19 +112,31 @@ class ChatHttpEdge:
         await ws.prepare(request)
         state: dict[str, str] = {"conversation_id": ""}
         current: asyncio.Task[None] | None = None
+        # True from a request until its terminal event is sent (the task may still be
+        # finishing then, but the client is free to send the next message).
+        streaming = {"on": False, "request": 0}
 
         async def send(payload: dict[str, Any]) -> None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_json(payload)
 
-        async def answer(inp: ChatInput) -> None:
+        async def answer(inp: ChatInput, request_no: int) -> None:
+            def finished() -> None:
+                if streaming["request"] == request_no:  # not a later request's flag
+                    streaming["on"] = False
+
             try:
                 async for event in self.service.stream(inp, tenant):
                     if isinstance(event, Start):
                         state["conversation_id"] = event.conversation_id
+                    if isinstance(event, Done):
+                        finished()
                     await send(convert.event_json(event))
             except RaglineError as exc:
+                finished()
                 await send(convert.event_json(_error_event(exc)))
+            finally:
+                finished()
 
         try:
             async for msg in ws:
@@ -161,7 +173,7 @@ class ChatHttpEdge:
                     if current is not None and not current.done():
                         current.cancel()
                     continue
-                if current is not None and not current.done():
+                if streaming["on"]:
                     await send(
                         convert.event_json(
                             _error_event(
@@ -191,7 +203,9 @@ class ChatHttpEdge:
                     continue
                 if not inp.conversation_id and state["conversation_id"]:
                     inp = _with_conversation(inp, state["conversation_id"])
-                current = asyncio.create_task(answer(inp))
+                streaming["on"] = True
+                streaming["request"] += 1
+                current = asyncio.create_task(answer(inp, streaming["request"]))
         finally:
             if current is not None and not current.done():
                 current.cancel()
