@@ -8,10 +8,10 @@ from ragline.ingest.v1 import ingest_service_pb2 as pb
 from ragline.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from ragline_core.changefeed import ChangeFeed
 from ragline_core.corpus import database, ensure_indexes
+from ragline_core.embedder_client import EmbedderClient
 from ragline_core.server import Runtime, ServiceSpec
 from ragline_ingest.catalog import Catalog
 from ragline_ingest.chunking import ChunkingConfig
-from ragline_ingest.embedding import EmbedderClient
 from ragline_ingest.idempotency import IdempotencyStore
 from ragline_ingest.jobs import JobRunner, JobStore
 from ragline_ingest.service import IngestService, Limits

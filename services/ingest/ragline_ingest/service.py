@@ -22,10 +22,10 @@ from ragline_core.corpus import (
     check_document_id,
     get_collection,
 )
+from ragline_core.embedder_client import EmbedderClient
 from ragline_core.errors import InvalidArgumentError, RaglineError
 from ragline_core.model_files import find_model_dir
 from ragline_ingest.chunking import ChunkingConfig, chunk_text
-from ragline_ingest.embedding import EmbedderClient
 from ragline_ingest.jobs import Item, JobRunner, JobStore, Outcome
 from ragline_ingest.store import ChunkRecord, CorpusWriter
 

@@ -16,11 +16,9 @@ import redis.asyncio as aioredis
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.exceptions import RedisError
 
-from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
-from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
 from ragline_core.corpus import check_collection_name, get_collection
-from ragline_core.errors import InvalidArgumentError, UnavailableError, from_rpc_error
-from ragline_core.identity import TENANT_HEADER
+from ragline_core.embedder_client import EmbedderClient
+from ragline_core.errors import InvalidArgumentError
 from ragline_core.metrics import CACHE_REQUESTS
 from ragline_retriever import ranking
 from ragline_retriever.atlas import AtlasDense
@@ -94,7 +92,7 @@ class SearchService:
     ) -> None:
         self.db = db
         self.registry = registry
-        self.embedder = emb_grpc.EmbedderServiceStub(embedder)
+        self.embedder = EmbedderClient(embedder, batch_size=1)
         self.redis = redis
         self.limits = limits
         self.reranker = reranker
@@ -230,20 +228,7 @@ class SearchService:
         return [(s, score) for s, score in slots if s is not None and allowed[s]]
 
     async def _embed(self, tenant: str, model: str, text: str) -> npt.NDArray[np.float32]:
-        try:
-            reply = await self.embedder.CreateEmbeddings(
-                emb_pb.CreateEmbeddingsRequest(text=text, model=model),
-                metadata=((TENANT_HEADER, tenant),),
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc, upstream="embedder") from None
-        if reply.model != model:
-            # A fallback model answered: its vectors live in another space.
-            raise UnavailableError(
-                f"the collection's embedding model {model!r} is unavailable",
-                reason="EMBEDDING_MODEL_UNAVAILABLE",
-            )
-        return np.asarray(reply.embeddings[0].values, dtype=np.float32)
+        return await self.embedder.embed_query(tenant, model, text)
 
     async def _cache_get(self, fingerprint: str) -> Doc | None:
         try:

@@ -1,4 +1,5 @@
-"""Calls the embedder service for chunk vectors, in batches of MAX_BATCH_SIZE."""
+"""The embedder service as its callers (ingest, retriever) use it: batches of vectors, or
+one query vector that must come from the requested model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy.typing as npt
 
 from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
-from ragline_core.errors import from_rpc_error
+from ragline_core.errors import UnavailableError, from_rpc_error
 from ragline_core.identity import TENANT_HEADER
 
 
@@ -38,3 +39,14 @@ class EmbedderClient:
         if not parts:
             return np.zeros((0, 0), dtype=np.float32), used_model, dimensions
         return np.concatenate(parts), used_model, dimensions
+
+    async def embed_query(self, tenant: str, model: str, text: str) -> npt.NDArray[np.float32]:
+        """One vector from exactly `model`: a fallback model's vectors live in another space."""
+        vectors, used_model, _ = await self.embed(tenant, model, [text])
+        if used_model != model:
+            raise UnavailableError(
+                f"the collection's embedding model {model!r} is unavailable",
+                reason="EMBEDDING_MODEL_UNAVAILABLE",
+            )
+        vector: npt.NDArray[np.float32] = vectors[0]
+        return vector
