@@ -31,6 +31,8 @@ class Change:
     generation: int
     # The collection's version after this change.
     version: int
+    # Chunks of an upsert's generation (0: unknown), so readers fetch them by _id.
+    chunks: int = 0
 
     def fields(self) -> dict[str, str]:
         return {
@@ -40,6 +42,7 @@ class Change:
             "document_id": self.document_id,
             "generation": str(self.generation),
             "version": str(self.version),
+            "chunks": str(self.chunks),
         }
 
     @classmethod
@@ -55,6 +58,7 @@ class Change:
             f["document_id"],
             int(f["generation"]),
             int(f["version"]),
+            int(f.get("chunks", "0")),
         )
 
 
@@ -62,13 +66,19 @@ class ChangeFeed:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def publish(self, change: Change) -> None:
-        await self.redis.xadd(
-            STREAM,
-            change.fields(),  # type: ignore[arg-type]
-            maxlen=MAX_LEN,
-            approximate=True,
-        )
+    async def publish(self, *changes: Change) -> None:
+        """Appends the changes in order, in one round trip."""
+        if not changes:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for change in changes:
+                pipe.xadd(
+                    STREAM,
+                    change.fields(),  # type: ignore[arg-type]
+                    maxlen=MAX_LEN,
+                    approximate=True,
+                )
+            await pipe.execute()
 
     async def last_id(self) -> str:
         """Id of the newest entry ("0-0" when empty): where a fresh reader starts."""

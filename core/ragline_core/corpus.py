@@ -11,6 +11,7 @@ MongoDB collections, all scoped by tenant:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ def collection_key(tenant: str, collection: str) -> str:
 
 def document_key(tenant: str, collection: str, document_id: str) -> str:
     return f"{tenant}/{collection}/{document_id}"
+
+
+def chunk_keys(
+    tenant: str, collection: str, document_id: str, generation: int, count: int
+) -> list[str]:
+    """The _ids of a document's chunks at one generation.
+
+    Hot paths address chunks by _id: FerretDB's SQLite backend pushes only `_id` equality
+    down to SQL, so any other filter decodes every document of the collection.
+    """
+    key = document_key(tenant, collection, document_id)
+    return [f"{key}/{generation}/{index}" for index in range(count)]
 
 
 @dataclass(frozen=True)
@@ -145,16 +158,58 @@ async def visible_generations(
 
 
 async def visible_chunks(
-    db: AsyncDatabase[Doc], tenant: str, collection: str, document_id: str | None = None
+    db: AsyncDatabase[Doc], tenant: str, collection: str
 ) -> AsyncIterator[StoredChunk]:
-    """The visible chunks of a collection (or of one document in it)."""
+    """The visible chunks of a collection (one pass over its documents and chunks)."""
     generations = await visible_generations(db, tenant, collection)
-    query: Doc = {"tenant": tenant, "collection": collection}
-    if document_id is not None:
-        query["document_id"] = document_id
-    async for doc in db[CHUNKS].find(query):
+    async for doc in db[CHUNKS].find({"tenant": tenant, "collection": collection}):
         if generations.get(doc["document_id"]) == doc["generation"]:
             yield chunk_from_doc(doc)
+
+
+async def generation_chunks(
+    db: AsyncDatabase[Doc],
+    tenant: str,
+    collection: str,
+    document_id: str,
+    generation: int,
+    count: int,
+) -> list[StoredChunk] | None:
+    """A document's chunks at one generation in order, by _id; None if any is gone
+    (the generation was superseded and removed)."""
+    keys = chunk_keys(tenant, collection, document_id, generation, count)
+    docs = await asyncio.gather(*(db[CHUNKS].find_one({"_id": key}) for key in keys))
+    if any(d is None for d in docs):
+        return None
+    return [chunk_from_doc(d) for d in docs if d is not None]
+
+
+async def visible_document_chunks(
+    db: AsyncDatabase[Doc], tenant: str, collection: str, document_id: str
+) -> list[StoredChunk]:
+    """One document's visible chunks in order (none when it does not exist)."""
+    for _ in range(3):  # a concurrent replacement may remove what we are reading: retry
+        doc = await db[DOCUMENTS].find_one(
+            {"_id": document_key(tenant, collection, document_id)},
+            {"generation": 1, "chunk_count": 1},
+        )
+        if doc is None:
+            return []
+        chunks = await generation_chunks(
+            db,
+            tenant,
+            collection,
+            document_id,
+            int(doc["generation"]),
+            int(doc.get("chunk_count", 0)),
+        )
+        if chunks is not None:
+            return chunks
+    # Still racing with writers: one consistent pass over the collection's chunks.
+    return sorted(
+        [c async for c in visible_chunks(db, tenant, collection) if c.document_id == document_id],
+        key=lambda c: c.chunk_index,
+    )
 
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:

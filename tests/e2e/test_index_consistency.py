@@ -209,3 +209,44 @@ async def test_hybrid_is_at_least_as_good_as_the_better_signal(api):
             total += 1 / (ranked.index(relevant) + 1) if relevant in ranked else 0.0
         mrr[mode] = total / len(LABELLED_QUERIES)
     assert mrr["hybrid"] >= max(mrr["dense"], mrr["keyword"]), mrr
+
+
+async def test_replaced_and_deleted_documents_leave_no_chunks_behind(api, stack):
+    """The database keeps only visible chunks: an update removes the old generation, and a
+    delete removes the document's chunks, also those of a write that never became visible
+    (a writer that died between inserting its chunks and flipping the document)."""
+    from pymongo import AsyncMongoClient
+
+    collection = name()
+    chunks_query = {"tenant": DEV_TENANT, "collection": collection, "document_id": "d1"}
+    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{stack.cfg.mongo_port}")
+    chunks = client[stack.cfg.database]["chunks"]
+    try:
+        for content in ("Otters hold hands while they sleep.", "Otters use stones as tools."):
+            reply = await api.post(
+                "/api/v1/ingest",
+                json={"collection": collection, "documents": [{"id": "d1", "content": content}]},
+            )
+            assert reply.status_code == 200, reply.text
+            stored = [c async for c in chunks.find(chunks_query)]
+            assert [c["text"] for c in stored] == [content]
+        await chunks.insert_one(
+            {
+                **chunks_query,
+                "_id": f"{DEV_TENANT}/{collection}/d1/1/0",
+                "generation": 1,
+                "chunk_index": 0,
+                "text": "a chunk whose document never pointed at it",
+            }
+        )
+        reply = await api.delete(f"/api/v1/collections/{collection}/documents/d1")
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["chunks_deleted"] == 1
+        for _ in range(100):
+            left = await chunks.count_documents(chunks_query)
+            if left == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert left == 0
+    finally:
+        await client.close()

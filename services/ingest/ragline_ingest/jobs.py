@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ragline_core import deadlines
@@ -57,6 +57,35 @@ class Outcome:
     state: str  # "done", "unchanged" or "failed"
     chunks: int = 0
     error: str = ""
+
+
+class Tally:
+    """A running job's counters, kept by its single owner and saved after each batch (the
+    job document is written by one task at a time, so no $inc races on FerretDB)."""
+
+    def __init__(self, progress: Doc) -> None:
+        self.progress = progress
+        self.lock = asyncio.Lock()
+
+    def add(self, results: list[tuple[Item, Outcome]]) -> Doc:
+        p = self.progress
+        for item, outcome in results:
+            if outcome.state == "failed":
+                p["documents_failed"] += 1
+                if len(p["errors"]) < MAX_STORED_ERRORS:
+                    p["errors"].append(
+                        {
+                            "index": item.index,
+                            "document_id": item.document_id,
+                            "message": outcome.error,
+                        }
+                    )
+            else:
+                p["documents_done"] += 1
+                p["documents_unchanged"] += outcome.state == "unchanged"
+            p["chunks_done"] += outcome.chunks
+        p["errors"].sort(key=lambda e: e["index"])
+        return {**p, "errors": list(p["errors"])}
 
 
 # Processes a batch of items of one job; returns an outcome per item (same order).
@@ -110,10 +139,13 @@ class JobStore:
         return job
 
     async def get(self, tenant: str, job_id: str) -> Doc | None:
-        job = await self.db[JOBS].find_one({"_id": job_id, "tenant": tenant})
-        if job is None or job["state"] in TERMINAL:
-            return job  # a finished job stores its final counters
-        return {**job, **await self.progress(job_id)}
+        """The job with its counters (kept current by its owner after every batch)."""
+        return await self.db[JOBS].find_one({"_id": job_id, "tenant": tenant})
+
+    async def save_progress(self, job_id: str, owner: str, progress: Doc) -> None:
+        await self.db[JOBS].update_one(
+            {"_id": job_id, "owner": owner}, {"$set": {**progress, "updated_at": now()}}
+        )
 
     async def claim(self, job_id: str, owner: str, stale_before: Any | None) -> Doc | None:
         """Takes the job if it is pending, or running with a stale heartbeat."""
@@ -160,25 +192,36 @@ class JobStore:
             async for d in cursor
         ]
 
-    async def record(self, job_id: str, item: Item, outcome: Outcome) -> None:
-        """One item's outcome, written to the item alone: progress is counted from the
-        items, because concurrent $inc on one job document loses updates on FerretDB."""
-        INGEST_DOCUMENTS.labels(outcome.state).inc()
-        INGEST_CHUNKS.inc(outcome.chunks)
-        await self.db[JOB_ITEMS].update_one(
-            {"_id": f"{job_id}/{item.index:07d}"},
-            {
-                "$set": {
-                    "state": outcome.state,
-                    "error": outcome.error,
-                    "chunks": outcome.chunks,
-                    "content": "",
-                }
-            },
+    async def record(self, job_id: str, results: list[tuple[Item, Outcome]]) -> None:
+        """Items' outcomes, written to the items alone (one round trip): progress is
+        counted from the items, because concurrent $inc on one job document loses updates
+        on FerretDB."""
+        for _, outcome in results:
+            INGEST_DOCUMENTS.labels(outcome.state).inc()
+            INGEST_CHUNKS.inc(outcome.chunks)
+        if not results:
+            return
+        await self.db[JOB_ITEMS].bulk_write(
+            [
+                UpdateOne(
+                    {"_id": f"{job_id}/{item.index:07d}"},
+                    {
+                        "$set": {
+                            "state": outcome.state,
+                            "error": outcome.error,
+                            "chunks": outcome.chunks,
+                            "content": "",
+                        }
+                    },
+                )
+                for item, outcome in results
+            ],
+            ordered=False,
         )
 
     async def progress(self, job_id: str) -> Doc:
-        """Counters and the first errors, from the items."""
+        """Counters and the first errors, recounted from the items (a scan: only when a job
+        starts, is adopted or ends abnormally)."""
         counts = {"done": 0, "unchanged": 0, "failed": 0, "pending": 0}
         chunks = 0
         # Summed here rather than with $group/$sum, which FerretDB answers with 0.
@@ -205,11 +248,14 @@ class JobStore:
             {"_id": job_id, "owner": owner}, {"$set": {"heartbeat_at": now()}}
         )
 
-    async def finish(self, job_id: str, owner: str, reason: str = "") -> Doc | None:
+    async def finish(
+        self, job_id: str, owner: str, reason: str = "", progress: Doc | None = None
+    ) -> Doc | None:
         job = await self.db[JOBS].find_one({"_id": job_id})
         if job is None:
             return None
-        progress = await self.progress(job_id)
+        if progress is None:
+            progress = await self.progress(job_id)
         failed = progress["documents_failed"]
         state = FAILED if failed or reason else SUCCEEDED
         if not reason and failed:
@@ -297,7 +343,7 @@ class JobRunner:
                 log.warning("resuming job of a stopped process", extra={"job_id": job_id})
             beat = asyncio.create_task(self._beat(job_id))
             try:
-                await self._run(job)
+                await self._run(job, stale=stale)
             except asyncio.CancelledError:
                 raise  # shutting down: the job stays running and will be adopted
             except Exception:
@@ -312,8 +358,10 @@ class JobRunner:
             with contextlib.suppress(Exception):
                 await self.store.heartbeat(job_id, self.owner)
 
-    async def _run(self, job: Doc) -> None:
+    async def _run(self, job: Doc, *, stale: bool) -> None:
         job_id = job["_id"]
+        # An adopted job recounts what its previous owner finished.
+        tally = Tally(await self.store.progress(job_id) if stale else _zero_progress())
         items = await self.store.pending_items(job_id)
         batches = [
             items[i : i + self.batch_documents] for i in range(0, len(items), self.batch_documents)
@@ -323,10 +371,27 @@ class JobRunner:
         async def one(batch: list[Item]) -> None:
             async with slots:
                 outcomes = await self.process(job, batch)
-            for item, outcome in zip(batch, outcomes, strict=True):
-                await self.store.record(job_id, item, outcome)
+            results = list(zip(batch, outcomes, strict=True))
+            await self.store.record(job_id, results)
+            async with tally.lock:
+                progress = tally.add(results)
+                try:
+                    await self.store.save_progress(job_id, self.owner, progress)
+                except Exception:
+                    # The items hold the truth; the next batch or the finish saves again.
+                    log.warning("saving job progress failed", extra={"job_id": job_id})
 
         async with asyncio.TaskGroup() as group:
             for batch in batches:
                 group.create_task(one(batch))
-        await self.store.finish(job_id, self.owner)
+        await self.store.finish(job_id, self.owner, progress=tally.progress)
+
+
+def _zero_progress() -> Doc:
+    return {
+        "documents_done": 0,
+        "documents_unchanged": 0,
+        "documents_failed": 0,
+        "chunks_done": 0,
+        "errors": [],
+    }

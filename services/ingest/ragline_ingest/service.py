@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
 from tokenizers import Tokenizer
 
 from ragline_core import embedding_models
@@ -25,9 +25,9 @@ from ragline_core.corpus import (
 from ragline_core.embedder_client import EmbedderClient
 from ragline_core.errors import InvalidArgumentError, RaglineError
 from ragline_core.model_files import find_model_dir
-from ragline_ingest.chunking import ChunkingConfig, chunk_text
+from ragline_ingest.chunking import Chunk, ChunkingConfig, chunk_text
 from ragline_ingest.jobs import Item, JobRunner, JobStore, Outcome
-from ragline_ingest.store import ChunkRecord, CorpusWriter
+from ragline_ingest.store import ChunkRecord, CorpusWriter, DocumentWrite
 
 log = logging.getLogger("ragline.ingest")
 
@@ -101,6 +101,7 @@ class IngestService:
         self.default_model = default_model
         self.count_tokens = TokenCounter()
         self.runner: JobRunner | None = None
+        self._version_lock = asyncio.Lock()
 
     # -- requests -------------------------------------------------------------------
     def validate(self, collection: str, documents: list[DocumentInput]) -> None:
@@ -201,22 +202,31 @@ class IngestService:
 
     # -- job work ---------------------------------------------------------------------
     async def process_batch(self, job: Doc, items: list[Item]) -> list[Outcome]:
-        """Chunks and embeds a batch of documents together, then writes each atomically."""
+        """Chunks and embeds a batch of documents together, then writes each atomically.
+
+        The batch costs the database a handful of round trips plus one write per document,
+        and the change feed one version bump: ingest keeps pace with the embedder.
+        """
         tenant, collection, model = job["tenant"], job["collection"], job["embedding_model"]
         outcomes: dict[int, Outcome] = {}
-        work: list[tuple[Item, list[Any]]] = []
+        stored = await self.writer.existing(tenant, collection, [i.document_id for i in items])
+        changed = []
         for item in items:
-            if (
-                await self.writer.existing_hash(tenant, collection, item.document_id)
-                == item.content_hash
-            ):
+            previous = stored.get(item.document_id)
+            if previous is not None and previous.content_hash == item.content_hash:
                 outcomes[item.index] = Outcome("unchanged")
-                continue
-            chunks = chunk_text(item.content, self.chunking, self.count_tokens)
-            if not chunks:
+            else:
+                changed.append(item)
+        # Tokenising large documents takes a while: keep the event loop free meanwhile.
+        chunked = await asyncio.to_thread(
+            lambda: [chunk_text(i.content, self.chunking, self.count_tokens) for i in changed]
+        )
+        work: list[tuple[Item, list[Chunk]]] = []
+        for item, chunks in zip(changed, chunked, strict=True):
+            if chunks:
+                work.append((item, chunks))
+            else:
                 outcomes[item.index] = Outcome("failed", error="no text to index")
-                continue
-            work.append((item, chunks))
         texts = [_embedding_text(item.title, c.text) for item, chunks in work for c in chunks]
         if texts:
             try:
@@ -231,54 +241,86 @@ class IngestService:
                         "failed", error=f"embedding failed: {exc.message}"
                     )
                 work = []
-            offset = 0
+            writes, offset = [], 0
             for item, chunks in work:
+                previous = stored.get(item.document_id)
                 records = [
                     ChunkRecord(c.index, c.text, c.headings, c.token_count, vectors[offset + j])
                     for j, c in enumerate(chunks)
                 ]
                 offset += len(chunks)
-                outcomes[item.index] = await self._write(tenant, collection, item, records)
+                writes.append(
+                    DocumentWrite(
+                        item.document_id,
+                        item.title,
+                        item.content,
+                        item.metadata,
+                        item.content_hash,
+                        records,
+                        None if previous is None else previous.generation,
+                    )
+                )
+            if writes:
+                outcomes.update(await self._write(tenant, collection, work, writes))
         return [outcomes[item.index] for item in items]
 
     async def _write(
-        self, tenant: str, collection: str, item: Item, records: list[ChunkRecord]
-    ) -> Outcome:
-        try:
-            generation = await self.writer.replace_document(
-                tenant,
-                collection,
-                item.document_id,
-                item.title,
-                item.content,
-                item.metadata,
-                item.content_hash,
-                records,
-            )
-        except PyMongoError:
-            # This document fails alone (its previous version, if any, stays whole); the
-            # job goes on with the others.
-            log.warning(
-                "document write failed", exc_info=True, extra={"document_id": item.document_id}
-            )
-            return Outcome("failed", error="storage error while writing the document")
-        if generation is None:
-            return Outcome("unchanged")  # a concurrent ingest of the same document won
-        await self.announce(Change("upsert", tenant, collection, item.document_id, generation, 0))
-        return Outcome("done", chunks=len(records))
+        self,
+        tenant: str,
+        collection: str,
+        work: list[tuple[Item, list[Chunk]]],
+        writes: list[DocumentWrite],
+    ) -> dict[int, Outcome]:
+        results = await self.writer.replace_documents(tenant, collection, writes)
+        outcomes: dict[int, Outcome] = {}
+        changes = []
+        for (item, _), write, result in zip(work, writes, results, strict=True):
+            if isinstance(result, Exception):
+                # This document fails alone (its previous version, if any, stays whole);
+                # the job goes on with the others.
+                log.warning(
+                    "document write failed",
+                    exc_info=result,
+                    extra={"document_id": item.document_id},
+                )
+                outcomes[item.index] = Outcome(
+                    "failed", error="storage error while writing the document"
+                )
+            elif result is None:
+                outcomes[item.index] = Outcome("unchanged")  # a concurrent ingest won
+            else:
+                changes.append(
+                    Change(
+                        "upsert", tenant, collection, item.document_id, result, 0, len(write.chunks)
+                    )
+                )
+                outcomes[item.index] = Outcome("done", chunks=len(write.chunks))
+        await self.announce(*changes)
+        return outcomes
 
-    async def announce(self, change: Change) -> None:
-        """Bumps the collection version, then tells retrievers (best effort)."""
-        version = await bump_version(self.db, change.tenant, change.collection)
+    async def announce(self, *changes: Change) -> None:
+        """Bumps each collection's version once, then tells retrievers (best effort)."""
+        versions: dict[tuple[str, str], int] = {}
+        for change in changes:
+            key = (change.tenant, change.collection)
+            if key not in versions:
+                # One bump at a time: concurrent $inc on one document can lose updates on
+                # FerretDB, and the version must grow with every change.
+                async with self._version_lock:
+                    versions[key] = await bump_version(self.db, *key)
         try:
             await self.feed.publish(
-                Change(
-                    change.op,
-                    change.tenant,
-                    change.collection,
-                    change.document_id,
-                    change.generation,
-                    version,
+                *(
+                    Change(
+                        c.op,
+                        c.tenant,
+                        c.collection,
+                        c.document_id,
+                        c.generation,
+                        versions[(c.tenant, c.collection)],
+                        c.chunks,
+                    )
+                    for c in changes
                 )
             )
         except Exception:

@@ -6,7 +6,9 @@ MongoDB and Atlas without transactions.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,20 +17,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from bson.binary import Binary, BinaryVectorDtype
-from pymongo import ReturnDocument
+from pymongo import DeleteOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from ragline_core.corpus import (
     CHUNKS,
     COLLECTIONS,
     DOCUMENTS,
     CollectionInfo,
+    chunk_keys,
     collection_key,
     document_key,
     get_collection,
 )
 from ragline_core.errors import ConflictError
+
+log = logging.getLogger("ragline.ingest.store")
 
 JOBS = "ingest_jobs"
 JOB_ITEMS = "ingest_job_items"
@@ -55,11 +60,33 @@ class ChunkRecord:
     vector: npt.NDArray[np.float32]
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What the database holds of a document before a write."""
+
+    content_hash: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A document's new version; `previous` is the generation it replaces (None: new)."""
+
+    document_id: str
+    title: str
+    content: str
+    metadata: dict[str, Any]
+    content_hash: str
+    chunks: list[ChunkRecord]
+    previous: int | None
+
+
 class CorpusWriter:
     def __init__(self, db: AsyncDatabase[Doc], bson_vectors: bool = False) -> None:
         self.db = db
         # Atlas Vector Search reads vectors as BSON float32 vectors (field `embedding`).
         self.bson_vectors = bson_vectors
+        self._sweeps: set[asyncio.Task[None]] = set()
 
     async def ensure_collection(
         self, tenant: str, name: str, model: str, dimensions: int
@@ -92,90 +119,135 @@ class CorpusWriter:
             )
         return info
 
-    async def existing_hash(self, tenant: str, collection: str, document_id: str) -> str | None:
-        doc = await self.db[DOCUMENTS].find_one(
-            {"_id": document_key(tenant, collection, document_id)}, {"content_hash": 1}
+    async def existing(
+        self, tenant: str, collection: str, document_ids: list[str]
+    ) -> dict[str, Stored]:
+        """Content hash and generation of those documents that exist, in one query."""
+        # One lookup per _id, concurrently: FerretDB's SQLite backend turns `$in` into a
+        # scan of the whole collection, but pushes `_id` equality down to SQL.
+        docs = await asyncio.gather(
+            *(
+                self.db[DOCUMENTS].find_one(
+                    {"_id": document_key(tenant, collection, d)},
+                    {"document_id": 1, "content_hash": 1, "generation": 1},
+                )
+                for d in document_ids
+            )
         )
-        return None if doc is None else str(doc.get("content_hash"))
+        return {
+            d["document_id"]: Stored(str(d.get("content_hash")), int(d["generation"]))
+            for d in docs
+            if d is not None
+        }
 
-    async def replace_document(
-        self,
-        tenant: str,
-        collection: str,
-        document_id: str,
-        title: str,
-        content: str,
-        metadata: dict[str, Any],
-        content_hash: str,
-        chunks: list[ChunkRecord],
-    ) -> int | None:
-        """Writes new chunks, then flips the document to them in one atomic write.
+    async def replace_documents(
+        self, tenant: str, collection: str, writes: list[DocumentWrite]
+    ) -> list[int | Exception | None]:
+        """Writes the documents' new chunks, then flips each document to them atomically.
 
-        Returns the new generation, or None when a concurrent writer won the flip (its
-        version stays; ours is removed).
+        One insert for the chunks of the whole batch (new chunks are invisible until their
+        document flips), then one write per document. Per document: the new generation,
+        None when a concurrent writer won the flip (its version stays; ours is removed), or
+        the storage error that failed it alone.
         """
+        generations = [new_generation() for _ in writes]
+        records = [
+            self._chunk_record(tenant, collection, w, generation, c)
+            for w, generation in zip(writes, generations, strict=True)
+            for c in w.chunks
+        ]
+        try:
+            if records:
+                await self.db[CHUNKS].insert_many(records, ordered=False)
+        except PyMongoError:
+            # Which documents lost chunks is unclear: write them one by one instead.
+            for write, generation in zip(writes, generations, strict=True):
+                with contextlib.suppress(PyMongoError):
+                    await self._drop(
+                        tenant, collection, write.document_id, generation, len(write.chunks)
+                    )
+            return [await self._replace_alone(tenant, collection, w) for w in writes]
+        results: list[int | Exception | None] = []
+        for write, generation in zip(writes, generations, strict=True):
+            try:
+                results.append(await self._flip(tenant, collection, write, generation))
+            except PyMongoError as exc:
+                with contextlib.suppress(PyMongoError):
+                    await self._drop(
+                        tenant, collection, write.document_id, generation, len(write.chunks)
+                    )
+                results.append(exc)
+        return results
+
+    async def _replace_alone(
+        self, tenant: str, collection: str, write: DocumentWrite
+    ) -> int | Exception | None:
         generation = new_generation()
-        if chunks:
+        try:
             records = [
-                self._chunk_record(tenant, collection, document_id, generation, title, metadata, c)
-                for c in chunks
+                self._chunk_record(tenant, collection, write, generation, c) for c in write.chunks
             ]
-            await self.db[CHUNKS].insert_many(records, ordered=False)
-        key = document_key(tenant, collection, document_id)
-        previous = await self.db[DOCUMENTS].find_one({"_id": key}, {"generation": 1})
+            if records:
+                await self.db[CHUNKS].insert_many(records, ordered=False)
+            return await self._flip(tenant, collection, write, generation)
+        except PyMongoError as exc:
+            with contextlib.suppress(PyMongoError):
+                await self._drop(
+                    tenant, collection, write.document_id, generation, len(write.chunks)
+                )
+            return exc
+
+    async def _flip(
+        self, tenant: str, collection: str, write: DocumentWrite, generation: int
+    ) -> int | None:
+        """Points the document at `generation`, if nobody changed it since `write.previous`."""
+        key = document_key(tenant, collection, write.document_id)
+        count = len(write.chunks)
         fields = {
             "tenant": tenant,
             "collection": collection,
-            "document_id": document_id,
-            "title": title,
-            "content": content,
-            "metadata": metadata,
-            "content_hash": content_hash,
+            "document_id": write.document_id,
+            "title": write.title,
+            "content": write.content,
+            "metadata": write.metadata,
+            "content_hash": write.content_hash,
             "generation": generation,
-            "chunk_count": len(chunks),
+            "chunk_count": count,
             "updated_at": now(),
         }
-        if previous is None:
+        if write.previous is None:
             try:
                 await self.db[DOCUMENTS].insert_one({"_id": key, "created_at": now(), **fields})
             except DuplicateKeyError:
-                await self._drop_generation(tenant, collection, document_id, generation)
+                await self._drop(tenant, collection, write.document_id, generation, count)
                 return None
-        else:
-            flipped = await self.db[DOCUMENTS].find_one_and_update(
-                {"_id": key, "generation": previous["generation"]},
-                {"$set": fields},
-                return_document=ReturnDocument.AFTER,
-            )
-            if flipped is None:
-                await self._drop_generation(tenant, collection, document_id, generation)
-                return None
-            await self._drop_generation(
-                tenant, collection, document_id, int(previous["generation"])
-            )
+            return generation
+        before = await self.db[DOCUMENTS].find_one_and_update(
+            {"_id": key, "generation": write.previous},
+            {"$set": fields},  # no projection: FerretDB's findAndModify rejects one
+        )
+        if before is None:
+            await self._drop(tenant, collection, write.document_id, generation, count)
+            return None
+        await self._drop(
+            tenant, collection, write.document_id, write.previous, before.get("chunk_count")
+        )
         return generation
 
     def _chunk_record(
-        self,
-        tenant: str,
-        collection: str,
-        document_id: str,
-        generation: int,
-        title: str,
-        metadata: dict[str, Any],
-        c: ChunkRecord,
+        self, tenant: str, collection: str, write: DocumentWrite, generation: int, c: ChunkRecord
     ) -> Doc:
         record: Doc = {
-            "_id": f"{document_key(tenant, collection, document_id)}/{generation}/{c.index}",
+            "_id": chunk_keys(tenant, collection, write.document_id, generation, c.index + 1)[-1],
             "tenant": tenant,
             "collection": collection,
-            "document_id": document_id,
+            "document_id": write.document_id,
             "generation": generation,
             "chunk_index": c.index,
             "text": c.text,
-            "title": title,
+            "title": write.title,
             "headings": list(c.headings),
-            "metadata": metadata,
+            "metadata": write.metadata,
             "token_count": c.token_count,
             "vector": np.asarray(c.vector, dtype="<f4").tobytes(),
         }
@@ -185,17 +257,27 @@ class CorpusWriter:
             )
         return record
 
-    async def _drop_generation(
-        self, tenant: str, collection: str, document_id: str, generation: int
+    async def _drop(
+        self,
+        tenant: str,
+        collection: str,
+        document_id: str,
+        generation: int,
+        count: int | None,
     ) -> None:
-        await self.db[CHUNKS].delete_many(
-            {
-                "tenant": tenant,
-                "collection": collection,
-                "document_id": document_id,
-                "generation": generation,
-            }
-        )
+        """Removes a generation's chunks, by _id when its chunk count is known."""
+        if count is None:  # written before documents stored their chunk count
+            await self.db[CHUNKS].delete_many(
+                {
+                    "tenant": tenant,
+                    "collection": collection,
+                    "document_id": document_id,
+                    "generation": generation,
+                }
+            )
+        elif count:
+            keys = chunk_keys(tenant, collection, document_id, generation, count)
+            await self.db[CHUNKS].bulk_write([DeleteOne({"_id": k}) for k in keys], ordered=False)
 
     async def delete_document(self, tenant: str, collection: str, document_id: str) -> int:
         """Deletes the document (its chunks vanish from search at once) and its chunks."""
@@ -204,10 +286,22 @@ class CorpusWriter:
         )
         if doc is None:
             return -1
-        result = await self.db[CHUNKS].delete_many(
-            {"tenant": tenant, "collection": collection, "document_id": document_id}
-        )
-        return int(result.deleted_count)
+        count = doc.get("chunk_count")
+        await self._drop(tenant, collection, document_id, int(doc["generation"]), count)
+        # Chunks of generations that never became visible (a writer died between its insert
+        # and its flip) are swept after the reply: on FerretDB this filter reads every chunk.
+        task = asyncio.create_task(self._sweep(tenant, collection, document_id))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+        return int(count or 0)
+
+    async def _sweep(self, tenant: str, collection: str, document_id: str) -> None:
+        try:
+            await self.db[CHUNKS].delete_many(
+                {"tenant": tenant, "collection": collection, "document_id": document_id}
+            )
+        except PyMongoError:
+            log.warning("sweeping a deleted document's chunks failed", exc_info=True)
 
     async def delete_collection(self, tenant: str, name: str) -> int:
         deleted = await self.db[COLLECTIONS].find_one_and_delete(

@@ -15,11 +15,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ragline_core.changefeed import Change, ChangeFeed
 from ragline_core.corpus import (
-    CHUNKS,
     CollectionInfo,
-    chunk_from_doc,
+    generation_chunks,
     list_collections,
     visible_chunks,
+    visible_document_chunks,
 )
 from ragline_core.metrics import INDEX_CHUNKS
 from ragline_retriever.index import CollectionIndex, IndexParams
@@ -135,32 +135,25 @@ class IndexRegistry:
             if change.op == "delete":
                 index.remove_document(change.document_id)
             else:
-                chunks = [
-                    chunk_from_doc(d)
-                    async for d in self.db[CHUNKS].find(
-                        {
-                            "tenant": change.tenant,
-                            "collection": change.collection,
-                            "document_id": change.document_id,
-                            "generation": change.generation,
-                        }
+                chunks = None
+                if change.chunks:
+                    chunks = await generation_chunks(
+                        self.db,
+                        change.tenant,
+                        change.collection,
+                        change.document_id,
+                        change.generation,
+                        change.chunks,
                     )
-                ]
+                if chunks is None:
+                    # Superseded already (or an old entry without a count): take whatever
+                    # is visible now.
+                    chunks = await visible_document_chunks(
+                        self.db, change.tenant, change.collection, change.document_id
+                    )
                 if chunks:
-                    index.replace_document(
-                        change.document_id, sorted(chunks, key=lambda c: c.chunk_index)
-                    )
+                    index.replace_document(change.document_id, chunks)
                 else:
-                    # Superseded already: take whatever is visible now.
-                    visible = [
-                        c
-                        async for c in visible_chunks(
-                            self.db, change.tenant, change.collection, change.document_id
-                        )
-                    ]
-                    if visible:
-                        index.replace_document(change.document_id, visible)
-                    else:
-                        index.remove_document(change.document_id)
+                    index.remove_document(change.document_id)
             index.version = max(index.version, change.version)
             INDEX_CHUNKS.labels(*key).set(index.live_count)
