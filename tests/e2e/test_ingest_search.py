@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
+import zipfile
 
 import pytest
 
 from tests.support.assertions import error_body, reason_of
+from tests.support.documents import docx_with, pdf_with_text
 
 pytestmark = pytest.mark.e2e
 
@@ -295,6 +298,22 @@ async def test_upload_files_of_each_format(api):
             "widget",
         ),
         ("page.html", html, "text/html", "roses"),
+        (
+            "paper.pdf",
+            pdf_with_text(["Glaciers carve fjords.", "Moraines mark their edges."]),
+            "application/pdf",
+            "Moraines mark their edges",
+        ),
+        (
+            "memo.docx",
+            docx_with(
+                "Quarterly memo",
+                ["Lighthouse keepers log the weather."],
+                [["region", "storms"], ["north", "12"]],
+            ),
+            "application/octet-stream",  # the extension decides
+            "Lighthouse keepers",
+        ),
     ]:
         response = await api.post(
             f"/api/v1/collections/{name}/documents:upload",
@@ -307,6 +326,12 @@ async def test_upload_files_of_each_format(api):
         doc = (await api.get(f"/api/v1/collections/{name}/documents/{doc_id}")).json()
         assert needle in doc["document"]["content"]
         assert "alert" not in doc["document"]["content"]
+    # A .docx keeps its headings (as Markdown, for chunking) and its tables' text.
+    memo = (await api.get(f"/api/v1/collections/{name}/documents/{doc_id}")).json()["document"]
+    assert memo["content"].startswith("# Quarterly memo")
+    assert "north | 12" in memo["content"]
+    hits = (await search(api, name, "storms by region", mode="keyword"))["hits"]
+    assert hits and hits[0]["document_id"] == doc_id
     bad = await api.post(
         f"/api/v1/collections/{name}/documents:upload",
         params={"filename": "x.exe"},
@@ -314,6 +339,32 @@ async def test_upload_files_of_each_format(api):
         headers={"content-type": "application/octet-stream"},
     )
     assert reason_of(error_body(bad, 400)) == "UNSUPPORTED_FILE_TYPE"
+
+
+def zip_bomb() -> bytes:
+    """A small .docx-named zip that inflates to 300 MB."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"\0" * (300 * 1024 * 1024))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "reason"),
+    [
+        ("broken.pdf", lambda: b"%PDF-1.4 not really", "BAD_PDF"),
+        ("broken.docx", lambda: b"PK not a zip", "BAD_DOCX"),
+        ("bomb.docx", zip_bomb, "FILE_TOO_LARGE"),
+    ],
+)
+async def test_unreadable_uploads_are_400_saying_why(api, filename, data, reason):
+    response = await api.post(
+        f"/api/v1/collections/{collection_name()}/documents:upload",
+        params={"filename": filename},
+        content=data(),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert reason_of(error_body(response, 400)) == reason
 
 
 @pytest.mark.parametrize(
