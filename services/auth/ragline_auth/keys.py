@@ -373,7 +373,12 @@ class KeyService:
             pubsub = redis.pubsub()
             try:
                 await pubsub.subscribe(INVALIDATION_CHANNEL)
-                # Anything missed while not subscribed is forgotten now.
+                # subscribe() only sends the command: wait until Redis confirms it, then
+                # forget anything that may have been published before.
+                while not stop.is_set():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message and message.get("type") == "subscribe":
+                        break
                 self.cache.clear()
                 while not stop.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
