@@ -15,6 +15,16 @@ trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 cp -r "$src_cache/." "$work/"
 chmod -R u+w "$work"
 echo "$VERSION" > "$work/build/version/version.txt"
+# The SQLite backend indexes _id as `_ferretdb_sjson->"_id"` but looks documents up with
+# `_ferretdb_sjson->'$._id'`: the same JSON value, but an expression SQLite cannot match to
+# that index, so every find/update/delete by _id scans and parses the whole table (ingest
+# slowed down quadratically with the corpus). Look up by the indexed expression instead.
+metadata="$work/internal/backends/sqlite/metadata/metadata.go"
+sed -i "s|IDColumn = DefaultColumn + \"->'\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$metadata"
+grep -q 'IDColumn = DefaultColumn + `->"_id"`' "$metadata" || {
+  echo "install_ferretdb.sh: the _id lookup patch no longer applies to $VERSION" >&2
+  exit 1
+}
 mkdir -p "$BIN"
 (cd "$work" && go build -trimpath -o "$BIN/ferretdb" ./cmd/ferretdb)
 "$BIN/ferretdb" --version | head -1
