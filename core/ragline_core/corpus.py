@@ -74,8 +74,9 @@ def chunk_keys(
 ) -> list[str]:
     """The _ids of a document's chunks at one generation.
 
-    Hot paths address chunks by _id: FerretDB's SQLite backend pushes only `_id` equality
-    down to SQL, so any other filter decodes every document of the collection.
+    Hot paths address chunks by _id: FerretDB's SQLite backend serves only a filter of
+    `_id` alone from an index (with the fix in scripts/install_ferretdb.sh); any other
+    filter reads and decodes every document of the collection.
     """
     key = document_key(tenant, collection, document_id)
     return [f"{key}/{generation}/{index}" for index in range(count)]

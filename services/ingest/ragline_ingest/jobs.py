@@ -2,6 +2,11 @@
 and taken over by another process when their owner stops heart-beating (so a job never
 stays "running" forever).
 
+FAST_PATH: on FerretDB's SQLite backend only a filter of `_id` alone is served by an index
+(with the lookup fix in scripts/install_ferretdb.sh); any other filter reads the whole
+table. The frequent writes here (item outcomes, progress, heartbeats) therefore filter by
+`_id` alone; the owner checks stay on the rare claim and finish.
+
 A job's documents are stored as items; each item ends done, unchanged or failed. A job
 that restarts skips finished items, and a document written just before a crash shows up
 as unchanged (same content hash), so nothing is ingested twice.
@@ -22,6 +27,7 @@ from typing import Any
 
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from ragline_core import deadlines
 from ragline_core.metrics import (
@@ -139,13 +145,13 @@ class JobStore:
         return job
 
     async def get(self, tenant: str, job_id: str) -> Doc | None:
-        """The job with its counters (kept current by its owner after every batch)."""
-        return await self.db[JOBS].find_one({"_id": job_id, "tenant": tenant})
+        """The job with its counters (kept current by its owner after every batch); None
+        for another tenant's job. (Looked up by _id alone: see FAST_PATH.)"""
+        job = await self.db[JOBS].find_one({"_id": job_id})
+        return job if job is not None and job["tenant"] == tenant else None
 
-    async def save_progress(self, job_id: str, owner: str, progress: Doc) -> None:
-        await self.db[JOBS].update_one(
-            {"_id": job_id, "owner": owner}, {"$set": {**progress, "updated_at": now()}}
-        )
+    async def save_progress(self, job_id: str, progress: Doc) -> None:
+        await self.db[JOBS].update_one({"_id": job_id}, {"$set": {**progress, "updated_at": now()}})
 
     async def claim(self, job_id: str, owner: str, stale_before: Any | None) -> Doc | None:
         """Takes the job if it is pending, or running with a stale heartbeat."""
@@ -193,9 +199,7 @@ class JobStore:
         ]
 
     async def record(self, job_id: str, results: list[tuple[Item, Outcome]]) -> None:
-        """Items' outcomes, written to the items alone (one round trip): progress is
-        counted from the items, because concurrent $inc on one job document loses updates
-        on FerretDB."""
+        """Items' outcomes, written to the items (what an adopting process resumes from)."""
         for _, outcome in results:
             INGEST_DOCUMENTS.labels(outcome.state).inc()
             INGEST_CHUNKS.inc(outcome.chunks)
@@ -243,10 +247,8 @@ class JobStore:
             "errors": errors,
         }
 
-    async def heartbeat(self, job_id: str, owner: str) -> None:
-        await self.db[JOBS].update_one(
-            {"_id": job_id, "owner": owner}, {"$set": {"heartbeat_at": now()}}
-        )
+    async def heartbeat(self, job_id: str) -> None:
+        await self.db[JOBS].update_one({"_id": job_id}, {"$set": {"heartbeat_at": now()}})
 
     async def finish(
         self, job_id: str, owner: str, reason: str = "", progress: Doc | None = None
@@ -262,11 +264,19 @@ class JobStore:
             reason = f"{failed} of {job['documents_total']} documents failed"
         INGEST_JOBS.labels(state).inc()
         INGEST_JOB_DURATION.observe((now() - job["created_at"]).total_seconds())
-        return await self.db[JOBS].find_one_and_update(
+        finished = await self.db[JOBS].find_one_and_update(
             {"_id": job_id, "owner": owner},
             {"$set": {"state": state, "failure_reason": reason, "updated_at": now(), **progress}},
             return_document=ReturnDocument.AFTER,
         )
+        if finished is not None:
+            # The job document now holds the final counters and errors: the items (with the
+            # documents' text) are no longer needed, and every job start reads this table.
+            try:
+                await self.db[JOB_ITEMS].delete_many({"job_id": job_id})
+            except PyMongoError:
+                log.warning("could not remove a finished job's items", extra={"job_id": job_id})
+        return finished
 
 
 class JobRunner:
@@ -356,12 +366,12 @@ class JobRunner:
         while True:
             await asyncio.sleep(max(0.5, self.stale_after.total_seconds() / 4))
             with contextlib.suppress(Exception):
-                await self.store.heartbeat(job_id, self.owner)
+                await self.store.heartbeat(job_id)
 
     async def _run(self, job: Doc, *, stale: bool) -> None:
         job_id = job["_id"]
         # An adopted job recounts what its previous owner finished.
-        tally = Tally(await self.store.progress(job_id) if stale else _zero_progress())
+        tally = Tally(await self.store.progress(job_id) if stale else zero_progress())
         items = await self.store.pending_items(job_id)
         batches = [
             items[i : i + self.batch_documents] for i in range(0, len(items), self.batch_documents)
@@ -376,7 +386,7 @@ class JobRunner:
             async with tally.lock:
                 progress = tally.add(results)
                 try:
-                    await self.store.save_progress(job_id, self.owner, progress)
+                    await self.store.save_progress(job_id, progress)
                 except Exception:
                     # The items hold the truth; the next batch or the finish saves again.
                     log.warning("saving job progress failed", extra={"job_id": job_id})
@@ -387,7 +397,7 @@ class JobRunner:
         await self.store.finish(job_id, self.owner, progress=tally.progress)
 
 
-def _zero_progress() -> Doc:
+def zero_progress() -> Doc:
     return {
         "documents_done": 0,
         "documents_unchanged": 0,

@@ -46,9 +46,15 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+_last_generation = 0
+
+
 def new_generation() -> int:
-    """Unique, increasing generation numbers (microseconds), safe across re-created names."""
-    return time.time_ns() // 1000
+    """Unique, increasing generation numbers (microseconds), safe across re-created names;
+    strictly increasing within a process even when called within one microsecond."""
+    global _last_generation
+    _last_generation = max(_last_generation + 1, time.time_ns() // 1000)
+    return _last_generation
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,6 @@ class CorpusWriter:
         self.db = db
         # Atlas Vector Search reads vectors as BSON float32 vectors (field `embedding`).
         self.bson_vectors = bson_vectors
-        self._sweeps: set[asyncio.Task[None]] = set()
 
     async def ensure_collection(
         self, tenant: str, name: str, model: str, dimensions: int
@@ -103,7 +108,9 @@ class CorpusWriter:
                         "name": name,
                         "embedding_model": model,
                         "dimensions": dimensions,
-                        "version": 0,
+                        # Starts from the clock, not 0: a collection deleted and created
+                        # again never repeats a version that caches and replicas saw.
+                        "version": new_generation(),
                         "created_at": now(),
                     }
                 },
@@ -122,9 +129,9 @@ class CorpusWriter:
     async def existing(
         self, tenant: str, collection: str, document_ids: list[str]
     ) -> dict[str, Stored]:
-        """Content hash and generation of those documents that exist, in one query."""
-        # One lookup per _id, concurrently: FerretDB's SQLite backend turns `$in` into a
-        # scan of the whole collection, but pushes `_id` equality down to SQL.
+        """Content hash and generation of those documents that exist."""
+        # One lookup per _id, concurrently: FerretDB's SQLite backend serves only a filter
+        # of `_id` alone from an index (`$in` reads the whole table).
         docs = await asyncio.gather(
             *(
                 self.db[DOCUMENTS].find_one(
@@ -146,9 +153,10 @@ class CorpusWriter:
         """Writes the documents' new chunks, then flips each document to them atomically.
 
         One insert for the chunks of the whole batch (new chunks are invisible until their
-        document flips), then one write per document. Per document: the new generation,
-        None when a concurrent writer won the flip (its version stays; ours is removed), or
-        the storage error that failed it alone.
+        document flips), one write per document, then one delete of the chunks that no
+        document points at any more. Per document: the new generation, None when a
+        concurrent writer won the flip (its version stays; ours is removed), or the storage
+        error that failed it alone.
         """
         generations = [new_generation() for _ in writes]
         records = [
@@ -156,53 +164,53 @@ class CorpusWriter:
             for w, generation in zip(writes, generations, strict=True)
             for c in w.chunks
         ]
+        garbage: list[str] = []
         try:
             if records:
                 await self.db[CHUNKS].insert_many(records, ordered=False)
         except PyMongoError:
             # Which documents lost chunks is unclear: write them one by one instead.
-            for write, generation in zip(writes, generations, strict=True):
-                with contextlib.suppress(PyMongoError):
-                    await self._drop(
-                        tenant, collection, write.document_id, generation, len(write.chunks)
-                    )
+            await self._drop([r["_id"] for r in records])
             return [await self._replace_alone(tenant, collection, w) for w in writes]
         results: list[int | Exception | None] = []
         for write, generation in zip(writes, generations, strict=True):
             try:
-                results.append(await self._flip(tenant, collection, write, generation))
+                results.append(await self._flip(tenant, collection, write, generation, garbage))
             except PyMongoError as exc:
-                with contextlib.suppress(PyMongoError):
-                    await self._drop(
-                        tenant, collection, write.document_id, generation, len(write.chunks)
-                    )
+                garbage += self._keys(tenant, collection, write, generation)
                 results.append(exc)
+        await self._drop(garbage)
         return results
 
     async def _replace_alone(
         self, tenant: str, collection: str, write: DocumentWrite
     ) -> int | Exception | None:
         generation = new_generation()
+        garbage: list[str] = []
         try:
             records = [
                 self._chunk_record(tenant, collection, write, generation, c) for c in write.chunks
             ]
             if records:
                 await self.db[CHUNKS].insert_many(records, ordered=False)
-            return await self._flip(tenant, collection, write, generation)
+            return await self._flip(tenant, collection, write, generation, garbage)
         except PyMongoError as exc:
-            with contextlib.suppress(PyMongoError):
-                await self._drop(
-                    tenant, collection, write.document_id, generation, len(write.chunks)
-                )
+            garbage += self._keys(tenant, collection, write, generation)
             return exc
+        finally:
+            await self._drop(garbage)
 
     async def _flip(
-        self, tenant: str, collection: str, write: DocumentWrite, generation: int
+        self,
+        tenant: str,
+        collection: str,
+        write: DocumentWrite,
+        generation: int,
+        garbage: list[str],
     ) -> int | None:
-        """Points the document at `generation`, if nobody changed it since `write.previous`."""
+        """Points the document at `generation` if nobody changed it since `write.previous`;
+        adds the chunk ids nobody will point at any more to `garbage`."""
         key = document_key(tenant, collection, write.document_id)
-        count = len(write.chunks)
         fields = {
             "tenant": tenant,
             "collection": collection,
@@ -212,27 +220,34 @@ class CorpusWriter:
             "metadata": write.metadata,
             "content_hash": write.content_hash,
             "generation": generation,
-            "chunk_count": count,
+            "chunk_count": len(write.chunks),
             "updated_at": now(),
         }
+        ours = self._keys(tenant, collection, write, generation)
         if write.previous is None:
             try:
                 await self.db[DOCUMENTS].insert_one({"_id": key, "created_at": now(), **fields})
             except DuplicateKeyError:
-                await self._drop(tenant, collection, write.document_id, generation, count)
+                garbage += ours
                 return None
             return generation
+        # A compare-and-set on the generation. (On FerretDB this filter reads the whole
+        # table, but only documents whose content changed take this path.)
         before = await self.db[DOCUMENTS].find_one_and_update(
             {"_id": key, "generation": write.previous},
             {"$set": fields},  # no projection: FerretDB's findAndModify rejects one
         )
         if before is None:
-            await self._drop(tenant, collection, write.document_id, generation, count)
+            garbage += ours
             return None
-        await self._drop(
-            tenant, collection, write.document_id, write.previous, before.get("chunk_count")
+        garbage += chunk_keys(
+            tenant, collection, write.document_id, write.previous, int(before.get("chunk_count", 0))
         )
         return generation
+
+    @staticmethod
+    def _keys(tenant: str, collection: str, write: DocumentWrite, generation: int) -> list[str]:
+        return chunk_keys(tenant, collection, write.document_id, generation, len(write.chunks))
 
     def _chunk_record(
         self, tenant: str, collection: str, write: DocumentWrite, generation: int, c: ChunkRecord
@@ -257,51 +272,28 @@ class CorpusWriter:
             )
         return record
 
-    async def _drop(
-        self,
-        tenant: str,
-        collection: str,
-        document_id: str,
-        generation: int,
-        count: int | None,
-    ) -> None:
-        """Removes a generation's chunks, by _id when its chunk count is known."""
-        if count is None:  # written before documents stored their chunk count
-            await self.db[CHUNKS].delete_many(
-                {
-                    "tenant": tenant,
-                    "collection": collection,
-                    "document_id": document_id,
-                    "generation": generation,
-                }
-            )
-        elif count:
-            keys = chunk_keys(tenant, collection, document_id, generation, count)
+    async def _drop(self, keys: list[str]) -> None:
+        """Removes chunks nobody points at (best effort: they are invisible to search)."""
+        if not keys:
+            return
+        try:
+            # One command of `_id` deletes (see ragline_core.corpus.chunk_keys for why).
             await self.db[CHUNKS].bulk_write([DeleteOne({"_id": k}) for k in keys], ordered=False)
+        except PyMongoError:
+            log.warning("could not remove %d superseded chunks", len(keys), exc_info=True)
 
     async def delete_document(self, tenant: str, collection: str, document_id: str) -> int:
-        """Deletes the document (its chunks vanish from search at once) and its chunks."""
+        """Deletes the document (its chunks vanish from search at once), then all its chunks,
+        including those of a write that never became visible (a writer died mid-write)."""
         doc = await self.db[DOCUMENTS].find_one_and_delete(
             {"_id": document_key(tenant, collection, document_id)}
         )
         if doc is None:
             return -1
-        count = doc.get("chunk_count")
-        await self._drop(tenant, collection, document_id, int(doc["generation"]), count)
-        # Chunks of generations that never became visible (a writer died between its insert
-        # and its flip) are swept after the reply: on FerretDB this filter reads every chunk.
-        task = asyncio.create_task(self._sweep(tenant, collection, document_id))
-        self._sweeps.add(task)
-        task.add_done_callback(self._sweeps.discard)
-        return int(count or 0)
-
-    async def _sweep(self, tenant: str, collection: str, document_id: str) -> None:
-        try:
-            await self.db[CHUNKS].delete_many(
-                {"tenant": tenant, "collection": collection, "document_id": document_id}
-            )
-        except PyMongoError:
-            log.warning("sweeping a deleted document's chunks failed", exc_info=True)
+        await self.db[CHUNKS].delete_many(
+            {"tenant": tenant, "collection": collection, "document_id": document_id}
+        )
+        return int(doc.get("chunk_count", 0))
 
     async def delete_collection(self, tenant: str, name: str) -> int:
         deleted = await self.db[COLLECTIONS].find_one_and_delete(
