@@ -439,6 +439,18 @@ async def test_search_cache_never_serves_stale_hits(api):
     assert len(second["hits"]) == 2
 
 
+async def test_a_deleted_and_recreated_collection_shows_none_of_the_old_data(api):
+    name = collection_name()
+    await ingest(api, name, [{"id": "old", "content": "walruses sleep on ice floes"}])
+    assert (await search(api, name, "walruses", mode="keyword"))["hits"]  # cached now
+    response = await api.delete(f"/api/v1/collections/{name}")
+    assert response.status_code == 200, response.text
+    await ingest(api, name, [{"id": "new", "content": "walruses have tusks"}])
+    for mode in ("keyword", "hybrid"):
+        hits = (await search(api, name, "walruses", mode=mode))["hits"]
+        assert [h["document_id"] for h in hits] == ["new"], mode
+
+
 async def test_document_over_the_size_limit_and_too_many_documents_are_400(api):
     big = {
         "documents": [

@@ -102,13 +102,12 @@ class Catalog:
         return deleted
 
     async def stats(self, info: CollectionInfo) -> CollectionStats:
-        docs = await self.db[DOCUMENTS].count_documents(
-            {"tenant": info.tenant, "collection": info.name}
-        )
-        chunks = 0
+        # One pass that counts and sums ($group/$sum of a field answers 0 on FerretDB).
+        docs = chunks = 0
         async for d in self.db[DOCUMENTS].find(
             {"tenant": info.tenant, "collection": info.name}, {"chunk_count": 1}
         ):
+            docs += 1
             chunks += int(d.get("chunk_count", 0))
         return CollectionStats(info, docs, chunks)
 
