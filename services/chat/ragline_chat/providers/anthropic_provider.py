@@ -11,8 +11,12 @@ from ragline_chat.providers.base import Chunk, GenerationRequest
 from ragline_core.errors import RaglineError
 from ragline_core.metrics import PROVIDER_REQUESTS
 from ragline_core.paid_calls import call_paid_provider
-from ragline_core.provider_errors import not_configured, provider_error
+from ragline_core.provider_errors import SdkErrors, not_configured
 from ragline_core.retry import RetryPolicy
+
+ERRORS = SdkErrors(
+    anthropic.APIConnectionError, anthropic.APITimeoutError, anthropic.APIStatusError
+)
 
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 
@@ -68,7 +72,7 @@ class AnthropicProvider:
             attempt,
             policy=self.policy,
             default_timeout=self.default_timeout,
-            retryable=self._retryable,
+            retryable=ERRORS.retryable,
             translate=self._translate,
         )
         prompt_tokens: int | None = None
@@ -97,19 +101,8 @@ class AnthropicProvider:
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=finish
         )
 
-    def _retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, anthropic.APIConnectionError) and not isinstance(
-            exc, anthropic.APITimeoutError
-        ):
-            return True
-        status = exc.status_code if isinstance(exc, anthropic.APIStatusError) else None
-        return status is not None and (status == 429 or status >= 500)
-
     def _translate(self, exc: BaseException) -> RaglineError:
-        status = int(exc.status_code) if isinstance(exc, anthropic.APIStatusError) else None
-        return provider_error(
-            self.name, self.key_variable, status, isinstance(exc, anthropic.APITimeoutError)
-        )
+        return ERRORS.translate(self.name, self.key_variable, exc)
 
     async def close(self) -> None:
         if self._client is not None:

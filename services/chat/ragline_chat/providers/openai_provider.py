@@ -14,8 +14,10 @@ from ragline_chat.providers.base import Chunk, GenerationRequest
 from ragline_core.errors import RaglineError
 from ragline_core.metrics import PROVIDER_REQUESTS
 from ragline_core.paid_calls import call_paid_provider
-from ragline_core.provider_errors import not_configured, provider_error
+from ragline_core.provider_errors import SdkErrors, not_configured
 from ragline_core.retry import RetryPolicy
+
+ERRORS = SdkErrors(openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError)
 
 
 class OpenAIChatProvider:
@@ -75,7 +77,7 @@ class OpenAIChatProvider:
             attempt,
             policy=self.policy,
             default_timeout=self.default_timeout,
-            retryable=self._retryable,
+            retryable=ERRORS.retryable,
             translate=self._translate,
         )
         finish: str | None = None
@@ -106,19 +108,8 @@ class OpenAIChatProvider:
             finish_reason=finish or "stop",
         )
 
-    def _retryable(self, exc: BaseException) -> bool:
-        if isinstance(exc, openai.APIConnectionError) and not isinstance(
-            exc, openai.APITimeoutError
-        ):
-            return True
-        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
-        return status is not None and (status == 429 or status >= 500)
-
     def _translate(self, exc: BaseException) -> RaglineError:
-        status = int(exc.status_code) if isinstance(exc, openai.APIStatusError) else None
-        return provider_error(
-            self.name, self.key_variable, status, isinstance(exc, openai.APITimeoutError)
-        )
+        return ERRORS.translate(self.name, self.key_variable, exc)
 
     async def close(self) -> None:
         if self._client is not None:

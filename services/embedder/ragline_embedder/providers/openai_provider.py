@@ -7,9 +7,12 @@ import numpy as np
 import openai
 
 from ragline_core.embedding_models import ModelSpec
+from ragline_core.provider_errors import SdkErrors
 from ragline_core.retry import RetryPolicy
 from ragline_embedder.providers.base import ProviderResult, clip_to_token_limit, estimate_tokens
 from ragline_embedder.providers.paid import PaidProvider
+
+ERRORS = SdkErrors(openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError)
 
 
 class OpenAIProvider(PaidProvider):
@@ -57,12 +60,13 @@ class OpenAIProvider(PaidProvider):
         )
 
     def _status_of(self, exc: BaseException) -> int | None:
-        if isinstance(exc, openai.APIStatusError):
-            return int(exc.status_code)
-        return None
+        return ERRORS.status_of(exc)
 
     def _is_timeout(self, exc: BaseException) -> bool:
-        return isinstance(exc, openai.APITimeoutError)
+        return ERRORS.timed_out(exc)
+
+    def _connection_failed(self, exc: BaseException) -> bool:
+        return ERRORS.connection_failed(exc)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -1,4 +1,5 @@
-"""Shared behaviour of paid embedding APIs: retries on 429/5xx, error mapping, metrics.
+"""Shared behaviour of paid embedding APIs: retries on 429/5xx and refused or reset
+connections, error mapping, metrics.
 
 Subclasses make one attempt with their official SDK and say how to read its errors.
 """
@@ -11,7 +12,7 @@ from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import RaglineError
 from ragline_core.metrics import PROVIDER_REQUESTS
 from ragline_core.paid_calls import call_paid_provider
-from ragline_core.provider_errors import not_configured, provider_error
+from ragline_core.provider_errors import not_configured, provider_error, retryable_status
 from ragline_core.retry import RetryPolicy
 from ragline_embedder.providers.base import ProviderResult
 
@@ -55,8 +56,7 @@ class PaidProvider(ABC):
         return result
 
     def _retryable(self, exc: BaseException) -> bool:
-        status = self._status_of(exc)
-        return status is not None and (status == 429 or status >= 500)
+        return self._connection_failed(exc) or retryable_status(self._status_of(exc))
 
     def _translate(self, exc: BaseException) -> RaglineError:
         return provider_error(
@@ -74,6 +74,10 @@ class PaidProvider(ABC):
     @abstractmethod
     def _is_timeout(self, exc: BaseException) -> bool:
         """True when the SDK error is a timeout."""
+
+    @abstractmethod
+    def _connection_failed(self, exc: BaseException) -> bool:
+        """True when the connection was refused or reset before an answer (not a timeout)."""
 
     @abstractmethod
     async def close(self) -> None:

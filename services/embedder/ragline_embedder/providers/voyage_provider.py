@@ -62,6 +62,9 @@ class VoyageProvider(PaidProvider):
     def _is_timeout(self, exc: BaseException) -> bool:
         return isinstance(exc, voyageai.error.Timeout)
 
+    def _connection_failed(self, exc: BaseException) -> bool:
+        return isinstance(exc, voyageai.error.APIConnectionError)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
