@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 
 from bench import chat, embedder, gateway, retrieval
 
-BENCHMARKS = {
+BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "embedder": embedder.main,
     "retrieval": retrieval.main,
     "chat": chat.main,

@@ -19,6 +19,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -145,7 +146,7 @@ def passages(client: httpx.Client, collection: str, question: str) -> list[Passa
     ]
 
 
-def main(args: list[str]) -> None:
+def main(args: Sequence[str]) -> None:
     rounds = int(args[0]) if args else 8
     qa = load_qa()
     local = LocalProvider(None, 1, 2048)
@@ -156,9 +157,9 @@ def main(args: list[str]) -> None:
     service = ChatService(
         registry,
         {"local": local},
-        None,
-        None,
-        Limits(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]  # generation only: no conversations are stored
+        None,  # type: ignore[arg-type]  # and no retrieval (the context is given)
+        Limits(),
         "extractive",
         [],
         "default",

@@ -107,7 +107,8 @@ def raw_throughput(stack: Any, collection: str, variant: str, sample: int = 600)
     ingest embedded for `collection` (title + chunk), in the service's batch size."""
     from pymongo import MongoClient
 
-    with MongoClient(f"mongodb://127.0.0.1:{stack.cfg.mongo_port}") as mongo:
+    mongo: MongoClient[dict[str, Any]] = MongoClient(f"mongodb://127.0.0.1:{stack.cfg.mongo_port}")
+    with mongo:
         rows = mongo[stack.cfg.database]["chunks"].find(
             {"collection": collection}, {"title": 1, "text": 1}
         )
