@@ -84,13 +84,20 @@ class ConversationStore:
         await self._guard(lambda: self.conversations.insert_one(doc))
         return _conversation(doc)
 
-    async def get(self, tenant: str, conversation_id: str, with_messages: bool) -> Conversation:
-        doc = await self._guard(
-            lambda: self.conversations.find_one({"_id": conversation_id, "tenant": tenant})
+    async def _owned(self, tenant: str, conversation_id: str) -> dict[str, Any]:
+        """The conversation if `tenant` owns it, else 404 (the same for another tenant's).
+
+        Looked up by _id alone, then the tenant is compared here: FerretDB's SQLite backend
+        serves only a filter of `_id` alone from an index."""
+        doc: dict[str, Any] | None = await self._guard(
+            lambda: self.conversations.find_one({"_id": conversation_id})
         )
-        if doc is None:
+        if doc is None or doc.get("tenant") != tenant:
             raise not_found(conversation_id)
-        conv = _conversation(doc)
+        return doc
+
+    async def get(self, tenant: str, conversation_id: str, with_messages: bool) -> Conversation:
+        conv = _conversation(await self._owned(tenant, conversation_id))
         if with_messages:
             conv.messages = await self.list_messages(tenant, conversation_id)
         return conv
@@ -109,9 +116,10 @@ class ConversationStore:
     ) -> StoredMessage:
         """Stores `message` as the conversation's next one; sets its sequence."""
         t = now()
+        await self._owned(tenant, conversation_id)
         updated = await self._guard(
             lambda: self.conversations.find_one_and_update(
-                {"_id": conversation_id, "tenant": tenant},
+                {"_id": conversation_id},
                 {"$inc": {"message_count": 1}, "$set": {"updated_at": t, **fields}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -165,9 +173,8 @@ class ConversationStore:
 
     async def delete(self, tenant: str, conversation_id: str) -> int:
         """Deletes the conversation, then its messages; returns how many messages went."""
-        result = await self._guard(
-            lambda: self.conversations.delete_one({"_id": conversation_id, "tenant": tenant})
-        )
+        await self._owned(tenant, conversation_id)
+        result = await self._guard(lambda: self.conversations.delete_one({"_id": conversation_id}))
         if result.deleted_count == 0:
             raise not_found(conversation_id)
         removed = await self._guard(
