@@ -43,11 +43,13 @@ def test_filters_run_in_the_secure_order():
 
 def test_identity_headers_are_stripped_and_auth_fails_closed():
     filters = {f["name"]: f["typed_config"] for f in _hcm(_doc())["http_filters"]}
-    removed = {
-        m["remove"]
-        for m in filters["envoy.filters.http.header_mutation"]["mutations"]["request_mutations"]
-    }
+    mutations = filters["envoy.filters.http.header_mutation"]["mutations"]["request_mutations"]
+    removed = {m["remove"] for m in mutations if "remove" in m}
     assert removed == set(gateway.IDENTITY_HEADERS)
+    # The client's method, for usage analytics, overwrites any client-sent copy.
+    (added,) = [m["append"] for m in mutations if "append" in m]
+    assert added["header"] == {"key": gateway.METHOD_HEADER, "value": "%REQ(:METHOD)%"}
+    assert added["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
     authz = filters["envoy.filters.http.ext_authz"]
     assert authz["failure_mode_allow"] is False and authz["status_on_error"]["code"] == 503
     burst = filters["envoy.filters.http.local_ratelimit"]

@@ -69,6 +69,8 @@ class StackConfig:
     max_request_bytes: int = 4 * 1024 * 1024
     # Extra environment for the services (provider URLs, keys, limits).
     service_env: dict[str, str] = field(default_factory=dict)
+    # Multiplies every global rate limit: benchmarks measure the limiter's cost, not its limits.
+    rate_limit_scale: int = 1
 
     @property
     def log_dir(self) -> Path:
@@ -216,7 +218,7 @@ class Stack:
         config_dir = root / "ragline" / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "ragline.yaml").write_text(
-            yaml.safe_dump(ratelimit_config(), sort_keys=False)
+            yaml.safe_dump(ratelimit_config(self.cfg.rate_limit_scale), sort_keys=False)
         )
         env = dict(os.environ)
         env.update(
