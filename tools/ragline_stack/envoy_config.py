@@ -6,6 +6,7 @@ and the native gRPC path, so both reach the same cluster with the same settings.
 
 from __future__ import annotations
 
+import re
 import string
 import textwrap
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ragline_stack import gateway
+from ragline_stack import bindings, gateway
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "envoy.yaml.tmpl"
 SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
@@ -129,6 +130,8 @@ LOCAL_REPLY_CODES = {
 # Replies whose Envoy body is empty get a message of their own.
 MESSAGES = {
     404: "no such endpoint: %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    405: "method %REQ(:METHOD)% is not allowed on %REQ(:PATH)%; the Allow header lists those"
+    " that are",
     429: "rate limit reached; retry after the number of seconds in Retry-After",
 }
 
@@ -202,6 +205,78 @@ def _rest_action(cluster: str, route: Route, cfg: GatewayConfig) -> dict[str, An
     return action
 
 
+# Per-route config that takes the transcoder out of a route: plain-HTTP routes (chat's
+# WebSocket and OpenAI-compatible API, /metrics) and Envoy's own answers (405, 404), which
+# it would otherwise reject as unknown methods (reject_unknown_method).
+def no_transcoder() -> dict[str, Any]:
+    return {
+        "envoy.filters.http.grpc_json_transcoder": {
+            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+            "disabled": True,
+        }
+    }
+
+
+def serving_route(path: str) -> Route | None:
+    """The REST route a concrete path reaches (the first match, as Envoy picks it)."""
+    for route in REST_ROUTES:
+        match = route.match
+        if (
+            match.get("path") == path
+            or ("prefix" in match and path.startswith(match["prefix"]))
+            or ("safe_regex" in match and re.match(match["safe_regex"]["regex"], path))
+        ):
+            return route
+    return None
+
+
+def _method_not_allowed(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    """A 405 with `Allow` for each REST path called with a method it does not serve.
+
+    First in the table: a request with a served method does not match and goes on to its
+    real route; an unknown path matches none and ends at the catch-all 404."""
+    routes = []
+    for template, methods in bindings.methods_by_path().items():
+        sample = bindings.sample_path(template)
+        route = serving_route(sample)
+        public = sample in ("/health",) or (route is not None and route.public)
+        path_match: dict[str, Any] = (
+            {"path": template}
+            if sample == template
+            else {"safe_regex": {"regex": bindings.path_regex(template)}}
+        )
+        entry: dict[str, Any] = {
+            "name": f"method_not_allowed {template}",
+            "match": {
+                **path_match,
+                "headers": [
+                    {
+                        "name": ":method",
+                        "string_match": {"safe_regex": {"regex": f"^({'|'.join(methods)})$"}},
+                        "invert_match": True,
+                    },
+                    # CORS preflights go on to the real route, where the CORS filter answers.
+                    {
+                        "name": "access-control-request-method",
+                        "present_match": True,
+                        "invert_match": True,
+                    },
+                ],
+            },
+            "direct_response": {"status": 405},
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "allow", "value": ", ".join(methods)},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+            "typed_per_filter_config": no_transcoder(),
+        }
+        # Authenticated like the path itself (public paths stay public).
+        routes.append(gateway.protect_direct(entry, None if public else "authenticated", cfg))
+    return routes
+
+
 def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
     deadline_header = {
         "header": {"key": "grpc-timeout", "value": f"{int(cfg.request_timeout_s * 1000)}m"},
@@ -242,6 +317,7 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 "prefix_rewrite": "/stats/prometheus",
                 "timeout": "10s",
             },
+            "typed_per_filter_config": no_transcoder(),
         },
     ]
     for route in REST_ROUTES:
@@ -252,6 +328,8 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
         }
         if not route.streaming:
             entry["request_headers_to_add"] = [deadline_header]
+        if route.cluster == CHAT_HTTP:
+            entry["typed_per_filter_config"] = no_transcoder()
         _chat_extras(entry, route, cfg)
         routes.append(gateway.protect(entry, None if route.public else route.needs, cfg))
     # Native gRPC: the client's own grpc-timeout is the deadline.
@@ -269,8 +347,9 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
     # /health stays public; /metrics too (Prometheus scrapes it; it holds no tenant data).
     for entry in routes[:2]:
         gateway.protect(entry, None, cfg)
-    routes.append(gateway.catch_all(cfg))
-    return routes
+    catch_all = gateway.catch_all(cfg)
+    catch_all.setdefault("typed_per_filter_config", {}).update(no_transcoder())
+    return [*_method_not_allowed(cfg), *routes, catch_all]
 
 
 def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> None:

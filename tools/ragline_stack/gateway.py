@@ -163,13 +163,21 @@ def catch_all(cfg: GatewayConfig) -> dict[str, Any]:
         "match": {"prefix": "/"},
         "direct_response": {"status": 404},
     }
-    if cfg.auth_enabled:
-        authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
-        entry["typed_per_filter_config"] = {
-            "envoy.filters.http.ext_authz": {
-                "@type": authz_type,
-                "check_settings": {"context_extensions": {"scope": "authenticated"}},
-            }
+    return protect_direct(entry, "authenticated", cfg)
+
+
+def protect_direct(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dict[str, Any]:
+    """Auth settings of a route Envoy answers itself (no upstream, so no rate limits)."""
+    if not cfg.auth_enabled:
+        return entry
+    authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
+    per_filter = entry.setdefault("typed_per_filter_config", {})
+    if scope is None:
+        per_filter["envoy.filters.http.ext_authz"] = {"@type": authz_type, "disabled": True}
+    else:
+        per_filter["envoy.filters.http.ext_authz"] = {
+            "@type": authz_type,
+            "check_settings": {"context_extensions": {"scope": scope}},
         }
     return entry
 
