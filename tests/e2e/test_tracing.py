@@ -86,11 +86,13 @@ async def test_one_search_is_one_trace_across_gateway_and_services(receiver, tmp
                 for s in by_trace.values()
             ):
                 break
-        # The search's trace: the one the retriever took part in (spans of the ingest before
-        # it may still be arriving).
-        [trace_id] = [
-            t for t, s in by_trace.items() if {"ragline-gateway", "ragline-retriever"} <= s
-        ]
+        # The search's trace: the one with the retriever's Search span (spans of the ingest
+        # before it, which also reach the retriever, may still be arriving).
+        [trace_id] = {
+            t
+            for t, service, name in collector.spans
+            if service == "ragline-retriever" and name.endswith("RetrieverService/Search")
+        }
         assert {"ragline-gateway", "ragline-retriever", "ragline-embedder"} <= by_trace[trace_id]
         # The retriever's database and cache calls are spans of the same trace.
         names = {name for t, _service, name in collector.spans if t == trace_id}
