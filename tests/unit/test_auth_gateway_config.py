@@ -29,6 +29,7 @@ def test_filters_run_in_the_secure_order():
         "envoy.filters.http.header_mutation",
         "envoy.filters.http.cors",
         "envoy.filters.http.local_ratelimit",
+        gateway.WS_BEARER_FILTER,
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
         "envoy.filters.http.ext_authz",
@@ -175,3 +176,16 @@ def test_openapi_document_is_generated_and_marks_public_operations():
 
 def test_gateway_config_type_is_importable():
     assert GatewayConfig.__dataclass_fields__["auth_enabled"].default is True
+
+
+def test_websocket_bearer_subprotocol_is_moved_only_on_the_websocket_route():
+    routes = _hcm(_doc())["route_config"]["virtual_hosts"][0]["routes"]
+    with_code = [
+        r["name"]
+        for r in routes
+        if gateway.WS_BEARER_FILTER in r.get("typed_per_filter_config", {})
+    ]
+    assert with_code == ["/api/v1/chat/ws"]
+    (ws,) = [r for r in routes if r["name"] == "/api/v1/chat/ws"]
+    code = ws["typed_per_filter_config"][gateway.WS_BEARER_FILTER]["source_code"]["inline_string"]
+    assert '"ragline.bearer."' in code and "sec-websocket-protocol" in code

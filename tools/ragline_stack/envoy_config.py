@@ -364,16 +364,22 @@ def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> Non
     if route.websocket:
         per_filter["envoy.filters.http.buffer"] = {"@type": buffer_type, "disabled": True}
         entry["route"]["upgrade_configs"] = [{"upgrade_type": "websocket"}]
+        if cfg.auth_enabled:
+            per_filter[gateway.WS_BEARER_FILTER] = _lua("ws_bearer.lua")
     if route.lua:
-        per_filter["envoy.filters.http.lua"] = {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
-            "source_code": {
-                "inline_string": f"local MAX_BODY_BYTES = {cfg.chat_max_request_bytes}\n"
-                + (TEMPLATE.parent / route.lua).read_text()
-            },
-        }
+        per_filter["envoy.filters.http.lua"] = _lua(
+            route.lua, f"local MAX_BODY_BYTES = {cfg.chat_max_request_bytes}\n"
+        )
     if per_filter:
         entry.setdefault("typed_per_filter_config", {}).update(per_filter)
+
+
+def _lua(script: str, prelude: str = "") -> dict[str, Any]:
+    """Per-route code for a Lua filter: a script from envoy/."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": prelude + (TEMPLATE.parent / script).read_text()},
+    }
 
 
 def _endpoint(addr: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ CORS, the burst bucket, JWTs (jwt_authn + per-route RBAC on their scopes), API k
 logs (gRPC access log service to the auth service) and the error replies of each.
 
 Filter order (each rejects before the next costs anything):
-  header_mutation → cors → local_ratelimit → jwt_authn → rbac → ext_authz → ratelimit
-  → buffer → grpc_json_transcoder → router
+  header_mutation → cors → local_ratelimit → ws_bearer (Lua, WebSocket route only)
+  → jwt_authn → rbac → ext_authz → ratelimit → buffer → grpc_json_transcoder → router
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ RATE_LIMIT_TIERS: dict[str, dict[str, int]] = {
 }
 RATE_LIMIT_DOMAIN = "ragline"
 _JWT_FILTER = "envoy.filters.http.jwt_authn"
+# Lua, given code only on the WebSocket route (envoy/ws_bearer.lua): a token offered as the
+# subprotocol "ragline.bearer.<token>" becomes the Authorization header.
+WS_BEARER_FILTER = "ragline.ws_bearer"
 _JWT_PAYLOAD = "jwt_payload"
 _BURST_WINDOW_S = 1
 _EXPOSED_HEADERS = (
@@ -346,6 +349,10 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
     if not cfg.auth_enabled:
         return filters
     filters += [
+        {
+            "name": WS_BEARER_FILTER,
+            "typed_config": {"@type": _type("envoy.extensions.filters.http.lua.v3.Lua")},
+        },
         {
             "name": _JWT_FILTER,
             "typed_config": {
