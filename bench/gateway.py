@@ -92,6 +92,7 @@ def _extra_envoy(stack: Stack, name: str, **switches: bool) -> tuple[subprocess.
         _gateway(stack),
         api_port=free_port(),
         admin_port=free_port(),
+        metrics_port=free_port(),
         # The per-instance burst bucket must not throttle the load generator.
         burst_max_tokens=1_000_000,
         burst_tokens_per_s=1_000_000,

@@ -62,7 +62,7 @@ def test_identity_headers_are_stripped_and_auth_fails_closed():
 
 def test_every_route_is_authenticated_unless_public():
     routes = _hcm(_doc())["route_config"]["virtual_hosts"][0]["routes"]
-    public = {"/health", "/metrics", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+    public = {"/health", "/openapi.json", "/docs", "/.well-known/jwks.json"}
     for route in routes:
         authz = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
         path = route["match"].get("path")
@@ -189,3 +189,20 @@ def test_websocket_bearer_subprotocol_is_moved_only_on_the_websocket_route():
     (ws,) = [r for r in routes if r["name"] == "/api/v1/chat/ws"]
     code = ws["typed_per_filter_config"][gateway.WS_BEARER_FILTER]["source_code"]["inline_string"]
     assert '"ragline.bearer."' in code and "sec-websocket-protocol" in code
+
+
+def test_metrics_are_internal_or_need_the_admin_scope():
+    doc = _doc(listen_host="0.0.0.0", metrics_port=19902)
+    public, internal = doc["static_resources"]["listeners"]
+    assert public["name"] == "api" and internal["name"] == "metrics"
+    routes = _hcm(doc)["route_config"]["virtual_hosts"][0]["routes"]
+    (metrics,) = [r for r in routes if r["name"] == "metrics"]
+    authz = metrics["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+    assert authz["check_settings"]["context_extensions"]["scope"] == sc.ADMIN
+    # The internal listener: its own port, no auth filters, only GET /metrics to the admin.
+    assert internal["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 19902}
+    hcm = internal["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]
+    scrape, rest = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert scrape["match"]["path"] == "/metrics" and scrape["route"]["cluster"] == "envoy_admin"
+    assert rest["match"] == {"prefix": "/"} and rest["direct_response"]["status"] == 404

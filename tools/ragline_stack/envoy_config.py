@@ -6,6 +6,7 @@ and the native gRPC path, so both reach the same cluster with the same settings.
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import textwrap
@@ -149,6 +150,9 @@ class GatewayConfig:
     # Body cap of the chat routes: a chat message over it gets 413.
     chat_max_request_bytes: int = 64 * 1024
     listen_host: str = "127.0.0.1"
+    # Internal listener for Prometheus (GET /metrics, no key); host defaults to listen_host.
+    metrics_port: int = 9902
+    metrics_host: str | None = None
     health_check_interval_s: float = 2.0
     # envoyproxy/ratelimit (gRPC) for the global limits.
     ratelimit_addr: str = "127.0.0.1:8081"
@@ -175,6 +179,9 @@ def render(cfg: GatewayConfig) -> str:
     values = {
         "ENVOY_ADMIN_PORT": str(cfg.admin_port),
         "ENVOY_LISTEN_HOST": cfg.listen_host,
+        "ENVOY_METRICS_HOST": cfg.metrics_host or cfg.listen_host,
+        "ENVOY_METRICS_PORT": str(cfg.metrics_port),
+        "METRICS_ROUTES": _block(_metrics_routes(), 24),
         "API_PORT": str(cfg.api_port),
         "MAX_REQUEST_BYTES": str(cfg.max_request_bytes),
         "CONNECTION_BUFFER_BYTES": str(cfg.max_request_bytes + 64 * 1024),
@@ -277,6 +284,51 @@ def _method_not_allowed(cfg: GatewayConfig) -> list[dict[str, Any]]:
     return routes
 
 
+def _metrics_route() -> dict[str, Any]:
+    """GET /metrics: Envoy's Prometheus stats, from the loopback admin."""
+    return {
+        "name": "metrics",
+        "match": {
+            "path": "/metrics",
+            "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+        },
+        "route": {
+            "cluster": "envoy_admin",
+            "prefix_rewrite": "/stats/prometheus",
+            "timeout": "10s",
+        },
+    }
+
+
+def _metrics_routes() -> list[dict[str, Any]]:
+    """The internal metrics listener: GET /metrics, and a JSON 404 for anything else."""
+    body = {
+        "code": 5,
+        "message": "only GET /metrics is served on this port",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "NOT_FOUND",
+                "domain": ERROR_DOMAIN,
+            }
+        ],
+    }
+    return [
+        _metrics_route(),
+        {
+            "name": "not_found",
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 404, "body": {"inline_string": json.dumps(body)}},
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "content-type", "value": "application/json"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+        },
+    ]
+
+
 def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
     deadline_header = {
         "header": {"key": "grpc-timeout", "value": f"{int(cfg.request_timeout_s * 1000)}m"},
@@ -306,19 +358,7 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 },
             },
         },
-        {
-            "name": "metrics",
-            "match": {
-                "path": "/metrics",
-                "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
-            },
-            "route": {
-                "cluster": "envoy_admin",
-                "prefix_rewrite": "/stats/prometheus",
-                "timeout": "10s",
-            },
-            "typed_per_filter_config": no_transcoder(),
-        },
+        {**_metrics_route(), "typed_per_filter_config": no_transcoder()},
     ]
     for route in REST_ROUTES:
         entry: dict[str, Any] = {
@@ -344,9 +384,10 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
             },
         }
         routes.append(gateway.protect(entry, scope, cfg))
-    # /health stays public; /metrics too (Prometheus scrapes it; it holds no tenant data).
-    for entry in routes[:2]:
-        gateway.protect(entry, None, cfg)
+    # /health stays public. /metrics here needs the admin scope: Prometheus scrapes the
+    # internal metrics listener instead, and the public port shows no internals to strangers.
+    gateway.protect(routes[0], None, cfg)
+    gateway.protect(routes[1], "admin", cfg)
     catch_all = gateway.catch_all(cfg)
     catch_all.setdefault("typed_per_filter_config", {}).update(no_transcoder())
     return [*_method_not_allowed(cfg), *routes, catch_all]
@@ -538,6 +579,7 @@ def main() -> None:
     parser.add_argument("--listen-host", default="0.0.0.0")  # noqa: S104 - in a container
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--metrics-port", type=int, default=9902, help="internal /metrics port")
     parser.add_argument("--descriptor", default="/etc/envoy/ragline.binpb")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
@@ -557,6 +599,7 @@ def main() -> None:
             GatewayConfig(
                 api_port=args.api_port,
                 admin_port=args.admin_port,
+                metrics_port=args.metrics_port,
                 descriptor_path=Path(args.descriptor),
                 service_addrs={
                     **{s: getattr(args, s) for s in SERVICES},

@@ -37,6 +37,8 @@ class StackConfig:
     run_dir: Path
     api_port: int = 8000
     admin_port: int = 9901
+    # Envoy's internal listener for Prometheus (GET /metrics without a key).
+    envoy_metrics_port: int = 9902
     mongo_port: int = 27017
     redis_port: int = 6379
     service_ports: dict[str, int] = field(
@@ -252,6 +254,7 @@ class Stack:
         gateway = GatewayConfig(
             api_port=self.cfg.api_port,
             admin_port=self.cfg.admin_port,
+            metrics_port=self.cfg.envoy_metrics_port,
             descriptor_path=ROOT / "gen" / "ragline.binpb",
             service_addrs={
                 **{s: self.cfg.service_addr(s) for s in SERVICES},
