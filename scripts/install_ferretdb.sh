@@ -17,4 +17,5 @@ chmod -R u+w "$work"
 echo "$VERSION" > "$work/build/version/version.txt"
 mkdir -p "$BIN"
 (cd "$work" && go build -trimpath -o "$BIN/ferretdb" ./cmd/ferretdb)
-"$BIN/ferretdb" --version | head -1
+# sed reads to the end (head -1 could SIGPIPE the binary and fail under pipefail).
+"$BIN/ferretdb" --version | sed -n 1p
