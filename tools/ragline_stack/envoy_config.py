@@ -20,7 +20,6 @@ from ragline_stack import bindings, gateway
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "envoy.yaml.tmpl"
 SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
-ERROR_DOMAIN = "ragline.dev"
 # The chat service's HTTP port (WebSocket chat, OpenAI-compatible API): HTTP/1.1 upstream.
 CHAT_HTTP = "chat_http"
 
@@ -280,7 +279,7 @@ def _method_not_allowed(cfg: GatewayConfig) -> list[dict[str, Any]]:
             "typed_per_filter_config": no_transcoder(),
         }
         # Authenticated like the path itself (public paths stay public).
-        routes.append(gateway.protect_direct(entry, None if public else "authenticated", cfg))
+        routes.append(gateway.protect(entry, None if public else "authenticated", cfg))
     return routes
 
 
@@ -302,23 +301,16 @@ def _metrics_route() -> dict[str, Any]:
 
 def _metrics_routes() -> list[dict[str, Any]]:
     """The internal metrics listener: GET /metrics, and a JSON 404 for anything else."""
-    body = {
-        "code": 5,
-        "message": "only GET /metrics is served on this port",
-        "details": [
-            {
-                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                "reason": "NOT_FOUND",
-                "domain": ERROR_DOMAIN,
-            }
-        ],
-    }
+    body = gateway.status_json(5, "only GET /metrics is served on this port", "NOT_FOUND")
     return [
         _metrics_route(),
         {
             "name": "not_found",
             "match": {"prefix": "/"},
-            "direct_response": {"status": 404, "body": {"inline_string": json.dumps(body)}},
+            "direct_response": {
+                "status": 404,
+                "body": {"inline_string": json.dumps(body["json_format"])},
+            },
             "response_headers_to_add": [
                 {
                     "header": {"key": "content-type", "value": "application/json"},
@@ -551,20 +543,9 @@ def _local_reply_mappers() -> list[dict[str, Any]]:
                     }
                 },
                 **gateway.reply_headers(status),
-                "body_format_override": {
-                    "json_format": {
-                        "code": code,
-                        "message": MESSAGES.get(status, "%LOCAL_REPLY_BODY%"),
-                        "details": [
-                            {
-                                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                                "reason": reason,
-                                "domain": ERROR_DOMAIN,
-                            }
-                        ],
-                    },
-                    "content_type": "application/json",
-                },
+                "body_format_override": gateway.status_json(
+                    code, MESSAGES.get(status, "%LOCAL_REPLY_BODY%"), reason
+                ),
             }
         )
     return mappers

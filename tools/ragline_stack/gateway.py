@@ -116,7 +116,8 @@ def _rbac(scope: str) -> dict[str, Any] | None:
 
 
 def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dict[str, Any]:
-    """Adds the route's auth settings: None = public, else the scope it needs."""
+    """Adds the route's auth settings: None = public, else the scope it needs. Routes Envoy
+    answers itself (direct responses) get no rate limits: they reach no service."""
     if not cfg.auth_enabled:
         return entry
     per_filter: dict[str, Any] = entry.setdefault("typed_per_filter_config", {})
@@ -131,7 +132,7 @@ def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dic
     rbac = _rbac(scope)
     if rbac is not None:
         per_filter["envoy.filters.http.rbac"] = rbac
-    if cfg.ratelimit_enabled:
+    if cfg.ratelimit_enabled and "route" in entry:
         entry["route"]["rate_limits"] = [
             {
                 "actions": [
@@ -166,23 +167,7 @@ def catch_all(cfg: GatewayConfig) -> dict[str, Any]:
         "match": {"prefix": "/"},
         "direct_response": {"status": 404},
     }
-    return protect_direct(entry, "authenticated", cfg)
-
-
-def protect_direct(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dict[str, Any]:
-    """Auth settings of a route Envoy answers itself (no upstream, so no rate limits)."""
-    if not cfg.auth_enabled:
-        return entry
-    authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
-    per_filter = entry.setdefault("typed_per_filter_config", {})
-    if scope is None:
-        per_filter["envoy.filters.http.ext_authz"] = {"@type": authz_type, "disabled": True}
-    else:
-        per_filter["envoy.filters.http.ext_authz"] = {
-            "@type": authz_type,
-            "check_settings": {"context_extensions": {"scope": scope}},
-        }
-    return entry
+    return protect(entry, "authenticated", cfg)
 
 
 def self_cluster(cfg: GatewayConfig) -> dict[str, Any]:
@@ -213,7 +198,7 @@ def self_cluster(cfg: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def _status_json(code: int, message: str, reason: str) -> dict[str, Any]:
+def status_json(code: int, message: str, reason: str) -> dict[str, Any]:
     return {
         "json_format": {
             "code": code,
@@ -259,14 +244,14 @@ def auth_reply_mappers() -> list[dict[str, Any]]:
         {
             # The auth service is down or timed out: fail closed.
             "filter": uaex(),
-            "body_format_override": _status_json(
+            "body_format_override": status_json(
                 14, "authentication service unavailable; try again shortly", "AUTH_UNAVAILABLE"
             ),
         },
         {
             # Envoy's other 403s come from RBAC: a JWT without the route's scope.
             "filter": _status_is("EQ", 403),
-            "body_format_override": _status_json(
+            "body_format_override": status_json(
                 7, "this token lacks the scope this endpoint needs", "SCOPE_DENIED"
             ),
         },
