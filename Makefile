@@ -37,8 +37,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
 $(BIN)/ferretdb: scripts/install_ferretdb.sh
 	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
 
-# envoyproxy/ratelimit and protoc-gen-openapiv2, pinned (go install from the module proxy).
-$(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2: scripts/install_go_tools.sh
+# envoyproxy/ratelimit, protoc-gen-openapiv2 and bombardier (bench), pinned (go install).
+$(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2 $(BIN)/bombardier: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
 
 .redis-installed:
@@ -85,7 +85,7 @@ deploy-tools:
 test: setup deploy-tools lint
 	$(PY) -m pytest -q
 
-bench: setup
+bench: setup $(BIN)/bombardier
 	$(PY) -m bench
 
 # Load test against the running stack (`make run` first): LOAD_USERS users for LOAD_TIME.

@@ -1,23 +1,32 @@
 """Gateway overhead: a cheap endpoint through Envoy with no auth, an API key and a JWT.
 
-    .venv/bin/python -m bench gateway [--seconds 5] [--concurrency 8] [--rounds 3]
+    .venv/bin/python -m bench gateway [--seconds 5] [--concurrency 32] [--rounds 3]
 
-One throwaway stack; two more Envoy processes beside the stack's own, rendered from the
-same template with different switches, all in front of the same services:
+One throwaway stack; four more Envoy processes beside the stack's own, rendered from the
+same template with different switches (and no burst bucket), all in front of the same
+services:
   - `none`:    no authentication, no rate limits (GatewayConfig.auth_enabled=False).
   - `api key`: ext_authz to the auth service on every request.
   - `jwt`:     a JWT from POST /api/v1/tokens, verified by Envoy's jwt_authn (no auth call).
 Both authenticated columns run without the global limiter (its cost is the separate
-`+ratelimit` rows, measured on the stack's own Envoy). Columns are interleaved round by
-round so a noisy shared machine hits each alike. Requests/s and p50/p99 latency of
-GET /api/v1/embedding-models (served by the embedder from memory) at a fixed concurrency.
+`+ratelimit` rows; the bench stack raises every limit 1000-fold so none is reached).
+Columns are interleaved round by round so a noisy shared machine hits each alike.
+Requests/s and p50/p99 latency of GET /api/v1/embedding-models (served by the embedder from
+memory) at a fixed concurrency, high enough (32) to saturate the machine: the ratios are
+then what auth costs in throughput, not in the latency of a half-idle system.
+
+The load comes from bombardier (Go, `scripts/install_go_tools.sh bombardier`): an httpx
+client in this process needed about as much CPU per request as Envoy and the embedder
+together, so on 2 cores it capped the `none` column and flattened every ratio. The CPU
+columns say where the servers' time went (CPU µs per request, per component).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,35 +42,49 @@ from ragline_stack.stack import ROOT, Stack, free_port
 
 PATH = "/api/v1/embedding-models"
 ENVOY = Path(sys.executable).parent / "envoy"
+BOMBARDIER = ROOT / ".bin" / "bombardier"
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-async def _load(
+@dataclasses.dataclass
+class Cell:
+    """One column's measurements over the rounds."""
+
+    rps: list[float] = dataclasses.field(default_factory=list)
+    p50_ms: list[float] = dataclasses.field(default_factory=list)
+    p99_ms: list[float] = dataclasses.field(default_factory=list)
+    # Server CPU seconds per request, per component.
+    cpu: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+
+def _session_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each session (every component runs in its own)."""
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        session = int(fields[3])
+        used[session] = used.get(session, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return used
+
+
+def _load(
     base_url: str, headers: dict[str, str], seconds: float, concurrency: int
-) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    errors = 0
-    statuses: dict[int, int] = {}
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits) as client:
-        await client.get(PATH)
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                reply = await client.get(PATH)
-                if reply.status_code != 200:
-                    errors += 1
-                    statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
-                latencies.append(time.perf_counter() - started)
-
-        begin = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - begin
-    if errors:
-        raise SystemExit(f"{errors} requests failed against {base_url}: {statuses}")
-    return len(latencies) / elapsed, latencies
+) -> tuple[int, float, float, float]:
+    """requests done, requests/s, p50 and p99 latency in ms."""
+    argv = [str(BOMBARDIER), "-c", str(concurrency), "-d", f"{seconds}s", "-l", "-p", "r"]
+    argv += ["-o", "json"]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*argv, base_url + PATH], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)["result"]
+    done = sum(result[f"req{n}xx"] for n in range(1, 6)) + result["others"]
+    if result["req2xx"] != done or result.get("errors"):
+        raise SystemExit(f"requests failed against {base_url}: {out.stdout}")
+    pct = result["latency"]["percentiles"]
+    return done, done / result["timeTakenSeconds"], pct["50"] / 1000, pct["99"] / 1000
 
 
 def _extra_envoy(stack: Stack, name: str, **switches: bool) -> tuple[subprocess.Popen[bytes], str]:
@@ -69,6 +92,7 @@ def _extra_envoy(stack: Stack, name: str, **switches: bool) -> tuple[subprocess.
         _gateway(stack),
         api_port=free_port(),
         admin_port=free_port(),
+        metrics_port=free_port(),
         # The per-instance burst bucket must not throttle the load generator.
         burst_max_tokens=1_000_000,
         burst_tokens_per_s=1_000_000,
@@ -91,6 +115,8 @@ def _extra_envoy(stack: Stack, name: str, **switches: bool) -> tuple[subprocess.
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
+        # Its own session, so its CPU is counted apart (_session_cpu).
+        start_new_session=True,
     )
     log.close()
     return proc, f"http://127.0.0.1:{gateway.api_port}"
@@ -127,56 +153,83 @@ def _wait_ready(base_url: str, headers: dict[str, str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="gateway auth overhead")
     parser.add_argument("--seconds", type=float, default=5.0, help="per cell per round")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
+    if not BOMBARDIER.exists():
+        subprocess.run(["scripts/install_go_tools.sh", "bombardier"], cwd=ROOT, check=True)
     with bench_stack() as stack:
         plain, plain_url = _extra_envoy(stack, "noauth", auth_enabled=False)
         authed, authed_url = _extra_envoy(stack, "auth", ratelimit_enabled=False)
         bare, bare_url = _extra_envoy(
             stack, "auth-nolog", ratelimit_enabled=False, usage_logging=False
         )
+        limited, limited_url = _extra_envoy(stack, "auth-limit")
+        extra = (plain, authed, bare, limited)
+        components = {
+            "envoy": [p.pid for p in extra],
+            "auth": [stack.pid("auth")],
+            "embedder": [stack.pid("embedder")],
+            "ferretdb": [stack.pid("ferretdb")],
+            "other": [stack.pid(n) for n in ("redis", "ratelimit", "retriever", "chat", "ingest")],
+        }
         try:
             _wait_ready(plain_url, {})
             _wait_ready(authed_url, DEV_HEADERS)
             _wait_ready(bare_url, DEV_HEADERS)
+            _wait_ready(limited_url, DEV_HEADERS)
             token = httpx.post(
                 authed_url + "/api/v1/tokens", json={}, headers=DEV_HEADERS, timeout=10
             ).json()["access_token"]
             jwt_headers = {"Authorization": f"Bearer {token}"}
             _wait_ready(authed_url, jwt_headers)
-            cells = {
+            targets = {
                 "none": (plain_url, {}),
                 "api key": (authed_url, DEV_HEADERS),
                 "jwt": (authed_url, jwt_headers),
                 "api key, no usage log": (bare_url, DEV_HEADERS),
                 "jwt, no usage log": (bare_url, jwt_headers),
-                "api key +ratelimit": (stack.cfg.base_url, DEV_HEADERS),
-                "jwt +ratelimit": (stack.cfg.base_url, jwt_headers),
+                "api key +ratelimit": (limited_url, DEV_HEADERS),
+                "jwt +ratelimit": (limited_url, jwt_headers),
             }
-            rps: dict[str, list[float]] = {name: [] for name in cells}
-            lat: dict[str, list[float]] = {name: [] for name in cells}
+            cells = {name: Cell() for name in targets}
             for _ in range(args.rounds):
-                for name, (url, headers) in cells.items():
-                    r, times = asyncio.run(_load(url, headers, args.seconds, args.concurrency))
-                    rps[name].append(r)
-                    lat[name] += times
+                for name, (url, headers) in targets.items():
+                    before = _session_cpu()
+                    done, rps, p50, p99 = _load(url, headers, args.seconds, args.concurrency)
+                    # Usage entries still in flight are the sink's work for this cell.
+                    time.sleep(1.5)
+                    after = _session_cpu()
+                    cell = cells[name]
+                    cell.rps.append(rps)
+                    cell.p50_ms.append(p50)
+                    cell.p99_ms.append(p99)
+                    for comp, pids in components.items():
+                        used = sum(after.get(p, 0) - before.get(p, 0) for p in pids if p)
+                        cell.cpu.setdefault(comp, []).append(used / done)
         finally:
-            for proc in (plain, authed, bare):
+            for proc in extra:
                 proc.terminate()
                 proc.wait(10)
-    base = statistics.median(rps["none"])
+    _print(cells, args, list(components))
+
+
+def _print(cells: dict[str, Cell], args: argparse.Namespace, components: list[str]) -> None:
+    med = statistics.median
+    base = med(cells["none"].rps)
     print(
-        f"\nGET {PATH} through Envoy, concurrency {args.concurrency}, "
+        f"\nGET {PATH} through Envoy, bombardier, concurrency {args.concurrency}, "
         f"{args.rounds} rounds x {args.seconds:g}s per cell (median of rounds)\n"
     )
-    print(f"{'auth':<24}{'req/s':>9}{'vs none':>9}{'p50 ms':>9}{'p99 ms':>9}")
-    for name in cells:
-        value = statistics.median(rps[name])
-        q = statistics.quantiles(lat[name], n=100)
+    cpu_cols = "".join(f"{c:>10}" for c in components)
+    print(f"{'':<57}server CPU µs per request")
+    print(f"{'auth':<24}{'req/s':>8}{'vs none':>9}{'p50 ms':>8}{'p99 ms':>8}{cpu_cols}")
+    for name, cell in cells.items():
+        value = med(cell.rps)
+        cpu = "".join(f"{med(cell.cpu[c]) * 1e6:>10.0f}" for c in components)
         print(
-            f"{name:<24}{value:>9.0f}{value / base - 1:>+9.1%}{q[49] * 1000:>9.2f}"
-            f"{q[98] * 1000:>9.2f}"
+            f"{name:<24}{value:>8.0f}{value / base - 1:>+9.1%}{med(cell.p50_ms):>8.2f}"
+            f"{med(cell.p99_ms):>8.2f}{cpu}"
         )
     print("\ntargets: jwt >= -10% of none, api key >= -35% of none")
 

@@ -23,6 +23,7 @@ def bench_stack(**env: str) -> Iterator[Stack]:
         cfg.database = "ragline_bench"
         cfg.request_timeout_s = 120.0
         cfg.max_request_bytes = 16 * 1024 * 1024
+        cfg.rate_limit_scale = 1000
         stack = Stack(cfg)
         try:
             stack.start_all(timeout=300)

@@ -27,4 +27,5 @@ grep -q 'IDColumn = DefaultColumn + `->"_id"`' "$metadata" || {
 }
 mkdir -p "$BIN"
 (cd "$work" && go build -trimpath -o "$BIN/ferretdb" ./cmd/ferretdb)
-"$BIN/ferretdb" --version | head -1
+# sed reads to the end (head -1 could SIGPIPE the binary and fail under pipefail).
+"$BIN/ferretdb" --version | sed -n 1p

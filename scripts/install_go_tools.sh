@@ -6,11 +6,14 @@
 #                          `go install` builds it as published).
 #   protoc-gen-openapiv2   grpc-gateway's OpenAPI generator (the OpenAPI document is built from
 #                          the protos by scripts/gen_protos.sh, never written by hand).
-# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-openapiv2]...
+#   bombardier             HTTP load generator for `python -m bench gateway` (a Go client
+#                          costs a fraction of a Python one's CPU on the same cores).
+# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-openapiv2|bombardier]...
 set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.bin}
 RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
 GRPC_GATEWAY_VERSION=v2.33.0
+BOMBARDIER_VERSION=v1.2.6
 export GOFLAGS=-buildvcs=false
 mkdir -p "$BIN"
 tools=("$@")
@@ -26,6 +29,9 @@ for tool in "${tools[@]}"; do
     protoc-gen-openapiv2)
       GOBIN="$BIN" go install \
         "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@${GRPC_GATEWAY_VERSION}"
+      ;;
+    bombardier)
+      GOBIN="$BIN" go install "github.com/codesenberg/bombardier@${BOMBARDIER_VERSION}"
       ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac

@@ -22,8 +22,9 @@ from ragline_core.rpc_types import Context, Handler
 
 log = logging.getLogger("ragline.rpc")
 
-# Probes arrive every few seconds; logging them at INFO would drown real traffic.
-_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Probes arrive every few seconds, and Envoy calls ext_authz once per API request (its
+# access log has that request already); logging them at INFO would drown real traffic.
+_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/envoy.service.")
 
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
@@ -123,6 +124,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         RPC_REQUESTS.labels(self.service, method, code.name).inc()
         RPC_DURATION.labels(self.service, method).observe(elapsed)
         level = logging.DEBUG if method.startswith(_QUIET_PREFIXES) else logging.INFO
+        if not log.isEnabledFor(level):
+            return
         log.log(
             level,
             "rpc",

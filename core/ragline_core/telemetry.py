@@ -8,6 +8,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+# gRPC services Envoy calls for itself (envoy.service.auth.v3, envoy.service.accesslog.v3).
+GATEWAY_PLUMBING_PREFIX = "envoy.service."
+
 
 def setup_tracing(service: str, namespace: str, otlp_endpoint: str | None) -> TracerProvider:
     """Installs the global tracer provider and instruments the libraries we use."""
@@ -25,11 +28,16 @@ def setup_tracing(service: str, namespace: str, otlp_endpoint: str | None) -> Tr
     from opentelemetry.instrumentation.grpc import (
         GrpcAioInstrumentorClient,
         GrpcAioInstrumentorServer,
+        filters,
     )
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    GrpcAioInstrumentorServer().instrument()
+    # Envoy's own calls (ext_authz on every API request, the access-log stream) are spans
+    # of Envoy's trace already; a server span each would cost more than the check itself.
+    GrpcAioInstrumentorServer(
+        filter_=filters.negate(filters.service_prefix(GATEWAY_PLUMBING_PREFIX))
+    ).instrument()
     GrpcAioInstrumentorClient().instrument()
     PymongoInstrumentor().instrument()
     RedisInstrumentor().instrument()

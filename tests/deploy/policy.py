@@ -10,6 +10,8 @@ from typing import Any
 NAMESPACE = "rag-system"
 SERVICES = {"embedder": 50051, "retriever": 50052, "chat": 50053, "ingest": 50054}
 METRICS_PORTS = {"embedder": 9101, "retriever": 9102, "chat": 9103, "ingest": 9104}
+# Envoy's internal metrics listener (Prometheus only; the public port is 8000).
+GATEWAY_METRICS_PORT = 9902
 SERVICE_RESOURCES = {
     "requests": {"cpu": "500m", "memory": "1Gi"},
     "limits": {"cpu": "2", "memory": "4Gi"},

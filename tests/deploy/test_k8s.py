@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from .policy import (
+    GATEWAY_METRICS_PORT,
     METRICS_PORTS,
     SERVICES,
     HpaRange,
@@ -201,8 +202,11 @@ def test_prometheus_scrapes_only_from_monitoring(
         assert can_reach(docs, prometheus, in_cluster[app], port), app
         assert not can_reach(docs, stranger, in_cluster[app], port), app
         assert not can_reach(docs, in_cluster["envoy"], in_cluster[app], port), app
-    # The gateway is the public entry point: anyone reaches :8000, nothing else.
+    # The gateway is the public entry point: anyone reaches :8000, nothing else; its
+    # metrics port only Prometheus.
     assert can_reach(docs, stranger, in_cluster["envoy"], 8000)
+    assert can_reach(docs, prometheus, in_cluster["envoy"], GATEWAY_METRICS_PORT)
+    assert not can_reach(docs, stranger, in_cluster["envoy"], GATEWAY_METRICS_PORT)
     for app, port in SERVICES.items():
         assert not can_reach(docs, stranger, in_cluster[app], port), app
 
@@ -235,10 +239,17 @@ def test_service_monitors_and_rules(manifests: dict[str, list[dict[str, Any]]]) 
     assert services["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "ragline-$1"
     gateway = _find(docs, "ServiceMonitor", "ragline-gateway")
     assert gateway["spec"]["endpoints"][0]["path"] == "/metrics"
-    # Only the ClusterIP Services carry the metrics port: the headless twins are not scraped.
+    assert gateway["spec"]["endpoints"][0]["port"] == "metrics"
+    # Only the ClusterIP Services carry the metrics port: the headless twins are not scraped,
+    # and the gateway's public Service has none (envoy-metrics is its scrape target).
+    scraped = {*SERVICES, "envoy-metrics"}
     for svc in (d for d in docs if d["kind"] == "Service"):
         has_metrics = any(p["name"] == "metrics" for p in svc["spec"]["ports"])
-        assert has_metrics == (svc["metadata"]["name"] in SERVICES), svc["metadata"]["name"]
+        assert has_metrics == (svc["metadata"]["name"] in scraped), svc["metadata"]["name"]
+    public = _find(docs, "Service", "envoy")
+    assert [p["port"] for p in public["spec"]["ports"]] == [8000]
+    internal = _find(docs, "Service", "envoy-metrics")
+    assert [p["port"] for p in internal["spec"]["ports"]] == [GATEWAY_METRICS_PORT]
     rule = _find(docs, "PrometheusRule", "ragline")
     alerts = yaml.safe_load((ROOT / "monitoring/prometheus/alerts.yml").read_text())
     assert rule["spec"] == alerts

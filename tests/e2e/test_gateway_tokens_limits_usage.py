@@ -201,7 +201,8 @@ async def test_usage_counts_every_request_exactly(api, anon_api, stack):
         return int(total["requests"]) >= expected and int(emb.get("requests", 0)) == ok + bad
 
     await wait_until(counted, timeout=10, interval=0.3)
-    await asyncio.sleep(1.2)  # nothing more arrives later: exactly N
+    # Nothing more arrives later (Envoy batches for 1 s, the sink writes every 1 s): exactly N.
+    await asyncio.sleep(2.5)
     report = await _usage(anon_api, key, granularity="GRANULARITY_DAY")
     by = {e["endpoint"]: e["stats"] for e in report["endpoints"]}
     emb = by["POST /api/v1/embeddings"]
@@ -214,6 +215,32 @@ async def test_usage_counts_every_request_exactly(api, anon_api, stack):
     assert int(grpc_calls["requests"]) == 1 and int(grpc_calls["errors"]) == 0
     assert len(report["series"]) >= 1
     assert report["tenant"] == tenant
+
+
+async def test_usage_counts_concurrent_requests_exactly(api, anon_api):
+    # Many requests at once, over several connections and Envoy worker threads; counted
+    # under the method the client used (the transcoder makes every REST call a POST).
+    key, _ = await create_key(api, _tenant(), ["embeddings", "analytics"], tier="enterprise")
+    n = 300
+
+    async def call(_: int) -> int:
+        return (await anon_api.get(MODELS, headers=bearer(key))).status_code
+
+    statuses = await asyncio.gather(*(call(i) for i in range(n)))
+    assert statuses == [200] * n
+
+    async def models_calls() -> int:
+        report = await _usage(anon_api, key)
+        by = {e["endpoint"]: e["stats"] for e in report["endpoints"]}
+        return int(by.get(f"GET {MODELS}", {}).get("requests", 0))
+
+    await wait_until(lambda: _at_least(models_calls, n), timeout=15, interval=0.5)
+    await asyncio.sleep(2.5)
+    assert await models_calls() == n
+
+
+async def _at_least(count, n: int) -> bool:
+    return await count() >= n
 
 
 async def test_usage_of_another_tenant_is_404_unless_admin(api, anon_api):

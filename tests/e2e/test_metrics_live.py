@@ -47,6 +47,8 @@ async def test_every_dashboard_and_alert_metric_is_exported(api, stack):
         text = await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
         assert "ragline_rpc_requests_total" in text, service
         exported |= names_in(text)
-    exported |= names_in((await api.get("/metrics")).text)
+    # Envoy's, from its internal metrics port, as Prometheus scrapes it (no key).
+    envoy = f"http://127.0.0.1:{stack.cfg.envoy_metrics_port}/metrics"
+    exported |= names_in(await asyncio.to_thread(scrape, envoy))
     missing = sorted(metric_names_used() - exported - BUILTIN)
     assert not missing, f"dashboard/alerts use metrics nobody exports: {missing}"

@@ -29,6 +29,7 @@ def test_filters_run_in_the_secure_order():
         "envoy.filters.http.header_mutation",
         "envoy.filters.http.cors",
         "envoy.filters.http.local_ratelimit",
+        gateway.WS_BEARER_FILTER,
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
         "envoy.filters.http.ext_authz",
@@ -43,11 +44,13 @@ def test_filters_run_in_the_secure_order():
 
 def test_identity_headers_are_stripped_and_auth_fails_closed():
     filters = {f["name"]: f["typed_config"] for f in _hcm(_doc())["http_filters"]}
-    removed = {
-        m["remove"]
-        for m in filters["envoy.filters.http.header_mutation"]["mutations"]["request_mutations"]
-    }
+    mutations = filters["envoy.filters.http.header_mutation"]["mutations"]["request_mutations"]
+    removed = {m["remove"] for m in mutations if "remove" in m}
     assert removed == set(gateway.IDENTITY_HEADERS)
+    # The client's method, for usage analytics, overwrites any client-sent copy.
+    (added,) = [m["append"] for m in mutations if "append" in m]
+    assert added["header"] == {"key": gateway.METHOD_HEADER, "value": "%REQ(:METHOD)%"}
+    assert added["append_action"] == "OVERWRITE_IF_EXISTS_OR_ADD"
     authz = filters["envoy.filters.http.ext_authz"]
     assert authz["failure_mode_allow"] is False and authz["status_on_error"]["code"] == 503
     burst = filters["envoy.filters.http.local_ratelimit"]
@@ -59,7 +62,7 @@ def test_identity_headers_are_stripped_and_auth_fails_closed():
 
 def test_every_route_is_authenticated_unless_public():
     routes = _hcm(_doc())["route_config"]["virtual_hosts"][0]["routes"]
-    public = {"/health", "/metrics", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+    public = {"/health", "/openapi.json", "/docs", "/.well-known/jwks.json"}
     for route in routes:
         authz = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
         path = route["match"].get("path")
@@ -173,3 +176,33 @@ def test_openapi_document_is_generated_and_marks_public_operations():
 
 def test_gateway_config_type_is_importable():
     assert GatewayConfig.__dataclass_fields__["auth_enabled"].default is True
+
+
+def test_websocket_bearer_subprotocol_is_moved_only_on_the_websocket_route():
+    routes = _hcm(_doc())["route_config"]["virtual_hosts"][0]["routes"]
+    with_code = [
+        r["name"]
+        for r in routes
+        if gateway.WS_BEARER_FILTER in r.get("typed_per_filter_config", {})
+    ]
+    assert with_code == ["/api/v1/chat/ws"]
+    (ws,) = [r for r in routes if r["name"] == "/api/v1/chat/ws"]
+    code = ws["typed_per_filter_config"][gateway.WS_BEARER_FILTER]["source_code"]["inline_string"]
+    assert '"ragline.bearer."' in code and "sec-websocket-protocol" in code
+
+
+def test_metrics_are_internal_or_need_the_admin_scope():
+    doc = _doc(listen_host="0.0.0.0", metrics_port=19902)
+    public, internal = doc["static_resources"]["listeners"]
+    assert public["name"] == "api" and internal["name"] == "metrics"
+    routes = _hcm(doc)["route_config"]["virtual_hosts"][0]["routes"]
+    (metrics,) = [r for r in routes if r["name"] == "metrics"]
+    authz = metrics["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+    assert authz["check_settings"]["context_extensions"]["scope"] == sc.ADMIN
+    # The internal listener: its own port, no auth filters, only GET /metrics to the admin.
+    assert internal["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 19902}
+    hcm = internal["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]
+    scrape, rest = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert scrape["match"]["path"] == "/metrics" and scrape["route"]["cluster"] == "envoy_admin"
+    assert rest["match"] == {"prefix": "/"} and rest["direct_response"]["status"] == 404

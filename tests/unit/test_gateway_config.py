@@ -83,8 +83,51 @@ def test_admin_is_loopback_only_and_streams_have_no_route_timeout():
     assert doc["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    # (The 405 routes of the same paths come first; they have no upstream.)
+    routes = [r for r in routes if "route" in r]
     stream = next(r for r in routes if r["match"].get("path") == "/api/v1/chat:stream")
     assert stream["route"]["timeout"] == "0s"
     embeddings = next(r for r in routes if r["match"].get("path") == "/api/v1/embeddings")
     assert embeddings["route"]["timeout"] == "35s"
     assert not any("response_headers_to_remove" in r for r in routes)
+
+
+def test_every_rest_binding_has_a_route_and_a_405_for_other_methods():
+    from ragline_stack import bindings
+    from ragline_stack.envoy_config import serving_route
+
+    routes = _routes(render(config()))
+    not_allowed = {
+        r["name"]: r for r in routes if r.get("direct_response", {}).get("status") == 405
+    }
+    for template, methods in bindings.methods_by_path().items():
+        sample = bindings.sample_path(template)
+        # Every binding reaches a real route, never the catch-all 404.
+        assert sample == "/health" or serving_route(sample) is not None, template
+        route = not_allowed[f"method_not_allowed {template}"]
+        headers = {h["name"]: h for h in route["match"]["headers"]}
+        assert headers[":method"]["invert_match"] is True
+        assert headers["access-control-request-method"]["invert_match"] is True
+        (allow,) = route["response_headers_to_add"]
+        assert allow["header"] == {"key": "allow", "value": ", ".join(methods)}
+        transcoder = route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]
+        assert transcoder["disabled"] is True
+    # Before every route that serves a path, so a wrong method never reaches one.
+    first_served = next(i for i, r in enumerate(routes) if "route" in r)
+    assert all(i < first_served for i, r in enumerate(routes) if r["name"] in not_allowed)
+
+
+def test_plain_http_routes_turn_the_transcoder_off():
+    routes = {r["name"]: r for r in _routes(render(config()))}
+    for name in ("/api/v1/chat/ws", "/v1/chat/completions", "/v1/models", "metrics", "not_found"):
+        per_filter = routes[name]["typed_per_filter_config"]
+        assert per_filter["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True, name
+    assert "envoy.filters.http.grpc_json_transcoder" not in routes["/api/v1/search"].get(
+        "typed_per_filter_config", {}
+    )
+
+
+def _routes(text: str) -> list[dict]:
+    doc = yaml.safe_load(text)
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    return hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]

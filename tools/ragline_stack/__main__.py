@@ -16,6 +16,7 @@ def config_from_env() -> StackConfig:
     cfg = StackConfig(run_dir=Path(os.environ.get("RAGLINE_RUN_DIR", ROOT / "run")))
     cfg.api_port = int(os.environ.get("API_PORT", cfg.api_port))
     cfg.admin_port = int(os.environ.get("ENVOY_ADMIN_PORT", cfg.admin_port))
+    cfg.envoy_metrics_port = int(os.environ.get("ENVOY_METRICS_PORT", cfg.envoy_metrics_port))
     cfg.request_timeout_s = float(os.environ.get("REQUEST_TIMEOUT", cfg.request_timeout_s))
     cfg.database = os.environ.get("MONGODB_DATABASE", cfg.database)
     if os.environ.get("CORS_ORIGINS"):

@@ -6,6 +6,8 @@ and the native gRPC path, so both reach the same cluster with the same settings.
 
 from __future__ import annotations
 
+import json
+import re
 import string
 import textwrap
 from dataclasses import dataclass
@@ -14,11 +16,10 @@ from typing import Any
 
 import yaml
 
-from ragline_stack import gateway
+from ragline_stack import bindings, gateway
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "envoy.yaml.tmpl"
 SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
-ERROR_DOMAIN = "ragline.dev"
 # The chat service's HTTP port (WebSocket chat, OpenAI-compatible API): HTTP/1.1 upstream.
 CHAT_HTTP = "chat_http"
 
@@ -129,6 +130,8 @@ LOCAL_REPLY_CODES = {
 # Replies whose Envoy body is empty get a message of their own.
 MESSAGES = {
     404: "no such endpoint: %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    405: "method %REQ(:METHOD)% is not allowed on %REQ(:PATH)%; the Allow header lists those"
+    " that are",
     429: "rate limit reached; retry after the number of seconds in Retry-After",
 }
 
@@ -146,6 +149,9 @@ class GatewayConfig:
     # Body cap of the chat routes: a chat message over it gets 413.
     chat_max_request_bytes: int = 64 * 1024
     listen_host: str = "127.0.0.1"
+    # Internal listener for Prometheus (GET /metrics, no key); host defaults to listen_host.
+    metrics_port: int = 9902
+    metrics_host: str | None = None
     health_check_interval_s: float = 2.0
     # envoyproxy/ratelimit (gRPC) for the global limits.
     ratelimit_addr: str = "127.0.0.1:8081"
@@ -172,6 +178,9 @@ def render(cfg: GatewayConfig) -> str:
     values = {
         "ENVOY_ADMIN_PORT": str(cfg.admin_port),
         "ENVOY_LISTEN_HOST": cfg.listen_host,
+        "ENVOY_METRICS_HOST": cfg.metrics_host or cfg.listen_host,
+        "ENVOY_METRICS_PORT": str(cfg.metrics_port),
+        "METRICS_ROUTES": _block(_metrics_routes(), 24),
         "API_PORT": str(cfg.api_port),
         "MAX_REQUEST_BYTES": str(cfg.max_request_bytes),
         "CONNECTION_BUFFER_BYTES": str(cfg.max_request_bytes + 64 * 1024),
@@ -200,6 +209,116 @@ def _rest_action(cluster: str, route: Route, cfg: GatewayConfig) -> dict[str, An
         # timeout is the backstop a little later.
         action["timeout"] = f"{timeout + 5:g}s"
     return action
+
+
+# Per-route config that takes the transcoder out of a route: plain-HTTP routes (chat's
+# WebSocket and OpenAI-compatible API, /metrics) and Envoy's own answers (405, 404), which
+# it would otherwise reject as unknown methods (reject_unknown_method).
+def no_transcoder() -> dict[str, Any]:
+    return {
+        "envoy.filters.http.grpc_json_transcoder": {
+            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+            "disabled": True,
+        }
+    }
+
+
+def serving_route(path: str) -> Route | None:
+    """The REST route a concrete path reaches (the first match, as Envoy picks it)."""
+    for route in REST_ROUTES:
+        match = route.match
+        if (
+            match.get("path") == path
+            or ("prefix" in match and path.startswith(match["prefix"]))
+            or ("safe_regex" in match and re.match(match["safe_regex"]["regex"], path))
+        ):
+            return route
+    return None
+
+
+def _method_not_allowed(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    """A 405 with `Allow` for each REST path called with a method it does not serve.
+
+    First in the table: a request with a served method does not match and goes on to its
+    real route; an unknown path matches none and ends at the catch-all 404."""
+    routes = []
+    for template, methods in bindings.methods_by_path().items():
+        sample = bindings.sample_path(template)
+        route = serving_route(sample)
+        public = sample in ("/health",) or (route is not None and route.public)
+        path_match: dict[str, Any] = (
+            {"path": template}
+            if sample == template
+            else {"safe_regex": {"regex": bindings.path_regex(template)}}
+        )
+        entry: dict[str, Any] = {
+            "name": f"method_not_allowed {template}",
+            "match": {
+                **path_match,
+                "headers": [
+                    {
+                        "name": ":method",
+                        "string_match": {"safe_regex": {"regex": f"^({'|'.join(methods)})$"}},
+                        "invert_match": True,
+                    },
+                    # CORS preflights go on to the real route, where the CORS filter answers.
+                    {
+                        "name": "access-control-request-method",
+                        "present_match": True,
+                        "invert_match": True,
+                    },
+                ],
+            },
+            "direct_response": {"status": 405},
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "allow", "value": ", ".join(methods)},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+            "typed_per_filter_config": no_transcoder(),
+        }
+        # Authenticated like the path itself (public paths stay public).
+        routes.append(gateway.protect(entry, None if public else "authenticated", cfg))
+    return routes
+
+
+def _metrics_route() -> dict[str, Any]:
+    """GET /metrics: Envoy's Prometheus stats, from the loopback admin."""
+    return {
+        "name": "metrics",
+        "match": {
+            "path": "/metrics",
+            "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
+        },
+        "route": {
+            "cluster": "envoy_admin",
+            "prefix_rewrite": "/stats/prometheus",
+            "timeout": "10s",
+        },
+    }
+
+
+def _metrics_routes() -> list[dict[str, Any]]:
+    """The internal metrics listener: GET /metrics, and a JSON 404 for anything else."""
+    body = gateway.status_json(5, "only GET /metrics is served on this port", "NOT_FOUND")
+    return [
+        _metrics_route(),
+        {
+            "name": "not_found",
+            "match": {"prefix": "/"},
+            "direct_response": {
+                "status": 404,
+                "body": {"inline_string": json.dumps(body["json_format"])},
+            },
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "content-type", "value": "application/json"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+        },
+    ]
 
 
 def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
@@ -231,18 +350,7 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 },
             },
         },
-        {
-            "name": "metrics",
-            "match": {
-                "path": "/metrics",
-                "headers": [{"name": ":method", "string_match": {"exact": "GET"}}],
-            },
-            "route": {
-                "cluster": "envoy_admin",
-                "prefix_rewrite": "/stats/prometheus",
-                "timeout": "10s",
-            },
-        },
+        {**_metrics_route(), "typed_per_filter_config": no_transcoder()},
     ]
     for route in REST_ROUTES:
         entry: dict[str, Any] = {
@@ -252,6 +360,8 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
         }
         if not route.streaming:
             entry["request_headers_to_add"] = [deadline_header]
+        if route.cluster == CHAT_HTTP:
+            entry["typed_per_filter_config"] = no_transcoder()
         _chat_extras(entry, route, cfg)
         routes.append(gateway.protect(entry, None if route.public else route.needs, cfg))
     # Native gRPC: the client's own grpc-timeout is the deadline.
@@ -266,11 +376,13 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
             },
         }
         routes.append(gateway.protect(entry, scope, cfg))
-    # /health stays public; /metrics too (Prometheus scrapes it; it holds no tenant data).
-    for entry in routes[:2]:
-        gateway.protect(entry, None, cfg)
-    routes.append(gateway.catch_all(cfg))
-    return routes
+    # /health stays public. /metrics here needs the admin scope: Prometheus scrapes the
+    # internal metrics listener instead, and the public port shows no internals to strangers.
+    gateway.protect(routes[0], None, cfg)
+    gateway.protect(routes[1], "admin", cfg)
+    catch_all = gateway.catch_all(cfg)
+    catch_all.setdefault("typed_per_filter_config", {}).update(no_transcoder())
+    return [*_method_not_allowed(cfg), *routes, catch_all]
 
 
 def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> None:
@@ -285,16 +397,22 @@ def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> Non
     if route.websocket:
         per_filter["envoy.filters.http.buffer"] = {"@type": buffer_type, "disabled": True}
         entry["route"]["upgrade_configs"] = [{"upgrade_type": "websocket"}]
+        if cfg.auth_enabled:
+            per_filter[gateway.WS_BEARER_FILTER] = _lua("ws_bearer.lua")
     if route.lua:
-        per_filter["envoy.filters.http.lua"] = {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
-            "source_code": {
-                "inline_string": f"local MAX_BODY_BYTES = {cfg.chat_max_request_bytes}\n"
-                + (TEMPLATE.parent / route.lua).read_text()
-            },
-        }
+        per_filter["envoy.filters.http.lua"] = _lua(
+            route.lua, f"local MAX_BODY_BYTES = {cfg.chat_max_request_bytes}\n"
+        )
     if per_filter:
         entry.setdefault("typed_per_filter_config", {}).update(per_filter)
+
+
+def _lua(script: str, prelude: str = "") -> dict[str, Any]:
+    """Per-route code for a Lua filter: a script from envoy/."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": prelude + (TEMPLATE.parent / script).read_text()},
+    }
 
 
 def _endpoint(addr: str) -> dict[str, Any]:
@@ -425,20 +543,9 @@ def _local_reply_mappers() -> list[dict[str, Any]]:
                     }
                 },
                 **gateway.reply_headers(status),
-                "body_format_override": {
-                    "json_format": {
-                        "code": code,
-                        "message": MESSAGES.get(status, "%LOCAL_REPLY_BODY%"),
-                        "details": [
-                            {
-                                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                                "reason": reason,
-                                "domain": ERROR_DOMAIN,
-                            }
-                        ],
-                    },
-                    "content_type": "application/json",
-                },
+                "body_format_override": gateway.status_json(
+                    code, MESSAGES.get(status, "%LOCAL_REPLY_BODY%"), reason
+                ),
             }
         )
     return mappers
@@ -453,6 +560,7 @@ def main() -> None:
     parser.add_argument("--listen-host", default="0.0.0.0")  # noqa: S104 - in a container
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--metrics-port", type=int, default=9902, help="internal /metrics port")
     parser.add_argument("--descriptor", default="/etc/envoy/ragline.binpb")
     parser.add_argument("--request-timeout", type=float, default=30.0)
     parser.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
@@ -472,6 +580,7 @@ def main() -> None:
             GatewayConfig(
                 api_port=args.api_port,
                 admin_port=args.admin_port,
+                metrics_port=args.metrics_port,
                 descriptor_path=Path(args.descriptor),
                 service_addrs={
                     **{s: getattr(args, s) for s in SERVICES},

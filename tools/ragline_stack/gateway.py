@@ -4,8 +4,8 @@ CORS, the burst bucket, JWTs (jwt_authn + per-route RBAC on their scopes), API k
 logs (gRPC access log service to the auth service) and the error replies of each.
 
 Filter order (each rejects before the next costs anything):
-  header_mutation → cors → local_ratelimit → jwt_authn → rbac → ext_authz → ratelimit
-  → buffer → grpc_json_transcoder → router
+  header_mutation → cors → local_ratelimit → ws_bearer (Lua, WebSocket route only)
+  → jwt_authn → rbac → ext_authz → ratelimit → buffer → grpc_json_transcoder → router
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ IDENTITY_HEADERS = (
     "x-ragline-tier",
     "x-ragline-auth",
 )
+# The method the client sent, for usage analytics: the transcoder turns every REST call
+# into a POST before the access log is written.
+METHOD_HEADER = "x-ragline-method"
 # Response headers in which services report what a call consumed (usage analytics).
 USAGE_HEADERS = (
     "x-ragline-usage-tokens-in",
@@ -42,6 +45,9 @@ RATE_LIMIT_TIERS: dict[str, dict[str, int]] = {
 }
 RATE_LIMIT_DOMAIN = "ragline"
 _JWT_FILTER = "envoy.filters.http.jwt_authn"
+# Lua, given code only on the WebSocket route (envoy/ws_bearer.lua): a token offered as the
+# subprotocol "ragline.bearer.<token>" becomes the Authorization header.
+WS_BEARER_FILTER = "ragline.ws_bearer"
 _JWT_PAYLOAD = "jwt_payload"
 _BURST_WINDOW_S = 1
 _EXPOSED_HEADERS = (
@@ -110,7 +116,8 @@ def _rbac(scope: str) -> dict[str, Any] | None:
 
 
 def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dict[str, Any]:
-    """Adds the route's auth settings: None = public, else the scope it needs."""
+    """Adds the route's auth settings: None = public, else the scope it needs. Routes Envoy
+    answers itself (direct responses) get no rate limits: they reach no service."""
     if not cfg.auth_enabled:
         return entry
     per_filter: dict[str, Any] = entry.setdefault("typed_per_filter_config", {})
@@ -125,7 +132,7 @@ def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dic
     rbac = _rbac(scope)
     if rbac is not None:
         per_filter["envoy.filters.http.rbac"] = rbac
-    if cfg.ratelimit_enabled:
+    if cfg.ratelimit_enabled and "route" in entry:
         entry["route"]["rate_limits"] = [
             {
                 "actions": [
@@ -160,15 +167,7 @@ def catch_all(cfg: GatewayConfig) -> dict[str, Any]:
         "match": {"prefix": "/"},
         "direct_response": {"status": 404},
     }
-    if cfg.auth_enabled:
-        authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
-        entry["typed_per_filter_config"] = {
-            "envoy.filters.http.ext_authz": {
-                "@type": authz_type,
-                "check_settings": {"context_extensions": {"scope": "authenticated"}},
-            }
-        }
-    return entry
+    return protect(entry, "authenticated", cfg)
 
 
 def self_cluster(cfg: GatewayConfig) -> dict[str, Any]:
@@ -199,7 +198,7 @@ def self_cluster(cfg: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def _status_json(code: int, message: str, reason: str) -> dict[str, Any]:
+def status_json(code: int, message: str, reason: str) -> dict[str, Any]:
     return {
         "json_format": {
             "code": code,
@@ -245,14 +244,14 @@ def auth_reply_mappers() -> list[dict[str, Any]]:
         {
             # The auth service is down or timed out: fail closed.
             "filter": uaex(),
-            "body_format_override": _status_json(
+            "body_format_override": status_json(
                 14, "authentication service unavailable; try again shortly", "AUTH_UNAVAILABLE"
             ),
         },
         {
             # Envoy's other 403s come from RBAC: a JWT without the route's scope.
             "filter": _status_is("EQ", 403),
-            "body_format_override": _status_json(
+            "body_format_override": status_json(
                 7, "this token lacks the scope this endpoint needs", "SCOPE_DENIED"
             ),
         },
@@ -273,13 +272,31 @@ def reply_headers(status: int) -> dict[str, Any]:
     }
 
 
+def _request_mutations(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    mutations: list[dict[str, Any]] = [{"remove": h} for h in IDENTITY_HEADERS]
+    if _usage_logged(cfg):
+        mutations.append(
+            {
+                "append": {
+                    "header": {"key": METHOD_HEADER, "value": "%REQ(:METHOD)%"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            }
+        )
+    return mutations
+
+
+def _usage_logged(cfg: GatewayConfig) -> bool:
+    return cfg.auth_enabled and cfg.usage_logging
+
+
 def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
     filters: list[dict[str, Any]] = [
         {
             "name": "envoy.filters.http.header_mutation",
             "typed_config": {
                 "@type": _type("envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"),
-                "mutations": {"request_mutations": [{"remove": h} for h in IDENTITY_HEADERS]},
+                "mutations": {"request_mutations": _request_mutations(cfg)},
             },
         },
         {
@@ -318,6 +335,10 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
         return filters
     filters += [
         {
+            "name": WS_BEARER_FILTER,
+            "typed_config": {"@type": _type("envoy.extensions.filters.http.lua.v3.Lua")},
+        },
+        {
             "name": _JWT_FILTER,
             "typed_config": {
                 "@type": _type("envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"),
@@ -337,6 +358,9 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
                         "forward": False,
                         # Envoy's default tolerates 60 s past expiry; tokens live minutes.
                         "clock_skew_seconds": 1,
+                        # A client sends one token until it expires: verify its signature
+                        # once, not per request (cached tokens are still checked for expiry).
+                        "jwt_cache_config": {"jwt_cache_size": 4096},
                         "payload_in_metadata": _JWT_PAYLOAD,
                         "claim_to_headers": [
                             {"header_name": "x-ragline-tenant", "claim_name": "tenant"},
@@ -416,7 +440,7 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
 
 
 def _access_logs(cfg: GatewayConfig) -> list[dict[str, Any]]:
-    if not cfg.auth_enabled or not cfg.usage_logging:
+    if not _usage_logged(cfg):
         return []
     return [
         {
@@ -431,10 +455,16 @@ def _access_logs(cfg: GatewayConfig) -> list[dict[str, Any]]:
                     "log_name": "ragline_usage",
                     "transport_api_version": "V3",
                     "grpc_service": {"envoy_grpc": {"cluster_name": "auth"}},
-                    "buffer_flush_interval": "0.5s",
-                    "buffer_size_bytes": 16384,
+                    # Entries reach the sink in large batches (a few messages a second per
+                    # worker thread instead of one every few dozen requests).
+                    "buffer_flush_interval": "1s",
+                    "buffer_size_bytes": 1048576,
                 },
-                "additional_request_headers_to_log": ["x-ragline-tenant", "content-type"],
+                "additional_request_headers_to_log": [
+                    "x-ragline-tenant",
+                    "content-type",
+                    METHOD_HEADER,
+                ],
                 "additional_response_headers_to_log": [*USAGE_HEADERS, "grpc-status"],
                 "additional_response_trailers_to_log": ["grpc-status"],
             },
@@ -458,8 +488,8 @@ def _cors_policy(cfg: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def ratelimit_config() -> dict[str, Any]:
-    """envoyproxy/ratelimit's config: tier → endpoint group → per key."""
+def ratelimit_config(scale: int = 1) -> dict[str, Any]:
+    """envoyproxy/ratelimit's config: tier → endpoint group → per key (limits times scale)."""
     return {
         "domain": RATE_LIMIT_DOMAIN,
         "descriptors": [
@@ -473,7 +503,10 @@ def ratelimit_config() -> dict[str, Any]:
                         "descriptors": [
                             {
                                 "key": "key_id",
-                                "rate_limit": {"unit": "minute", "requests_per_unit": limit},
+                                "rate_limit": {
+                                    "unit": "minute",
+                                    "requests_per_unit": limit * scale,
+                                },
                             }
                         ],
                     }

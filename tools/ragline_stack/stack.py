@@ -37,6 +37,8 @@ class StackConfig:
     run_dir: Path
     api_port: int = 8000
     admin_port: int = 9901
+    # Envoy's internal listener for Prometheus (GET /metrics without a key).
+    envoy_metrics_port: int = 9902
     mongo_port: int = 27017
     redis_port: int = 6379
     service_ports: dict[str, int] = field(
@@ -69,6 +71,8 @@ class StackConfig:
     max_request_bytes: int = 4 * 1024 * 1024
     # Extra environment for the services (provider URLs, keys, limits).
     service_env: dict[str, str] = field(default_factory=dict)
+    # Multiplies every global rate limit: benchmarks measure the limiter's cost, not its limits.
+    rate_limit_scale: int = 1
 
     @property
     def log_dir(self) -> Path:
@@ -216,7 +220,7 @@ class Stack:
         config_dir = root / "ragline" / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "ragline.yaml").write_text(
-            yaml.safe_dump(ratelimit_config(), sort_keys=False)
+            yaml.safe_dump(ratelimit_config(self.cfg.rate_limit_scale), sort_keys=False)
         )
         env = dict(os.environ)
         env.update(
@@ -250,6 +254,7 @@ class Stack:
         gateway = GatewayConfig(
             api_port=self.cfg.api_port,
             admin_port=self.cfg.admin_port,
+            metrics_port=self.cfg.envoy_metrics_port,
             descriptor_path=ROOT / "gen" / "ragline.binpb",
             service_addrs={
                 **{s: self.cfg.service_addr(s) for s in SERVICES},

@@ -23,7 +23,7 @@ from ragline_auth.scopes import parse_scopes
 from ragline_auth.servicer import AnalyticsServicer, AuthServicer
 from ragline_auth.settings import AuthSettings
 from ragline_auth.tokens import Signer
-from ragline_auth.usage import AccessLogServicer, UsageStore
+from ragline_auth.usage import AccessLogServicer, UsageSink, UsageStore
 from ragline_core.server import Runtime, ServiceSpec
 
 log = logging.getLogger("ragline.auth")
@@ -68,7 +68,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         AuthorizationServicer(Authorizer(keys, signer)), server
     )
-    als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(usage), server)
+    sink = UsageSink(usage, settings.USAGE_FLUSH_INTERVAL)
+    als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(sink), server)
     pb_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs.page(openapi)), server
     )
@@ -79,12 +80,17 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         settings.REDIS_URL.get_secret_value(), socket_connect_timeout=0.5
     )
     stop = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(keys.listen(stop, listener_redis))
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(keys.listen(stop, listener_redis))
+    # Runs after the server stopped (no more access logs), so its last flush is complete.
+    flusher = loop.create_task(sink.run(stop))
 
     async def close() -> None:
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 3)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(flusher, 10)
         await listener_redis.aclose()
 
     runtime.cleanups.append(close)

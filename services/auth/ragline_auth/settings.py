@@ -30,5 +30,8 @@ class AuthSettings(CoreSettings):
     JWT_TTL: int = Field(default=900, ge=10, le=86_400)
     JWT_ISSUER: str = "ragline"
     JWT_AUDIENCE: str = "ragline-api"
+    # Seconds between usage writes: access logs are counted in memory and written to
+    # MongoDB (one bulk write of per-bucket $inc upserts) this often, and once at shutdown.
+    USAGE_FLUSH_INTERVAL: float = Field(default=1.0, ge=0.05, le=60.0)
     # The generated OpenAPI document served at /openapi.json (default: gen/openapi/).
     OPENAPI_PATH: str | None = None

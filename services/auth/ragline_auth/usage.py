@@ -1,11 +1,16 @@
-"""Usage analytics: Envoy streams one access-log entry per request (gRPC access log
-service); each is added to an hourly bucket per tenant and endpoint with `$inc` upserts,
-so N requests in are N counted, on MongoDB, Atlas and FerretDB alike (single-document
-atomic writes, no transactions). Reports are summed from those buckets.
+"""Usage analytics: Envoy streams access-log entries (gRPC access log service, batched by
+Envoy for up to a second); the sink adds each to in-memory counters per tenant, endpoint and
+hour, and a flusher writes those counters once a second with one bulk write of `$inc`
+upserts. So the per-request cost is a few dictionary updates, the database sees one write
+per bucket per second whatever the traffic, and N requests in are N counted, on MongoDB,
+Atlas and FerretDB alike (single-document atomic writes, no transactions). Counters whose
+write fails stay in memory for the next flush; the last flush runs on shutdown. Reports
+are summed from the hourly buckets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import defaultdict
@@ -36,9 +41,17 @@ USAGE_HEADERS = {
 }
 COUNTERS = ("requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_lookups",
             "cache_hits", "duration_ms")  # fmt: skip
+_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+_USAGE_SLOTS = tuple((_INDEX[name], header) for name, header in USAGE_HEADERS.items())
 _METHODS = {1: "GET", 2: "HEAD", 3: "POST", 4: "PUT", 5: "DELETE", 6: "CONNECT", 7: "OPTIONS",
             8: "TRACE", 9: "PATCH"}  # fmt: skip
 MAX_PERIOD = timedelta(days=92)
+# Set by the gateway from the request's own method (ragline_stack.gateway.METHOD_HEADER).
+METHOD_HEADER = "x-ragline-method"
+
+# (tenant, hour since the epoch, endpoint) -> counters in COUNTERS order.
+BucketKey = tuple[str, int, str]
+Buckets = dict[BucketKey, list[float]]
 
 
 @dataclass
@@ -52,16 +65,6 @@ class Stats:
             self.values[name] += float(other.get(name, 0) or 0)
 
 
-@dataclass(frozen=True)
-class Record:
-    """One request as the gateway saw it."""
-
-    tenant: str
-    endpoint: str
-    hour: datetime
-    counters: dict[str, float]
-
-
 def _number(text: str | None) -> float:
     if not text:
         return 0.0
@@ -72,40 +75,69 @@ def _number(text: str | None) -> float:
     return value if value >= 0 and value < 1e12 else 0.0
 
 
-def to_record(entry: log_pb.HTTPAccessLogEntry) -> Record | None:
-    """The usage of one access-log entry, or None when no tenant was authenticated."""
-    if entry.common_properties.intermediate_log_entry:
-        return None
+def add_entry(buckets: Buckets, entry: log_pb.HTTPAccessLogEntry, now_hour: int) -> bool:
+    """Adds one access-log entry to its bucket; False when no tenant was authenticated."""
+    common = entry.common_properties
+    if common.intermediate_log_entry:
+        return False
     request, response = entry.request, entry.response
-    tenant = request.request_headers.get(TENANT_HEADER, "")
+    headers = request.request_headers
+    tenant = headers.get(TENANT_HEADER, "")
     if not tenant:
-        return None
+        return False
     grpc_native = (
-        request.request_headers.get("content-type", "").startswith("application/grpc")
-        and not request.original_path
+        headers.get("content-type", "").startswith("application/grpc") and not request.original_path
     )
-    path = request.path.split("?", 1)[0]
     if grpc_native:
-        endpoint = path[:200]
+        endpoint = request.path.split("?", 1)[0][:200]
     else:
-        route = entry.common_properties.route_name or path[:200]
-        endpoint = f"{_METHODS.get(request.request_method, 'OTHER')} {route}"
+        route = common.route_name or request.path.split("?", 1)[0][:200]
+        # The client's method (the transcoder turned REST calls into POSTs by now).
+        method = headers.get(METHOD_HEADER) or _METHODS.get(request.request_method, "OTHER")
+        endpoint = f"{method[:16]} {route}"
+    started = common.start_time.seconds
+    key = (tenant, started // 3600 if started else now_hour, endpoint)
+    counters = buckets.get(key)
+    if counters is None:
+        counters = buckets[key] = [0.0] * len(COUNTERS)
     status = response.response_code.value if response.HasField("response_code") else 0
-    grpc_status = response.response_trailers.get("grpc-status") or response.response_headers.get(
-        "grpc-status", "0"
+    error = status >= 400 or status == 0
+    if grpc_native and not error:
+        grpc_status = response.response_trailers.get("grpc-status") or (
+            response.response_headers.get("grpc-status", "0")
+        )
+        error = grpc_status not in ("", "0")
+    counters[0] += 1
+    counters[1] += error
+    reported = response.response_headers
+    if reported:
+        for slot, header in _USAGE_SLOTS:
+            if header in reported:
+                counters[slot] += _number(reported[header])
+    duration = common.duration
+    counters[7] += duration.seconds * 1000 + duration.nanos // 1_000_000
+    return True
+
+
+def merge(into: Buckets, more: Buckets) -> None:
+    for key, counters in more.items():
+        target = into.get(key)
+        if target is None:
+            into[key] = counters
+        else:
+            for i, value in enumerate(counters):
+                target[i] += value
+
+
+def _upsert(key: BucketKey, counters: list[float]) -> UpdateOne:
+    tenant, hour_n, endpoint = key
+    hour = datetime.fromtimestamp(hour_n * 3600, UTC)
+    inc = {k: (v if k == "cost_usd" else int(v)) for k, v in zip(COUNTERS, counters, strict=True)}
+    return UpdateOne(
+        {"_id": f"{tenant}|{hour:%Y%m%d%H}|{endpoint}"},
+        {"$inc": inc, "$setOnInsert": {"tenant": tenant, "hour": hour, "endpoint": endpoint}},
+        upsert=True,
     )
-    error = status >= 400 or status == 0 or (grpc_native and grpc_status not in ("", "0"))
-    counters = {
-        name: _number(response.response_headers.get(h)) for name, h in USAGE_HEADERS.items()
-    }
-    counters["requests"] = 1
-    counters["errors"] = 1 if error else 0
-    duration = entry.common_properties.duration
-    counters["duration_ms"] = duration.seconds * 1000 + duration.nanos // 1_000_000
-    start = entry.common_properties.start_time
-    when = start.ToDatetime(tzinfo=UTC) if start.seconds else datetime.now(UTC)
-    hour = when.replace(minute=0, second=0, microsecond=0)
-    return Record(tenant, endpoint, hour, counters)
 
 
 class UsageStore:
@@ -117,38 +149,28 @@ class UsageStore:
     async def setup(self) -> None:
         await self.collection.create_index([("tenant", ASCENDING), ("hour", ASCENDING)])
 
-    async def add(self, records: Iterable[Record]) -> None:
-        merged: dict[tuple[str, datetime, str], dict[str, float]] = {}
-        for rec in records:
-            key = (rec.tenant, rec.hour, rec.endpoint)
-            bucket = merged.setdefault(key, dict.fromkeys(COUNTERS, 0.0))
-            for name, value in rec.counters.items():
-                bucket[name] += value
-        if not merged:
-            return
-        ops = [
-            UpdateOne(
-                {"_id": f"{tenant}|{hour:%Y%m%d%H}|{endpoint}"},
-                {
-                    "$inc": {k: (int(v) if k != "cost_usd" else v) for k, v in counters.items()},
-                    "$setOnInsert": {"tenant": tenant, "hour": hour, "endpoint": endpoint},
-                },
-                upsert=True,
-            )
-            for (tenant, hour, endpoint), counters in merged.items()
-        ]
-        for _attempt in range(3):
+    async def add(self, buckets: Buckets) -> None:
+        """Adds each bucket's counters with one ordered bulk write of upserts. Written
+        buckets are removed from `buckets`: after an error it holds what was not applied."""
+        keys = list(buckets)
+        ops = [_upsert(key, buckets[key]) for key in keys]
+        for attempt in range(4):
             try:
                 await self.collection.bulk_write(ops, ordered=True)
-                return
             except BulkWriteError as exc:
-                # Two gateways upserting the same new bucket: the loser's insert fails
-                # with a duplicate key; everything before it was applied, so retry the rest.
+                # Ordered: everything before the first failed write was applied.
                 errors = exc.details.get("writeErrors", [])
-                if not errors or any(e.get("code") != 11000 for e in errors):
+                done = errors[0]["index"] if errors else 0
+                for key in keys[:done]:
+                    del buckets[key]
+                keys, ops = keys[done:], ops[done:]
+                # Two writers upserting the same new bucket: the loser's insert fails with
+                # a duplicate key; retrying updates the bucket the winner created.
+                if attempt == 3 or not errors or errors[0].get("code") != 11000:
                     raise
-                ops = ops[errors[0]["index"] :]
-        await self.collection.bulk_write(ops, ordered=True)
+                continue
+            buckets.clear()
+            return
 
     async def report(
         self, tenant: str, start: datetime, end: datetime, daily: bool
@@ -185,27 +207,57 @@ def period(start: datetime | None, end: datetime | None) -> tuple[datetime, date
     return start, end
 
 
+class UsageSink:
+    """Counters received since the last flush; a flusher writes them every `interval`."""
+
+    def __init__(self, store: UsageStore, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self.pending: Buckets = {}
+
+    def add(self, entries: Iterable[log_pb.HTTPAccessLogEntry]) -> int:
+        """Counts a batch of entries (no I/O); returns how many were tenant usage."""
+        now_hour = int(datetime.now(UTC).timestamp()) // 3600
+        pending = self.pending
+        return sum(add_entry(pending, entry, now_hour) for entry in entries)
+
+    async def flush(self) -> None:
+        """Writes what is pending; on a database error it stays pending for the next try."""
+        batch, self.pending = self.pending, {}
+        if not batch:
+            return
+        try:
+            await self.store.add(batch)
+        except (PyMongoError, asyncio.CancelledError) as exc:
+            # What was not written is kept, merged under anything that arrived meanwhile.
+            # (A connection lost mid-write may have applied some of it: counted twice.)
+            merge(self.pending, batch)
+            log.error(
+                "usage write failed; kept for the next flush",
+                extra={"buckets": len(batch), "error": type(exc).__name__},
+            )
+            raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flushes every `interval` until `stop`, then once more (drain)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+            with contextlib.suppress(PyMongoError):
+                await self.flush()
+        if self.pending:
+            log.error("usage lost at shutdown", extra={"buckets": len(self.pending)})
+
+
 class AccessLogServicer(als_pb2_grpc.AccessLogServiceServicer):
     """envoy.service.accesslog.v3.AccessLogService: Envoy's stream of access logs."""
 
-    def __init__(self, store: UsageStore) -> None:
-        self.store = store
+    def __init__(self, sink: UsageSink) -> None:
+        self.sink = sink
 
     async def StreamAccessLogs(
         self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage], context: Context
     ) -> als_pb2.StreamAccessLogsResponse:
         async for message in request_iterator:
-            records = [
-                rec
-                for entry in message.http_logs.log_entry
-                if (rec := to_record(entry)) is not None
-            ]
-            try:
-                await self.store.add(records)
-            except PyMongoError:
-                # Dropping the stream makes Envoy reconnect; the batch is lost (logged).
-                log.error("usage batch lost: database unavailable", extra={"count": len(records)})
-                with contextlib.suppress(Exception):
-                    await context.abort(14, "usage store unavailable")  # type: ignore[arg-type]
-                raise
+            self.sink.add(message.http_logs.log_entry)
         return als_pb2.StreamAccessLogsResponse()

@@ -1,7 +1,9 @@
 """The chat service's HTTP edge (behind Envoy): WebSocket chat and the OpenAI-compatible
 API. Both call the same ChatService as the gRPC servicer.
 
-- `GET /api/v1/chat/ws`: a WebSocket; each text frame is a chat request (the JSON of
+- `GET /api/v1/chat/ws`: a WebSocket (subprotocol "ragline.chat.v1"; the gateway has
+  already turned a browser's "ragline.bearer.<token>" subprotocol into Authorization and
+  checked it); each text frame is a chat request (the JSON of
   POST /api/v1/chat, plus optional "new_conversation": true), answered with the same
   events as the SSE stream. Without "conversation_id" a message continues the connection's
   current conversation. {"type": "cancel"} stops the answer in progress.
@@ -50,6 +52,8 @@ HTTP_STATUS = {
 OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                 429: "rate_limit_error", 503: "service_unavailable"}  # fmt: skip
 COLLECTION_HEADER = "X-Ragline-Collection"
+# The WebSocket chat's subprotocol (docs/chat.md).
+SUBPROTOCOL = "ragline.chat.v1"
 
 
 def status_json(error: RaglineError) -> tuple[int, dict[str, Any]]:
@@ -108,7 +112,14 @@ class ChatHttpEdge:
     # -- WebSocket ------------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         tenant = tenant_of_header(request.headers.get(TENANT_HEADER))
-        ws = web.WebSocketResponse(heartbeat=self.keepalive, max_msg_size=self.max_message_bytes)
+        # Echo our subprotocol when offered: browsers pass their token as a second one
+        # ("ragline.bearer.<token>", moved to Authorization by the gateway), and require
+        # the server to pick one of those they offered.
+        ws = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,),
+            heartbeat=self.keepalive,
+            max_msg_size=self.max_message_bytes,
+        )
         await ws.prepare(request)
         state: dict[str, str] = {"conversation_id": ""}
         current: asyncio.Task[None] | None = None
