@@ -80,8 +80,16 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         settings.REDIS_URL.get_secret_value(), socket_connect_timeout=0.5
     )
     stop = asyncio.Event()
+    subscribed = asyncio.Event()
     loop = asyncio.get_running_loop()
-    task = loop.create_task(keys.listen(stop, listener_redis))
+    task = loop.create_task(keys.listen(stop, listener_redis, subscribed))
+    # Serve only once revocations from other replicas reach this one (a key cached before
+    # the subscription could outlive its revocation by the cache TTL). With Redis down,
+    # start anyway: caches then expire within KEY_CACHE_TTL.
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+    except TimeoutError:
+        log.warning("revocation broadcasts unavailable at start-up; relying on the cache TTL")
     # Runs after the server stopped (no more access logs), so its last flush is complete.
     flusher = loop.create_task(sink.run(stop))
 

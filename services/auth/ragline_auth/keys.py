@@ -367,8 +367,11 @@ class KeyService:
         except RedisError:
             log.warning("revocation not broadcast (Redis down); caches expire within TTL")
 
-    async def listen(self, stop: asyncio.Event, redis: aioredis.Redis) -> None:
-        """Applies invalidations from other processes until `stop` (reconnects)."""
+    async def listen(
+        self, stop: asyncio.Event, redis: aioredis.Redis, subscribed: asyncio.Event
+    ) -> None:
+        """Applies invalidations from other processes until `stop` (reconnects); sets
+        `subscribed` once Redis has confirmed the subscription."""
         while not stop.is_set():
             pubsub = redis.pubsub()
             try:
@@ -380,12 +383,14 @@ class KeyService:
                     if message and message.get("type") == "subscribe":
                         break
                 self.cache.clear()
+                subscribed.set()
                 while not stop.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("type") == "message":
                         data = message["data"]
                         self.cache.drop(data.decode() if isinstance(data, bytes) else str(data))
-            except (RedisError, OSError):
+            except Exception:  # whatever broke, a replica must keep listening
+                log.warning("revocation listener reconnecting", exc_info=True)
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
