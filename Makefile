@@ -70,7 +70,7 @@ logs:
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check core services tools tests bench
-	$(VENV)/bin/mypy core services tools
+	$(VENV)/bin/mypy core services tools bench
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 

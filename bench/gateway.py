@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -87,7 +88,7 @@ def _load(
     return done, done / result["timeTakenSeconds"], pct["50"] / 1000, pct["99"] / 1000
 
 
-def _extra_envoy(stack: Stack, name: str, **switches: bool) -> tuple[subprocess.Popen[bytes], str]:
+def _extra_envoy(stack: Stack, name: str, **switches: Any) -> tuple[subprocess.Popen[bytes], str]:
     gateway = dataclasses.replace(
         _gateway(stack),
         api_port=free_port(),
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         limited, limited_url = _extra_envoy(stack, "auth-limit")
         extra = (plain, authed, bare, limited)
-        components = {
+        components: dict[str, list[int | None]] = {
             "envoy": [p.pid for p in extra],
             "auth": [stack.pid("auth")],
             "embedder": [stack.pid("embedder")],
