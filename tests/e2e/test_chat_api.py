@@ -23,6 +23,7 @@ from tests.conftest import COMPAT_MODEL
 from tests.support.assertions import error_body, reason_of
 from tests.support.auth import DEV_KEY, DEV_KEY_2
 from tests.support.chat_qa import Score, load_qa, score_answer
+from tests.support.websocket import ask
 
 pytestmark = pytest.mark.e2e
 
@@ -323,25 +324,15 @@ async def test_websocket_round_trip_on_one_connection(stack, docs):
     url = f"ws://127.0.0.1:{stack.cfg.api_port}/api/v1/chat/ws"
     headers = {"authorization": f"Bearer {DEV_KEY}"}
     async with aiohttp.ClientSession(headers=headers) as session, session.ws_connect(url) as ws:
-
-        async def ask(payload):
-            await ws.send_json(payload)
-            events = []
-            while True:
-                event = await asyncio.wait_for(ws.receive_json(), 30)
-                events.append(event)
-                if "done" in event or "error" in event:
-                    return events
-
-        first = await ask({"message": "Who created Kestrel?", "collection": docs["collection"]})
+        first = await ask(ws, {"message": "Who created Kestrel?", "collection": docs["collection"]})
         assert kinds(first)[0] == "start" and kinds(first)[-1] == "done"
         conversation = first[0]["start"]["conversation_id"]
         assert "Ines Varga" in "".join(e.get("delta", "") for e in first)
         # The next message on the same connection continues the conversation.
-        second = await ask({"message": "What does it compile to?"})
+        second = await ask(ws, {"message": "What does it compile to?"})
         assert second[0]["start"]["conversation_id"] == conversation
         assert "WebAssembly" in "".join(e.get("delta", "") for e in second)
-        bad = await ask({"message": ""})
+        bad = await ask(ws, {"message": ""})
         assert bad[-1]["error"]["reason"] == "EMPTY_MESSAGE"
         await ws.send_str("not json")
         assert (await ws.receive_json())["error"]["reason"] == "INVALID_JSON"

@@ -15,7 +15,7 @@ from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
 from tests.support.assertions import error_body, reason_of
 from tests.support.auth import DEV_TENANT, bearer_interceptors
-from tests.support.gateway import bearer, create_key, wait_until
+from tests.support.gateway import bearer, cors_preflight, create_key, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -323,14 +323,7 @@ async def test_dev_key_belongs_to_its_dev_tenant(api):
 
 # -- CORS ------------------------------------------------------------------------------------
 async def test_cors_preflight_is_answered_at_the_edge(anon_api):
-    reply = await anon_api.options(
-        "/api/v1/embeddings",
-        headers={
-            "origin": "http://localhost:3000",
-            "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization, content-type",
-        },
-    )
+    reply = await cors_preflight(anon_api, "/api/v1/embeddings")
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == "http://localhost:3000"
     assert "POST" in reply.headers["access-control-allow-methods"]

@@ -8,7 +8,7 @@ import pytest
 from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
 from tests.support.assertions import error_body, reason_of
-from tests.support.gateway import bearer
+from tests.support.gateway import bearer, cors_preflight
 
 pytestmark = pytest.mark.e2e
 
@@ -82,14 +82,7 @@ async def test_plain_http_chat_routes_bypass_the_transcoder(api):
 
 
 async def test_cors_preflight_still_answered_on_a_real_path(anon_api):
-    reply = await anon_api.options(
-        "/api/v1/search",
-        headers={
-            "origin": "http://localhost:3000",
-            "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization, content-type",
-        },
-    )
+    reply = await cors_preflight(anon_api, "/api/v1/search")
     assert reply.status_code == 200
     assert reply.headers["access-control-allow-origin"] == "http://localhost:3000"
     # Not a preflight: the path does not serve OPTIONS.

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from tests.support.gateway import bearer, create_key
+from tests.support.websocket import ask
 
 pytestmark = pytest.mark.e2e
 
@@ -37,16 +38,6 @@ async def _key_with_a_collection(api, anon_api) -> tuple[str, str]:
     return key, "birds"
 
 
-async def _ask(ws: aiohttp.ClientWebSocketResponse, payload: dict) -> list[dict]:
-    await ws.send_json(payload)
-    events = []
-    while True:
-        event = await asyncio.wait_for(ws.receive_json(), 30)
-        events.append(event)
-        if "done" in event or "error" in event:
-            return events
-
-
 async def _handshake_status(stack, protocols: tuple[str, ...], **headers: str) -> int:
     async with aiohttp.ClientSession(headers=headers) as session:
         try:
@@ -66,7 +57,7 @@ async def test_api_key_as_subprotocol_chats_as_its_tenant(stack, api, anon_api):
     ):
         # Only the real subprotocol is echoed (the token never reaches the service).
         assert ws.protocol == SUBPROTOCOL
-        events = await _ask(ws, {"message": "What sings loudly?", "collection": collection})
+        events = await ask(ws, {"message": "What sings loudly?", "collection": collection})
         assert "start" in events[0] and "done" in events[-1], events
         conversation = events[0]["start"]["conversation_id"]
     mine = await anon_api.get(f"/api/v1/conversations/{conversation}", headers=bearer(key))
@@ -84,7 +75,7 @@ async def test_jwt_as_subprotocol(stack, api, anon_api):
         session.ws_connect(_url(stack), protocols=protocols) as ws,
     ):
         assert ws.protocol == SUBPROTOCOL
-        events = await _ask(ws, {"message": "What is a wren?", "collection": collection})
+        events = await ask(ws, {"message": "What is a wren?", "collection": collection})
         assert "start" in events[0] and "done" in events[-1], events
 
 
@@ -115,7 +106,7 @@ async def test_subprotocol_key_is_not_logged(stack, api, anon_api):
         aiohttp.ClientSession() as session,
         session.ws_connect(_url(stack), protocols=protocols) as ws,
     ):
-        await _ask(ws, {"message": "Hi", "collection": collection})
+        await ask(ws, {"message": "Hi", "collection": collection})
     await asyncio.sleep(1.0)
     assert await asyncio.to_thread(_logs_mentioning, Path(stack.cfg.log_dir), key) == []
 

@@ -32,3 +32,15 @@ async def wait_until(check: Any, timeout: float, interval: float = 0.1) -> float
         if time.monotonic() - started > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def cors_preflight(client: httpx.AsyncClient, path: str) -> httpx.Response:
+    """A browser's preflight for a POST with a bearer token from the dev UI's origin."""
+    return await client.options(
+        path,
+        headers={
+            "origin": "http://localhost:3000",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+    )
