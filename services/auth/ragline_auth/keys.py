@@ -362,10 +362,15 @@ class KeyService:
     async def invalidate(self, key_id: str) -> None:
         """Drops the key from this process's cache and tells every other process."""
         self.cache.drop(key_id)
-        try:
-            await self.redis.publish(INVALIDATION_CHANNEL, key_id)
-        except RedisError:
-            log.warning("revocation not broadcast (Redis down); caches expire within TTL")
+        # The shared client gives up after 0.5 s (a busy Redis, a connection dropped by a
+        # restart): a revocation is worth a few more tries.
+        for attempt in range(4):
+            try:
+                await self.redis.publish(INVALIDATION_CHANNEL, key_id)
+                return
+            except RedisError:
+                await asyncio.sleep(0.1 * 2**attempt)
+        log.warning("revocation not broadcast (Redis down); caches expire within TTL")
 
     async def listen(
         self, stop: asyncio.Event, redis: aioredis.Redis, subscribed: asyncio.Event
