@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import uuid
 
 import numpy as np
@@ -139,6 +142,21 @@ async def test_body_over_the_cap_is_413_json(api):
     huge = "a" * (2 * 1024 * 1024)
     body = error_body(await api.post("/api/v1/embeddings", json={"text": huge}), 413)
     assert reason_of(body) == "REQUEST_TOO_LARGE"
+
+
+async def test_body_over_the_cap_is_413_even_while_auth_is_slow(api, stack):
+    """A declared body over the cap is refused before the auth call: with ext_authz pending,
+    Envoy stops reading a large body, and the upload could hang instead of failing."""
+    auth = stack.pid("auth")
+    os.kill(auth, signal.SIGSTOP)
+    try:
+        pending = asyncio.ensure_future(
+            api.post("/api/v1/embeddings", json={"text": "a" * (2 * 1024 * 1024)}, timeout=15)
+        )
+        await asyncio.sleep(0.5)
+    finally:
+        os.kill(auth, signal.SIGCONT)
+    assert reason_of(error_body(await pending, 413)) == "REQUEST_TOO_LARGE"
 
 
 async def test_unknown_path_is_404_json(api):

@@ -48,6 +48,7 @@ _JWT_FILTER = "envoy.filters.http.jwt_authn"
 # Lua, given code only on the WebSocket route (envoy/ws_bearer.lua): a token offered as the
 # subprotocol "ragline.bearer.<token>" becomes the Authorization header.
 WS_BEARER_FILTER = "ragline.ws_bearer"
+BODY_CAP_FILTER = "ragline.declared_body_cap"
 _JWT_PAYLOAD = "jwt_payload"
 _BURST_WINDOW_S = 1
 _EXPOSED_HEADERS = (
@@ -302,6 +303,25 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
         {
             "name": "envoy.filters.http.cors",
             "typed_config": {"@type": _type("envoy.extensions.filters.http.cors.v3.Cors")},
+        },
+        # A body that declares a length over the cap gets 413 before any auth call: while
+        # ext_authz is pending, Envoy read-disables a body past the connection buffer, and
+        # such an upload hung instead of failing (the buffer filter still caps the rest).
+        {
+            "name": BODY_CAP_FILTER,
+            "typed_config": {
+                "@type": _type("envoy.extensions.filters.http.lua.v3.Lua"),
+                "default_source_code": {
+                    "inline_string": (
+                        "function envoy_on_request(handle)\n"
+                        '  local length = tonumber(handle:headers():get("content-length"))\n'
+                        f"  if length ~= nil and length > {cfg.max_request_bytes} then\n"
+                        '    handle:respond({[":status"] = "413"}, "request body too large")\n'
+                        "  end\n"
+                        "end\n"
+                    )
+                },
+            },
         },
         {
             "name": "envoy.filters.http.local_ratelimit",
