@@ -69,17 +69,21 @@ def document_key(tenant: str, collection: str, document_id: str) -> str:
     return f"{tenant}/{collection}/{document_id}"
 
 
-def chunk_keys(
-    tenant: str, collection: str, document_id: str, generation: int, count: int
-) -> list[str]:
-    """The _ids of a document's chunks at one generation.
+def chunk_key(tenant: str, collection: str, document_id: str, generation: int, index: int) -> str:
+    """The _id of one chunk of a document at one generation.
 
     Hot paths address chunks by _id: FerretDB's SQLite backend serves only a filter of
     `_id` alone from an index (with the fix in scripts/install_ferretdb.sh); any other
     filter reads and decodes every document of the collection.
     """
-    key = document_key(tenant, collection, document_id)
-    return [f"{key}/{generation}/{index}" for index in range(count)]
+    return f"{document_key(tenant, collection, document_id)}/{generation}/{index}"
+
+
+def chunk_keys(
+    tenant: str, collection: str, document_id: str, generation: int, count: int
+) -> list[str]:
+    """The _ids of a document's chunks at one generation, in order."""
+    return [chunk_key(tenant, collection, document_id, generation, i) for i in range(count)]
 
 
 @dataclass(frozen=True)

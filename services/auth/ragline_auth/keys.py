@@ -364,12 +364,13 @@ class KeyService:
         self.cache.drop(key_id)
         # The shared client gives up after 0.5 s (a busy Redis, a connection dropped by a
         # restart): a revocation is worth a few more tries.
-        for attempt in range(4):
+        for delay in (0.1, 0.2, 0.4, None):
             try:
                 await self.redis.publish(INVALIDATION_CHANNEL, key_id)
                 return
             except RedisError:
-                await asyncio.sleep(0.1 * 2**attempt)
+                if delay is not None:
+                    await asyncio.sleep(delay)
         log.warning("revocation not broadcast (Redis down); caches expire within TTL")
 
     async def listen(

@@ -261,20 +261,22 @@ class IngestService:
                     )
                 )
             if writes:
-                outcomes.update(await self._write(tenant, collection, work, writes))
+                outcomes.update(
+                    await self._write(tenant, collection, [item for item, _ in work], writes)
+                )
         return [outcomes[item.index] for item in items]
 
     async def _write(
         self,
         tenant: str,
         collection: str,
-        work: list[tuple[Item, list[Chunk]]],
+        items: list[Item],
         writes: list[DocumentWrite],
     ) -> dict[int, Outcome]:
         results = await self.writer.replace_documents(tenant, collection, writes)
         outcomes: dict[int, Outcome] = {}
         changes = []
-        for (item, _), write, result in zip(work, writes, results, strict=True):
+        for item, write, result in zip(items, writes, results, strict=True):
             if isinstance(result, Exception):
                 # This document fails alone (its previous version, if any, stays whole);
                 # the job goes on with the others.

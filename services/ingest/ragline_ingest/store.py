@@ -26,6 +26,7 @@ from ragline_core.corpus import (
     COLLECTIONS,
     DOCUMENTS,
     CollectionInfo,
+    chunk_key,
     chunk_keys,
     collection_key,
     document_key,
@@ -253,7 +254,7 @@ class CorpusWriter:
         self, tenant: str, collection: str, write: DocumentWrite, generation: int, c: ChunkRecord
     ) -> Doc:
         record: Doc = {
-            "_id": chunk_keys(tenant, collection, write.document_id, generation, c.index + 1)[-1],
+            "_id": chunk_key(tenant, collection, write.document_id, generation, c.index),
             "tenant": tenant,
             "collection": collection,
             "document_id": write.document_id,
@@ -277,7 +278,7 @@ class CorpusWriter:
         if not keys:
             return
         try:
-            # One command of `_id` deletes (see ragline_core.corpus.chunk_keys for why).
+            # One command of `_id` deletes (see ragline_core.corpus.chunk_key for why).
             await self.db[CHUNKS].bulk_write([DeleteOne({"_id": k}) for k in keys], ordered=False)
         except PyMongoError:
             log.warning("could not remove %d superseded chunks", len(keys), exc_info=True)
