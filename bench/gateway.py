@@ -6,11 +6,14 @@ One throwaway stack; four more Envoy processes beside the stack's own, rendered 
 same template with different switches (and no burst bucket), all in front of the same
 services:
   - `none`:    no authentication, no rate limits (GatewayConfig.auth_enabled=False).
-  - `api key`: ext_authz to the auth service on every request.
+  - `api key`: the auth service's answer for the key, reused by the gateway's key cache
+               (envoy/key_cache.lua) for GATEWAY_KEY_CACHE_TTL (1 s).
+  - `api key, no key cache`: ext_authz to the auth service on every request.
   - `jwt`:     a JWT from POST /api/v1/tokens, verified by Envoy's jwt_authn (no auth call).
 Both authenticated columns run without the global limiter (its cost is the separate
 `+ratelimit` rows; the bench stack raises every limit 1000-fold so none is reached).
-Columns are interleaved round by round so a noisy shared machine hits each alike.
+Columns are interleaved round by round, each round starting one column later, so a noisy
+shared machine (and whatever the previous column left running) hits each alike.
 Requests/s and p50/p99 latency of GET /api/v1/embedding-models (served by the embedder from
 memory) at a fixed concurrency, high enough (32) to saturate the machine: the ratios are
 then what auth costs in throughput, not in the latency of a half-idle system.
@@ -162,11 +165,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     with bench_stack() as stack:
         plain, plain_url = _extra_envoy(stack, "noauth", auth_enabled=False)
         authed, authed_url = _extra_envoy(stack, "auth", ratelimit_enabled=False)
+        uncached, uncached_url = _extra_envoy(
+            stack, "auth-nocache", ratelimit_enabled=False, key_cache=False
+        )
         bare, bare_url = _extra_envoy(
             stack, "auth-nolog", ratelimit_enabled=False, usage_logging=False
         )
         limited, limited_url = _extra_envoy(stack, "auth-limit")
-        extra = (plain, authed, bare, limited)
+        extra = (plain, authed, uncached, bare, limited)
         components: dict[str, list[int | None]] = {
             "envoy": [p.pid for p in extra],
             "auth": [stack.pid("auth")],
@@ -177,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             _wait_ready(plain_url, {})
             _wait_ready(authed_url, DEV_HEADERS)
+            _wait_ready(uncached_url, DEV_HEADERS)
             _wait_ready(bare_url, DEV_HEADERS)
             _wait_ready(limited_url, DEV_HEADERS)
             token = httpx.post(
@@ -188,14 +195,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "none": (plain_url, {}),
                 "api key": (authed_url, DEV_HEADERS),
                 "jwt": (authed_url, jwt_headers),
+                "api key, no key cache": (uncached_url, DEV_HEADERS),
                 "api key, no usage log": (bare_url, DEV_HEADERS),
                 "jwt, no usage log": (bare_url, jwt_headers),
                 "api key +ratelimit": (limited_url, DEV_HEADERS),
                 "jwt +ratelimit": (limited_url, jwt_headers),
             }
             cells = {name: Cell() for name in targets}
-            for _ in range(args.rounds):
-                for name, (url, headers) in targets.items():
+            names = list(targets)
+            for round_no in range(args.rounds):
+                shift = round_no % len(names)
+                for name in names[shift:] + names[:shift]:
+                    url, headers = targets[name]
                     before = _session_cpu()
                     done, rps, p50, p99 = _load(url, headers, args.seconds, args.concurrency)
                     # Usage entries still in flight are the sink's work for this cell.

@@ -3,12 +3,15 @@ pure parts (scopes, hashing, decisions)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import yaml
 
 from ragline_auth import scopes as sc
-from ragline_auth.authz import Authorizer, Denial, Identity
-from ragline_auth.keys import KeyHasher, generate_key
+from ragline_auth.authz import Authorizer, Denial, Identity, allowed
+from ragline_auth.keys import ApiKey, KeyHasher, generate_key
+from ragline_auth.tokens import Claims
 from ragline_stack import gateway
 from ragline_stack.envoy_config import REST_ROUTES, GatewayConfig, render
 from ragline_stack.stack import ROOT
@@ -32,6 +35,7 @@ def test_filters_run_in_the_secure_order():
         gateway.WS_BEARER_FILTER,
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
+        gateway.KEY_CACHE_FILTER,
         "envoy.filters.http.ext_authz",
         "envoy.filters.http.ratelimit",
         "envoy.filters.http.buffer",
@@ -73,6 +77,42 @@ def test_every_route_is_authenticated_unless_public():
             assert scope in (*sc.SCOPES, sc.AUTHENTICATED, sc.API_KEY_ONLY), route
     assert routes[-1]["match"] == {"prefix": "/"} and routes[-1]["direct_response"]
     assert all(not r.public or r.cluster == "auth" for r in REST_ROUTES)
+
+
+def test_the_key_cache_knows_each_routes_scope_and_skips_ext_authz_only_when_verified():
+    hcm = _hcm(_doc())
+    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+        authz = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+        cached = route.get("metadata", {}).get("filter_metadata", {}).get(gateway.KEY_CACHE_FILTER)
+        if authz.get("disabled"):
+            assert cached is None, route  # public: the cache never sets an identity
+        else:
+            assert cached == {"scope": authz["check_settings"]["context_extensions"]["scope"]}
+    # The cache pairs a response with its request's key by x-request-id: Envoy must make a
+    # fresh one for every client request.
+    assert hcm["use_remote_address"] is True and hcm["internal_address_config"]["cidr_ranges"] == []
+    assert not hcm.get("preserve_external_request_id") and hcm.get("generate_request_id", True)
+    filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
+    code = filters[gateway.KEY_CACHE_FILTER]["default_source_code"]["inline_string"]
+    assert 'local AUTHZ_NAMESPACE = "envoy.filters.http.ext_authz"' in code
+    assert "function envoy_on_request" in code and "function envoy_on_response" in code
+    skip = filters["envoy.filters.http.ext_authz"]["filter_enabled_metadata"]
+    assert skip == {
+        "filter": "ragline.authn",
+        "path": [{"key": "verified"}],
+        "value": {"present_match": True},
+        "invert": True,
+    }
+
+
+def test_without_the_key_cache_only_a_verified_jwt_skips_ext_authz():
+    hcm = _hcm(_doc(key_cache=False))
+    filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
+    assert gateway.KEY_CACHE_FILTER not in filters
+    skip = filters["envoy.filters.http.ext_authz"]["filter_enabled_metadata"]
+    assert skip["filter"] == "envoy.filters.http.jwt_authn" and skip["invert"] is True
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert not any("metadata" in r for r in routes)
 
 
 def test_edge_hardening():
@@ -152,6 +192,70 @@ async def test_decisions_on_bad_credentials(header, reason):
     decision = await authorizer.decide({"authorization": header} if header else {}, "search")
     assert isinstance(decision, Denial) and decision.reason == reason
     assert decision.http_status == 401
+
+
+def _key(expires_in: float | None = None) -> ApiKey:
+    now = datetime.now(UTC)
+    return ApiKey(
+        key_id="k1",
+        digest="d",
+        prefix="rl_live_ab",
+        tenant="acme",
+        scopes=("search", "embeddings"),
+        tier="free",
+        environment="live",
+        name="",
+        created_at=now,
+        expires_at=None if expires_in is None else now + timedelta(seconds=expires_in),
+    )
+
+
+class _FoundKeys:
+    def __init__(self, key: ApiKey) -> None:
+        self.key = key
+        self.touched = 0
+
+    async def lookup(self, token):
+        return self.key
+
+    def touch(self, key):
+        self.touched += 1
+
+
+@pytest.mark.parametrize(
+    ("ttl", "expires_in", "low", "high"),
+    [
+        (1.0, None, 1000, 1000),  # the configured reuse
+        (1.0, 0.3, 1, 300),  # never past the key's expiry (or a rotation's grace)
+        (0.0, None, 0, 0),  # off: every request is checked
+    ],
+)
+async def test_an_allowed_key_says_how_long_the_gateway_may_reuse_it(ttl, expires_in, low, high):
+    keys = _FoundKeys(_key(expires_in))
+    authorizer = Authorizer(keys, None, gateway_cache_ttl=ttl)  # type: ignore[arg-type]
+    identity = await authorizer.decide({"authorization": "Bearer rl_live_x"}, "search")
+    assert isinstance(identity, Identity) and low <= identity.cache_ms <= high
+    metadata = dict(allowed(identity).dynamic_metadata)
+    assert metadata["tenant"] == "acme" and metadata["key_id"] == "k1"
+    if identity.cache_ms:
+        assert metadata["cache_ms"] == identity.cache_ms
+        assert metadata["scopes"] == "search,embeddings" and metadata["tier"] == "free"
+    else:
+        assert "cache_ms" not in metadata
+    assert keys.touched == 1
+
+
+async def test_a_denied_scope_or_a_jwt_is_never_cached_at_the_gateway():
+    class _Signer:
+        def verify(self, token):
+            return Claims("k1", "acme", ("search",), "free")
+
+    authorizer = Authorizer(_FoundKeys(_key()), _Signer(), gateway_cache_ttl=1.0)  # type: ignore[arg-type]
+    denied = await authorizer.decide({"authorization": "Bearer rl_live_x"}, "admin")
+    assert isinstance(denied, Denial) and denied.http_status == 403
+    jwt = await authorizer.decide({"authorization": "Bearer eyJa.eyJb.c"}, "search")
+    assert isinstance(jwt, Identity) and jwt.method == "jwt" and jwt.cache_ms == 0
+    assert "cache_ms" not in dict(allowed(jwt).dynamic_metadata)
 
 
 def test_scope_check():

@@ -18,7 +18,7 @@ import yaml
 
 from ragline_stack import bindings, gateway
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "envoy" / "envoy.yaml.tmpl"
+TEMPLATE = gateway.ENVOY_DIR / "envoy.yaml.tmpl"
 SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
 # The chat service's HTTP port (WebSocket chat, OpenAI-compatible API): HTTP/1.1 upstream.
 CHAT_HTTP = "chat_http"
@@ -169,6 +169,10 @@ class GatewayConfig:
     ratelimit_enabled: bool = True
     # False: no usage access logs to the auth service.
     usage_logging: bool = True
+    # False: every API-key request is checked by the auth service (no envoy/key_cache.lua;
+    # a benchmark column). How long a check is reused is the auth service's choice
+    # (GATEWAY_KEY_CACHE_TTL).
+    key_cache: bool = True
     # OTLP/gRPC collector ("host:port" or a URL): the gateway starts each request's trace
     # there, and the services continue it (OTEL_EXPORTER_OTLP_ENDPOINT).
     otlp_endpoint: str | None = None

@@ -4,12 +4,14 @@ CORS, the burst bucket, JWTs (jwt_authn + per-route RBAC on their scopes), API k
 logs (gRPC access log service to the auth service) and the error replies of each.
 
 Filter order (each rejects before the next costs anything):
-  header_mutation → cors → local_ratelimit → ws_bearer (Lua, WebSocket route only)
-  → jwt_authn → rbac → ext_authz → ratelimit → buffer → grpc_json_transcoder → router
+  header_mutation → cors → declared_body_cap → local_ratelimit → ws_bearer (Lua, WebSocket
+  route only) → jwt_authn → rbac → key_cache (Lua) → ext_authz → ratelimit → buffer
+  → grpc_json_transcoder → router
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,7 +51,16 @@ _JWT_FILTER = "envoy.filters.http.jwt_authn"
 # subprotocol "ragline.bearer.<token>" becomes the Authorization header.
 WS_BEARER_FILTER = "ragline.ws_bearer"
 BODY_CAP_FILTER = "ragline.declared_body_cap"
+# Lua (envoy/key_cache.lua): reuses the auth service's "allowed" for an API key for a
+# moment; reads each route's scope from route metadata under its own name.
+KEY_CACHE_FILTER = "ragline.key_cache"
+# Dynamic metadata that says a request's credential is already verified (a JWT, or a cached
+# API key): ext_authz skips such requests.
+_VERIFIED_NAMESPACE = "ragline.authn"
+_AUTHZ_FILTER = "envoy.filters.http.ext_authz"
+_KEY_CACHE_MAX_ENTRIES = 10_000
 _JWT_PAYLOAD = "jwt_payload"
+ENVOY_DIR = Path(__file__).resolve().parents[2] / "envoy"
 _BURST_WINDOW_S = 1
 _EXPOSED_HEADERS = (
     "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, "
@@ -124,12 +135,14 @@ def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dic
     per_filter: dict[str, Any] = entry.setdefault("typed_per_filter_config", {})
     authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
     if scope is None:
-        per_filter["envoy.filters.http.ext_authz"] = {"@type": authz_type, "disabled": True}
+        per_filter[_AUTHZ_FILTER] = {"@type": authz_type, "disabled": True}
         return entry
-    per_filter["envoy.filters.http.ext_authz"] = {
+    per_filter[_AUTHZ_FILTER] = {
         "@type": authz_type,
         "check_settings": {"context_extensions": {"scope": scope}},
     }
+    if cfg.key_cache:
+        entry["metadata"] = {"filter_metadata": {KEY_CACHE_FILTER: {"scope": scope}}}
     rbac = _rbac(scope)
     if rbac is not None:
         per_filter["envoy.filters.http.rbac"] = rbac
@@ -413,8 +426,9 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
             "name": "envoy.filters.http.rbac",
             "typed_config": {"@type": _type("envoy.extensions.filters.http.rbac.v3.RBAC")},
         },
+        *_key_cache(cfg),
         {
-            "name": "envoy.filters.http.ext_authz",
+            "name": _AUTHZ_FILTER,
             "typed_config": {
                 "@type": _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"),
                 "transport_api_version": "V3",
@@ -425,13 +439,8 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 "allowed_headers": {
                     "patterns": [{"exact": "authorization"}, {"exact": "content-type"}]
                 },
-                # A request with a verified JWT skips the call.
-                "filter_enabled_metadata": {
-                    "filter": _JWT_FILTER,
-                    "path": [{"key": _JWT_PAYLOAD}],
-                    "value": {"present_match": True},
-                    "invert": True,
-                },
+                # A request with a verified JWT (or a cached key) skips the call.
+                "filter_enabled_metadata": _skip_authz_when(cfg),
             },
         },
     ]
@@ -457,6 +466,44 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
             }
         )
     return filters
+
+
+def _key_cache(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    if not cfg.key_cache:
+        return []
+    prelude = (
+        f"local MAX_ENTRIES = {_KEY_CACHE_MAX_ENTRIES}\n"
+        f'local SKIP_NAMESPACE = "{_VERIFIED_NAMESPACE}"\n'
+        f'local AUTHZ_NAMESPACE = "{_AUTHZ_FILTER}"\n'
+        f'local JWT_NAMESPACE = "{_JWT_FILTER}"\n'
+        f'local JWT_PAYLOAD = "{_JWT_PAYLOAD}"\n'
+    )
+    return [
+        {
+            "name": KEY_CACHE_FILTER,
+            "typed_config": {
+                "@type": _type("envoy.extensions.filters.http.lua.v3.Lua"),
+                "default_source_code": {
+                    "inline_string": prelude + (ENVOY_DIR / "key_cache.lua").read_text()
+                },
+            },
+        }
+    ]
+
+
+def _skip_authz_when(cfg: GatewayConfig) -> dict[str, Any]:
+    """ext_authz's filter_enabled_metadata, inverted: the request is already verified."""
+    if cfg.key_cache:
+        # key_cache.lua marks both a cached key and a JWT that jwt_authn verified.
+        filter_name, path = _VERIFIED_NAMESPACE, [{"key": "verified"}]
+    else:
+        filter_name, path = _JWT_FILTER, [{"key": _JWT_PAYLOAD}]
+    return {
+        "filter": filter_name,
+        "path": path,
+        "value": {"present_match": True},
+        "invert": True,
+    }
 
 
 def _access_logs(cfg: GatewayConfig) -> list[dict[str, Any]]:

@@ -66,7 +66,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     openapi = docs.load(settings.OPENAPI_PATH)
 
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationServicer(Authorizer(keys, signer)), server
+        AuthorizationServicer(Authorizer(keys, signer, settings.GATEWAY_KEY_CACHE_TTL)), server
     )
     sink = UsageSink(usage, settings.USAGE_FLUSH_INTERVAL)
     als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(sink), server)

@@ -44,6 +44,8 @@ class Identity:
     scopes: tuple[str, ...]
     tier: str
     method: str  # "api_key" or "jwt"
+    # How long the gateway may reuse this answer for the same key (envoy/key_cache.lua).
+    cache_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ def _unauthenticated(reason: str, message: str) -> Denial:
 class Authorizer:
     """Decides one request from its headers and the scope its route needs."""
 
-    def __init__(self, keys: KeyService, signer: Signer) -> None:
+    def __init__(self, keys: KeyService, signer: Signer, gateway_cache_ttl: float = 0.0) -> None:
         self.keys = keys
         self.signer = signer
+        self.gateway_cache_ttl = gateway_cache_ttl
 
     async def decide(self, headers: Mapping[str, str], scope: str) -> Identity | Denial:
         header = headers.get("authorization", "")
@@ -102,13 +105,19 @@ class Authorizer:
         key = await self.keys.lookup(token)
         if key is None:
             return _unauthenticated("INVALID_API_KEY", "invalid API key")
-        state = key.state(datetime.now(UTC))
+        now = datetime.now(UTC)
+        state = key.state(now)
         if state == "revoked":
             return _unauthenticated("KEY_REVOKED", "API key revoked")
         if state == "expired":
             return _unauthenticated("KEY_EXPIRED", "API key expired")
         self.keys.touch(key)
-        return Identity(key.key_id, key.tenant, key.scopes, key.tier, "api_key")
+        cache_s = self.gateway_cache_ttl
+        if key.expires_at is not None:
+            # Never reused past the key's expiry (nor a rotated key's grace period).
+            cache_s = min(cache_s, (key.expires_at - now).total_seconds())
+        cache_ms = int(cache_s * 1000)
+        return Identity(key.key_id, key.tenant, key.scopes, key.tier, "api_key", max(cache_ms, 0))
 
     @staticmethod
     def _check_scope(identity: Identity, scope: str) -> Identity | Denial:
@@ -143,6 +152,15 @@ def _header(key: str, value: str) -> core_pb.HeaderValueOption:
 def allowed(identity: Identity) -> authz_pb.CheckResponse:
     metadata = struct_pb2.Struct()
     metadata.update({"tenant": identity.tenant, "key_id": identity.key_id})
+    if identity.cache_ms > 0:
+        # What the gateway's key cache needs to answer for this key by itself.
+        metadata.update(
+            {
+                "cache_ms": identity.cache_ms,
+                "scopes": ",".join(identity.scopes),
+                "tier": identity.tier,
+            }
+        )
     return authz_pb.CheckResponse(
         status=status_pb2.Status(code=code_pb2.OK),
         ok_response=authz_pb.OkHttpResponse(

@@ -24,6 +24,10 @@ class AuthSettings(CoreSettings):
     # Seconds a key lookup is cached per auth process. Revocations also reach every
     # process at once over Redis pub/sub; this TTL bounds the delay when Redis is down.
     KEY_CACHE_TTL: float = Field(default=2.0, ge=0.0, le=60.0)
+    # Seconds the gateway may reuse an API key's check without asking this service again
+    # (per Envoy worker, envoy/key_cache.lua; never past the key's expiry). Revocation takes
+    # up to this long to reach the gateway. 0 = every request is checked here.
+    GATEWAY_KEY_CACHE_TTL: float = Field(default=1.0, ge=0.0, le=10.0)
     # Default grace period of a rotated key, seconds.
     KEY_ROTATION_GRACE: int = Field(default=86_400, ge=0, le=30 * 86_400)
     # JWTs from POST /api/v1/tokens: lifetime (seconds, also the maximum), issuer, audience.

@@ -1,0 +1,111 @@
+-- The gateway's API-key cache: the auth service's "allowed" for a key, reused for a moment.
+--
+-- Each Envoy worker thread keeps its own table (Lua state is per worker): Authorization
+-- value -> identity, for at most the milliseconds the auth service allowed (`cache_ms` in
+-- its ext_authz metadata: GATEWAY_KEY_CACHE_TTL, never past the key's expiry). A hit sets
+-- the identity headers ext_authz would have set and marks the request so ext_authz skips
+-- it; anything else (a miss, an expired entry, a scope the key lacks, a Lua error) goes to
+-- ext_authz as before. Only allowed API keys are cached; denials and JWTs never are.
+--
+-- A miss remembers its key by x-request-id until the response, when the ext_authz
+-- metadata says whether and how long to keep it (ext_authz removes Authorization, and
+-- dynamic metadata would carry the key into the access log, so neither can hold it).
+-- The edge regenerates x-request-id for every request (use_remote_address, no trusted
+-- internal addresses, preserve_external_request_id off), so a client cannot make two
+-- requests share one and swap their identities.
+--
+-- Set before this script: MAX_ENTRIES, SKIP_NAMESPACE, AUTHZ_NAMESPACE, JWT_NAMESPACE,
+-- JWT_PAYLOAD.
+
+local cache, cached = {}, 0
+local pending, waiting = {}, 0
+
+local function scope_allowed(entry, scope)
+  return scope == "authenticated" or scope == "api_key_only" or entry.scopes[scope] == true
+end
+
+local function remember(rid, auth)
+  if waiting >= MAX_ENTRIES then
+    -- Requests that never got a response (reset streams) would pile up: start over.
+    pending, waiting = {}, 0
+  end
+  if pending[rid] == nil then
+    waiting = waiting + 1
+  end
+  pending[rid] = auth
+end
+
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local auth = headers:get("authorization")
+  local metadata = handle:streamInfo():dynamicMetadata()
+  if auth == nil then
+    -- jwt_authn removes a token it verified (forward: false) and leaves its payload.
+    local jwt = metadata:get(JWT_NAMESPACE)
+    if jwt ~= nil and jwt[JWT_PAYLOAD] ~= nil then
+      metadata:set(SKIP_NAMESPACE, "verified", "jwt")
+    end
+    return
+  end
+  -- The scope this route needs (route metadata); none on public routes.
+  local scope = handle:metadata():get("scope")
+  if scope == nil then
+    return
+  end
+  local entry = cache[auth]
+  if entry ~= nil and entry.expires <= handle:timestamp() then
+    cache[auth] = nil
+    cached = cached - 1
+    entry = nil
+  end
+  if entry ~= nil and scope_allowed(entry, scope) then
+    headers:replace("x-ragline-tenant", entry.tenant)
+    headers:replace("x-ragline-key-id", entry.key_id)
+    headers:replace("x-ragline-scopes", entry.scopes_header)
+    headers:replace("x-ragline-tier", entry.tier)
+    headers:replace("x-ragline-auth", "api_key")
+    headers:remove("authorization")
+    -- Last, so a failure above leaves the request to ext_authz.
+    metadata:set(SKIP_NAMESPACE, "verified", "api_key")
+    return
+  end
+  local rid = headers:get("x-request-id")
+  if rid ~= nil then
+    remember(rid, auth)
+  end
+end
+
+function envoy_on_response(handle)
+  if waiting == 0 then
+    return
+  end
+  local rid = handle:requestHeaders():get("x-request-id")
+  local auth = rid and pending[rid]
+  if auth == nil then
+    return
+  end
+  pending[rid] = nil
+  waiting = waiting - 1
+  local allowed = handle:streamInfo():dynamicMetadata():get(AUTHZ_NAMESPACE)
+  if allowed == nil or allowed.cache_ms == nil or allowed.cache_ms <= 0 then
+    return
+  end
+  local scopes = {}
+  for scope in string.gmatch(allowed.scopes or "", "[^,]+") do
+    scopes[scope] = true
+  end
+  if cached >= MAX_ENTRIES then
+    cache, cached = {}, 0
+  end
+  if cache[auth] == nil then
+    cached = cached + 1
+  end
+  cache[auth] = {
+    expires = handle:timestamp() + allowed.cache_ms,
+    tenant = allowed.tenant,
+    key_id = allowed.key_id,
+    scopes = scopes,
+    scopes_header = allowed.scopes or "",
+    tier = allowed.tier,
+  }
+end
