@@ -226,6 +226,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     _print(cells, args, list(components))
 
 
+def _total_cpu(cell: Cell) -> float:
+    """Median over the rounds of all servers' CPU seconds per request."""
+    rounds = zip(*cell.cpu.values(), strict=True)
+    totals: list[float] = [sum(per_component) for per_component in rounds]
+    return statistics.median(totals)
+
+
 def _print(cells: dict[str, Cell], args: argparse.Namespace, components: list[str]) -> None:
     med = statistics.median
     base = med(cells["none"].rps)
@@ -234,14 +241,19 @@ def _print(cells: dict[str, Cell], args: argparse.Namespace, components: list[st
         f"{args.rounds} rounds x {args.seconds:g}s per cell (median of rounds)\n"
     )
     cpu_cols = "".join(f"{c:>10}" for c in components)
+    base_cpu = _total_cpu(cells["none"])
     print(f"{'':<57}server CPU µs per request")
-    print(f"{'auth':<24}{'req/s':>8}{'vs none':>9}{'p50 ms':>8}{'p99 ms':>8}{cpu_cols}")
+    print(
+        f"{'auth':<24}{'req/s':>8}{'vs none':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'total':>8}{'vs none':>9}{cpu_cols}"
+    )
     for name, cell in cells.items():
         value = med(cell.rps)
+        total = _total_cpu(cell)
         cpu = "".join(f"{med(cell.cpu[c]) * 1e6:>10.0f}" for c in components)
         print(
             f"{name:<24}{value:>8.0f}{value / base - 1:>+9.1%}{med(cell.p50_ms):>8.2f}"
-            f"{med(cell.p99_ms):>8.2f}{cpu}"
+            f"{med(cell.p99_ms):>8.2f}{total * 1e6:>8.0f}{total / base_cpu - 1:>+9.1%}{cpu}"
         )
     print("\ntargets: jwt >= -10% of none, api key >= -35% of none")
 
