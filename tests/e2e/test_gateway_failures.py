@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+
 import grpc
 import pytest
 
@@ -13,6 +16,7 @@ from tests.support.gateway import wait_until
 pytestmark = pytest.mark.e2e
 
 MODELS = "/api/v1/embedding-models"
+KEY_CACHE_TTL_S = 1.0  # GATEWAY_KEY_CACHE_TTL's default, which the test stack keeps
 
 
 async def _serving(api) -> bool:
@@ -21,11 +25,24 @@ async def _serving(api) -> bool:
 
 async def test_auth_service_down_is_503_never_a_pass(api, anon_api, gateway_channel, stack):
     stack.stop("auth")
+    stopped = time.monotonic()
     try:
-        for client in (api, anon_api):
-            reply = await client.get(MODELS)
-            body = error_body(reply, 503)
-            assert reason_of(body) == "AUTH_UNAVAILABLE"
+        # Nothing the auth service has not allowed gets through: no key, or a key the
+        # gateway has not seen, is 503 at once.
+        unseen = {"authorization": f"Bearer rl_live_{secrets.token_hex(32)}"}
+        for headers in ({}, unseen):
+            reply = await anon_api.get(MODELS, headers=headers)
+            assert reason_of(error_body(reply, 503)) == "AUTH_UNAVAILABLE"
+
+        # A key allowed within the last GATEWAY_KEY_CACHE_TTL (1 s) may still be served
+        # from the gateway's key cache until then; never longer.
+        async def refused() -> bool:
+            return (await api.get(MODELS)).status_code == 503
+
+        await wait_until(refused, timeout=KEY_CACHE_TTL_S + 2, interval=0.1)
+        assert time.monotonic() - stopped < KEY_CACHE_TTL_S + 2
+        reply = await api.get(MODELS)
+        assert reason_of(error_body(reply, 503)) == "AUTH_UNAVAILABLE"
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await emb_grpc.EmbedderServiceStub(gateway_channel).ListEmbeddingModels(
                 emb_pb.ListEmbeddingModelsRequest(), timeout=10
