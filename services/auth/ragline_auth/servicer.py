@@ -127,6 +127,16 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             raise InvalidArgumentError("ttl_seconds must not be negative", field="ttl_seconds")
         ttl = min(request.ttl_seconds or self.jwt_ttl, self.jwt_ttl)
         key = await self.keys.get(key_id)
+        # Read fresh from the database: a token outlives any cached "allowed" for its key.
+        now = datetime.now(_UTC)
+        state = key.state(now)
+        if state != "active":
+            raise UnauthenticatedError(f"API key {state}", reason=f"KEY_{state.upper()}")
+        if key.expires_at is not None:
+            # No token outlives its key (nor a rotated key's grace period).
+            ttl = min(ttl, int((key.expires_at - now).total_seconds()))
+            if ttl < 1:
+                raise UnauthenticatedError("API key expired", reason="KEY_EXPIRED")
         token, expires_in = self.signer.issue(key, ttl)
         return pb.CreateTokenResponse(
             access_token=token,
