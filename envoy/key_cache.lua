@@ -20,9 +20,15 @@
 local cache, cached = {}, 0
 local pending, waiting = {}, 0
 
--- "api_key_only" (minting a JWT) is never answered here: it is rare, and the token
--- it makes outlives any cached answer, so the auth service decides it every time.
+-- Never answered here, so a revocation stops them at once: "api_key_only" (minting a
+-- JWT, which outlives any cached answer) and "admin" (key management, any tenant's usage).
+-- Both are rare; the auth service decides them every time.
+local UNCACHED_SCOPES = { api_key_only = true, admin = true }
+
 local function scope_allowed(entry, scope)
+  if UNCACHED_SCOPES[scope] then
+    return false
+  end
   return scope == "authenticated" or entry.scopes[scope] == true
 end
 

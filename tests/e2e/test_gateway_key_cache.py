@@ -101,3 +101,14 @@ async def test_a_cached_key_works_over_native_grpc(api, stack):
                 auth_pb.ListApiKeysRequest(), timeout=10
             )
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_admin_routes_are_never_answered_from_the_cache(anon_api, api):
+    admin_key, record = await create_key(api, _tenant(), ["admin", "embeddings"])
+    for _ in range(3):
+        assert (await anon_api.get("/api/v1/keys", headers=bearer(admin_key))).status_code == 200
+        assert (await anon_api.get(MODELS, headers=bearer(admin_key))).status_code == 200
+    await api.post(f"/api/v1/keys/{record['key_id']}:revoke", json={})
+    # A revoked admin key cannot manage keys even within the cache's second.
+    reply = await anon_api.get("/api/v1/keys", headers=bearer(admin_key))
+    assert reason_of(error_body(reply, 401)) == "KEY_REVOKED"
