@@ -16,6 +16,7 @@ import aiohttp
 import httpx
 import openai
 import pytest
+from pymongo import MongoClient
 
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
@@ -168,6 +169,25 @@ async def test_new_and_continued_conversation_with_citations(api, docs):
     deleted = await api.delete(f"/api/v1/conversations/{body['conversation_id']}")
     assert deleted.status_code == 200 and deleted.json()["deleted_messages"] == 4
     error_body(await api.get(f"/api/v1/conversations/{body['conversation_id']}"), 404)
+
+
+async def test_a_full_conversation_is_400_and_keeps_its_messages(api, docs, stack):
+    first = await api.post(
+        "/api/v1/chat", json={"message": "Who created Kestrel?", "collection": docs["collection"]}
+    )
+    conversation_id = first.json()["conversation_id"]
+    # Fill it up to CHAT_MAX_CONVERSATION_MESSAGES (1000) without 500 real turns.
+    with MongoClient(f"mongodb://127.0.0.1:{stack.cfg.mongo_port}") as client:
+        client[stack.cfg.database]["chat_conversations"].update_one(
+            {"_id": conversation_id}, {"$set": {"message_count": 999}}
+        )
+    full = await api.post(
+        "/api/v1/chat", json={"message": "And when?", "conversation_id": conversation_id}
+    )
+    body = error_body(full, 400)
+    assert reason_of(body) == "CONVERSATION_FULL" and "start a new one" in body["message"]
+    conv = (await api.get(f"/api/v1/conversations/{conversation_id}")).json()["conversation"]
+    assert conv["message_count"] == 999 and len(conv["messages"]) == 2
 
 
 async def test_conversation_list_paginates(api, docs):

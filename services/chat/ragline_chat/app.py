@@ -97,6 +97,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             history_token_budget=settings.CHAT_HISTORY_TOKEN_BUDGET,
             context_token_budget=settings.CHAT_CONTEXT_TOKEN_BUDGET,
             keepalive_seconds=settings.CHAT_KEEPALIVE_SECONDS,
+            max_conversation_messages=settings.CHAT_MAX_CONVERSATION_MESSAGES,
             default_timeout=settings.REQUEST_TIMEOUT,
             provider_timeout=settings.PROVIDER_TIMEOUT,
         ),

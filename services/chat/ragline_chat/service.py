@@ -49,6 +49,7 @@ from ragline_chat.text import estimate_tokens
 from ragline_core import deadlines
 from ragline_core.errors import (
     DeadlineExceededError,
+    FailedPreconditionError,
     InvalidArgumentError,
     RaglineError,
     ResourceExhaustedError,
@@ -76,6 +77,8 @@ class Limits:
     keepalive_seconds: float = 10.0
     default_timeout: float = 30.0
     provider_timeout: float = 30.0
+    # Messages one conversation may hold (each turn adds two).
+    max_conversation_messages: int = 1000
 
 
 @dataclass
@@ -185,6 +188,13 @@ class ChatService:
         stored: list[StoredMessage] = []
         if inp.persist and inp.conversation_id:
             conversation = await self.store.get(tenant, inp.conversation_id, with_messages=True)
+            if conversation.message_count + 2 > self.limits.max_conversation_messages:
+                raise FailedPreconditionError(
+                    f"this conversation has reached its limit of "
+                    f"{self.limits.max_conversation_messages} messages; start a new one",
+                    reason="CONVERSATION_FULL",
+                    field="conversation_id",
+                )
             stored = conversation.messages
         collection = (
             inp.collection

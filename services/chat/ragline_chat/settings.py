@@ -33,6 +33,9 @@ class ChatSettings(CoreSettings):
     CHAT_MAX_RETRIEVAL_LIMIT: int = Field(default=20, ge=1, le=100)
     # Longest accepted message (the gateway also caps chat bodies, answering 413).
     CHAT_MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
+    # Messages one conversation may hold (a turn adds two); past it, 400 CONVERSATION_FULL.
+    # Bounds what reading a conversation costs (one lookup per message).
+    CHAT_MAX_CONVERSATION_MESSAGES: int = Field(default=1000, ge=2, le=100_000)
     # Tokens of earlier turns sent to the model; older turns are summarised in one line.
     CHAT_HISTORY_TOKEN_BUDGET: int = Field(default=1024, ge=0)
     # Tokens of retrieved text put in the prompt.

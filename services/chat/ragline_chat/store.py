@@ -2,12 +2,20 @@
 
 Portable subset only: single-document atomic updates and unique indexes, no transactions.
 A message's position comes from an atomic `$inc` on its conversation, and the unique
-(conversation_id, sequence) index makes a duplicate impossible. Every query carries the
-tenant, so one tenant never sees another's conversations (they get 404, not 403).
+(conversation_id, sequence) index makes a duplicate impossible. A conversation is read by
+_id and its tenant compared in code, so one tenant never sees another's conversations
+(they get 404, not 403).
+
+A message is stored under the key "<conversation_id>/<sequence>" (its public id is a field),
+so a conversation's messages are read by _id, one point lookup each: FerretDB's SQLite
+backend serves only a filter of `_id` alone from an index, and a query on
+`conversation_id` reads every message of every tenant. Conversations created before this
+layout (no `keyed_messages` on the conversation) are still read with that query.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -17,7 +25,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, DeleteOne, ReturnDocument
 from pymongo.errors import PyMongoError
 
 from ragline_chat.domain import Citation, Conversation, StoredMessage, Usage
@@ -25,6 +33,13 @@ from ragline_core.errors import InvalidArgumentError, NotFoundError, Unavailable
 
 log = logging.getLogger("ragline.chat.store")
 T = TypeVar("T")
+# Point lookups in flight at once while reading one conversation.
+_READ_CONCURRENCY = 32
+
+
+def message_key(conversation_id: str, sequence: int) -> str:
+    """A stored message's _id: its conversation and its position in it."""
+    return f"{conversation_id}/{sequence}"
 
 
 def now() -> datetime:
@@ -80,6 +95,7 @@ class ConversationStore:
             "created_at": t,
             "updated_at": t,
             "message_count": 0,
+            "keyed_messages": True,
         }
         await self._guard(lambda: self.conversations.insert_one(doc))
         return _conversation(doc)
@@ -97,12 +113,31 @@ class ConversationStore:
         return doc
 
     async def get(self, tenant: str, conversation_id: str, with_messages: bool) -> Conversation:
-        conv = _conversation(await self._owned(tenant, conversation_id))
+        doc = await self._owned(tenant, conversation_id)
+        conv = _conversation(doc)
         if with_messages:
-            conv.messages = await self.list_messages(tenant, conversation_id)
+            conv.messages = await self._messages(doc)
         return conv
 
-    async def list_messages(self, tenant: str, conversation_id: str) -> list[StoredMessage]:
+    async def _messages(self, conversation: dict[str, Any]) -> list[StoredMessage]:
+        conversation_id, tenant = conversation["_id"], conversation["tenant"]
+        if not conversation.get("keyed_messages"):
+            return await self._legacy_messages(tenant, conversation_id)
+        keys = [message_key(conversation_id, i) for i in range(conversation["message_count"])]
+        limit = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def one(key: str) -> dict[str, Any] | None:
+            async with limit:
+                found: dict[str, Any] | None = await self.messages.find_one({"_id": key})
+                return found
+
+        async def run() -> list[dict[str, Any] | None]:
+            return list(await asyncio.gather(*(one(k) for k in keys)))
+
+        # A position whose insert failed after its $inc has no message: skipped.
+        return [_message(d) for d in await self._guard(run) if d and d.get("tenant") == tenant]
+
+    async def _legacy_messages(self, tenant: str, conversation_id: str) -> list[StoredMessage]:
         async def run() -> list[dict[str, Any]]:
             cursor = self.messages.find(
                 {"conversation_id": conversation_id, "tenant": tenant}
@@ -116,7 +151,7 @@ class ConversationStore:
     ) -> StoredMessage:
         """Stores `message` as the conversation's next one; sets its sequence."""
         t = now()
-        await self._owned(tenant, conversation_id)
+        owned = await self._owned(tenant, conversation_id)
         updated = await self._guard(
             lambda: self.conversations.find_one_and_update(
                 {"_id": conversation_id},
@@ -128,8 +163,10 @@ class ConversationStore:
             raise not_found(conversation_id)
         message.sequence = int(updated["message_count"]) - 1
         message.created_at = t
+        keyed = bool(owned.get("keyed_messages"))
         doc = {
-            "_id": message.message_id,
+            "_id": message_key(conversation_id, message.sequence) if keyed else message.message_id,
+            "message_id": message.message_id,
             "conversation_id": conversation_id,
             "tenant": tenant,
             "sequence": message.sequence,
@@ -174,15 +211,26 @@ class ConversationStore:
     async def delete(self, tenant: str, conversation_id: str) -> int:
         """Deletes the conversation, then its messages; returns how many messages went."""
         await self._owned(tenant, conversation_id)
-        result = await self._guard(lambda: self.conversations.delete_one({"_id": conversation_id}))
-        if result.deleted_count == 0:
-            raise not_found(conversation_id)
-        removed = await self._guard(
-            lambda: self.messages.delete_many(
-                {"conversation_id": conversation_id, "tenant": tenant}
-            )
+        # The deleted document's count covers every position handed out before it went:
+        # an append after this fails to find the conversation.
+        deleted: dict[str, Any] | None = await self._guard(
+            lambda: self.conversations.find_one_and_delete({"_id": conversation_id})
         )
-        return int(removed.deleted_count)
+        if deleted is None:
+            raise not_found(conversation_id)
+        if not deleted.get("keyed_messages"):
+            removed = await self._guard(
+                lambda: self.messages.delete_many(
+                    {"conversation_id": conversation_id, "tenant": tenant}
+                )
+            )
+            return int(removed.deleted_count)
+        count = int(deleted["message_count"])
+        if count == 0:
+            return 0
+        deletes = [DeleteOne({"_id": message_key(conversation_id, i)}) for i in range(count)]
+        outcome = await self._guard(lambda: self.messages.bulk_write(deletes, ordered=False))
+        return int(outcome.deleted_count)
 
 
 def _encode_token(updated_at: datetime, last_id: str) -> str:
@@ -218,7 +266,7 @@ def _conversation(doc: dict[str, Any]) -> Conversation:
 
 def _message(doc: dict[str, Any]) -> StoredMessage:
     return StoredMessage(
-        message_id=doc["_id"],
+        message_id=doc.get("message_id", doc["_id"]),
         role=doc["role"],
         content=doc.get("content", ""),
         status=doc.get("status", ""),
