@@ -111,6 +111,15 @@ async def test_forged_jwts_are_rejected(api, anon_api):
         assert reason_of(body) == "INVALID_TOKEN", token
 
 
+async def test_a_jwt_in_the_query_string_is_not_accepted(api, anon_api):
+    key, _ = await create_key(api, _tenant(), ["embeddings"])
+    token = (await _token(anon_api, key))["access_token"]
+    assert (await anon_api.get(MODELS, headers=bearer(token))).status_code == 200
+    # URLs end up in access logs and browser histories: a token there is refused.
+    reply = await anon_api.get(MODELS, params={"access_token": token})
+    assert reason_of(error_body(reply, 401)) == "MISSING_CREDENTIALS"
+
+
 async def test_token_for_revoked_key_cannot_be_created(api, anon_api):
     key, record = await create_key(api, _tenant(), ["embeddings"])
     # Used (so the gateway's key cache holds it), then revoked: minting a token is never

@@ -389,6 +389,10 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
                             "async_fetch": {"failed_refetch_duration": "1s"},
                         },
                         "forward": False,
+                        # Only the Authorization header: Envoy would also take a token
+                        # from ?access_token=, where URLs put it into access logs.
+                        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                        "from_params": [],
                         # Envoy's default tolerates 60 s past expiry; tokens live minutes.
                         "clock_skew_seconds": 1,
                         # A client sends one token until it expires: verify its signature
