@@ -5,26 +5,13 @@ still readable and deletable, and one tenant never reading another's."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from ragline_chat.domain import StoredMessage
 from ragline_chat.store import ConversationStore, message_key
 from ragline_core.errors import NotFoundError
-
-
-@pytest.fixture
-async def db(stack) -> AsyncIterator[object]:
-    client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{stack.cfg.mongo_port}")
-    name = f"chat_store_{uuid.uuid4().hex[:8]}"
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def _message(content: str, role: str = "user") -> StoredMessage:
@@ -38,8 +25,8 @@ def _message(content: str, role: str = "user") -> StoredMessage:
     )
 
 
-async def test_messages_are_keyed_by_position_and_read_back_in_order(db):
-    store = ConversationStore(db)
+async def test_messages_are_keyed_by_position_and_read_back_in_order(scratch_db):
+    store = ConversationStore(scratch_db)
     await store.ensure_indexes()
     conv = await store.create("acme", "t", "docs", "extractive")
     sent = [_message(f"m{i}", "user" if i % 2 == 0 else "assistant") for i in range(5)]
@@ -50,7 +37,7 @@ async def test_messages_are_keyed_by_position_and_read_back_in_order(db):
     assert [m.content for m in got.messages] == [f"m{i}" for i in range(5)]
     assert [m.message_id for m in got.messages] == [m.message_id for m in sent]
     assert [m.sequence for m in got.messages] == list(range(5))
-    raw = await db["chat_messages"].find_one({"_id": message_key(conv.conversation_id, 3)})
+    raw = await scratch_db["chat_messages"].find_one({"_id": message_key(conv.conversation_id, 3)})
     assert raw is not None and raw["content"] == "m3" and raw["tenant"] == "acme"
 
     with pytest.raises(NotFoundError):
@@ -61,17 +48,17 @@ async def test_messages_are_keyed_by_position_and_read_back_in_order(db):
         await store.delete("other", conv.conversation_id)
 
     assert await store.delete("acme", conv.conversation_id) == 5
-    assert await db["chat_messages"].count_documents({}) == 0
+    assert await scratch_db["chat_messages"].count_documents({}) == 0
     with pytest.raises(NotFoundError):
         await store.get("acme", conv.conversation_id, with_messages=False)
 
 
-async def test_a_position_whose_message_was_never_written_is_skipped(db):
-    store = ConversationStore(db)
+async def test_a_position_whose_message_was_never_written_is_skipped(scratch_db):
+    store = ConversationStore(scratch_db)
     conv = await store.create("acme", "t", "docs", "extractive")
     await store.append("acme", conv.conversation_id, _message("first"))
     # An append whose insert failed after taking its position leaves a gap.
-    await db["chat_conversations"].update_one(
+    await scratch_db["chat_conversations"].update_one(
         {"_id": conv.conversation_id}, {"$inc": {"message_count": 1}}
     )
     await store.append("acme", conv.conversation_id, _message("third"))
@@ -81,10 +68,10 @@ async def test_a_position_whose_message_was_never_written_is_skipped(db):
     assert await store.delete("acme", conv.conversation_id) == 2
 
 
-async def test_conversations_of_the_older_layout_still_read_append_and_delete(db):
-    store = ConversationStore(db)
+async def test_conversations_of_the_older_layout_still_read_append_and_delete(scratch_db):
+    store = ConversationStore(scratch_db)
     conv_id, now = uuid.uuid4().hex, datetime.now(UTC)
-    await db["chat_conversations"].insert_one(
+    await scratch_db["chat_conversations"].insert_one(
         {
             "_id": conv_id,
             "tenant": "acme",
@@ -97,7 +84,7 @@ async def test_conversations_of_the_older_layout_still_read_append_and_delete(db
         }
     )
     old_ids = [uuid.uuid4().hex, uuid.uuid4().hex]
-    await db["chat_messages"].insert_many(
+    await scratch_db["chat_messages"].insert_many(
         [
             {
                 "_id": old_ids[i],
@@ -116,4 +103,4 @@ async def test_conversations_of_the_older_layout_still_read_append_and_delete(db
     assert [m.content for m in got.messages] == ["old0", "old1", "new"]
     assert [m.message_id for m in got.messages][:2] == old_ids
     assert await store.delete("acme", conv_id) == 3
-    assert await db["chat_messages"].count_documents({}) == 0
+    assert await scratch_db["chat_messages"].count_documents({}) == 0

@@ -51,6 +51,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         job_concurrency=settings.INGEST_JOB_CONCURRENCY,
         batch_concurrency=settings.INGEST_DOCUMENT_CONCURRENCY,
         stale_after_s=settings.JOB_STALE_AFTER_S,
+        retention_s=settings.INGEST_JOB_RETENTION_HOURS * 3600,
     )
     service.runner = runner
     runner.start_sweeper()

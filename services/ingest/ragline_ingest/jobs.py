@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ log = logging.getLogger("ragline.ingest.jobs")
 
 PENDING, RUNNING, SUCCEEDED, FAILED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED"
 TERMINAL = (SUCCEEDED, FAILED)
+# Seconds between deletions of old finished jobs (each reads the whole jobs table).
+_PURGE_EVERY_S = 3600.0
 MAX_STORED_ERRORS = 100
 
 Doc = dict[str, Any]
@@ -243,6 +246,14 @@ class JobStore:
             "errors": errors,
         }
 
+    async def purge_finished(self, before: Any) -> int:
+        """Deletes jobs that finished before `before` (their items went at finish). One
+        full read of the jobs table on FerretDB, so the runner does it rarely."""
+        result = await self.db[JOBS].delete_many(
+            {"state": {"$in": list(TERMINAL)}, "updated_at": {"$lt": before}}
+        )
+        return int(result.deleted_count)
+
     async def heartbeat(self, job_id: str) -> None:
         await self.db[JOBS].update_one({"_id": job_id}, {"$set": {"heartbeat_at": now()}})
 
@@ -287,6 +298,7 @@ class JobRunner:
         job_concurrency: int,
         batch_concurrency: int,
         stale_after_s: float,
+        retention_s: float = 0.0,
     ) -> None:
         self.store = store
         self.process = process
@@ -294,6 +306,9 @@ class JobRunner:
         self.jobs = asyncio.Semaphore(job_concurrency)
         self.batch_concurrency = batch_concurrency
         self.stale_after = timedelta(seconds=stale_after_s)
+        # Finished jobs older than this are deleted (0: kept forever).
+        self.retention = timedelta(seconds=retention_s)
+        self._next_purge = 0.0
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -330,7 +345,20 @@ class JobRunner:
                         task.add_done_callback(self._tasks.discard)
             except Exception:
                 log.warning("job sweep failed", exc_info=True)
+            await self._purge_if_due()
             await asyncio.sleep(interval)
+
+    async def _purge_if_due(self) -> None:
+        if not self.retention or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + _PURGE_EVERY_S
+        try:
+            purged = await self.store.purge_finished(now() - self.retention)
+        except PyMongoError:
+            log.warning("could not delete old finished jobs", exc_info=True)
+            return
+        if purged:
+            log.info("deleted old finished jobs", extra={"jobs": purged})
 
     async def _background(self, job_id: str, *, stale: bool) -> None:
         # A background job outlives the request that started it: drop that request's

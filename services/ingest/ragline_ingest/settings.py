@@ -27,3 +27,6 @@ class IngestSettings(CoreSettings):
     JOB_STALE_AFTER_S: float = Field(default=30.0, gt=1)
     # How long an Idempotency-Key replays its first result.
     IDEMPOTENCY_TTL_S: int = Field(default=86_400, ge=60)
+    # Hours a finished job stays readable (GET /api/v1/jobs/{id}); then it is
+    # deleted (checked hourly). 0 keeps every job forever.
+    INGEST_JOB_RETENTION_HOURS: float = Field(default=168.0, ge=0.0)
