@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(VENV)/bin/pip install -q -c constraints.txt llama-cpp-python
 	@touch $@
 
-$(BIN)/ferretdb: scripts/install_ferretdb.sh
+$(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch
 	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
 
 # envoyproxy/ratelimit, protoc-gen-openapiv2 and bombardier (bench), pinned (go install).

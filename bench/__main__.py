@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import chat, embedder, gateway, retrieval
+from bench import chat, embedder, ferretdb, gateway, retrieval
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "embedder": embedder.main,
     "retrieval": retrieval.main,
     "chat": chat.main,
     "gateway": gateway.main,
+    "ferretdb": ferretdb.main,
 }
 
 

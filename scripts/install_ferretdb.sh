@@ -25,6 +25,16 @@ grep -q 'IDColumn = DefaultColumn + `->"_id"`' "$metadata" || {
   echo "install_ferretdb.sh: the _id lookup patch no longer applies to $VERSION" >&2
   exit 1
 }
+# The same backend serves only a filter of _id *alone* from that index: `{_id, state}` or
+# `{_id, owner}` (compare-and-set updates) read the whole table. The patch selects by _id
+# whenever a filter has one top-level _id equality; FerretDB's handler applies the whole
+# filter to the rows it gets back anyway.
+patch_file="$(cd "$(dirname "$0")" && pwd)/ferretdb-id-pushdown.patch"
+(cd "$work" && git apply -p1 "$patch_file")
+grep -q 'soleTopLevelID(params.Filter)' "$work/internal/backends/sqlite/collection.go" || {
+  echo "install_ferretdb.sh: the _id pushdown patch no longer applies to $VERSION" >&2
+  exit 1
+}
 mkdir -p "$BIN"
 (cd "$work" && go build -trimpath -o "$BIN/ferretdb" ./cmd/ferretdb)
 # sed reads to the end (head -1 could SIGPIPE the binary and fail under pipefail).

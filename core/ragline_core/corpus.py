@@ -72,9 +72,9 @@ def document_key(tenant: str, collection: str, document_id: str) -> str:
 def chunk_key(tenant: str, collection: str, document_id: str, generation: int, index: int) -> str:
     """The _id of one chunk of a document at one generation.
 
-    Hot paths address chunks by _id: FerretDB's SQLite backend serves only a filter of
-    `_id` alone from an index (with the fix in scripts/install_ferretdb.sh); any other
-    filter reads and decodes every document of the collection.
+    Hot paths address chunks by _id: FerretDB's SQLite backend serves only a filter with
+    an `_id` equality from an index (with the fixes in scripts/install_ferretdb.sh); any
+    other filter reads and decodes every document of the collection.
     """
     return f"{document_key(tenant, collection, document_id)}/{generation}/{index}"
 

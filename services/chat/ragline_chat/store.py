@@ -8,7 +8,7 @@ _id and its tenant compared in code, so one tenant never sees another's conversa
 
 A message is stored under the key "<conversation_id>/<sequence>" (its public id is a field),
 so a conversation's messages are read by _id, one point lookup each: FerretDB's SQLite
-backend serves only a filter of `_id` alone from an index, and a query on
+backend serves only a filter with an `_id` equality from an index, and a query on
 `conversation_id` reads every message of every tenant. Conversations created before this
 layout (no `keyed_messages` on the conversation) are still read with that query.
 """
@@ -103,8 +103,8 @@ class ConversationStore:
     async def _owned(self, tenant: str, conversation_id: str) -> dict[str, Any]:
         """The conversation if `tenant` owns it, else 404 (the same for another tenant's).
 
-        Looked up by _id alone, then the tenant is compared here: FerretDB's SQLite backend
-        serves only a filter of `_id` alone from an index."""
+        Looked up by _id, then the tenant is compared here: FerretDB's SQLite backend
+        serves only a filter with an `_id` equality from an index."""
         doc: dict[str, Any] | None = await self._guard(
             lambda: self.conversations.find_one({"_id": conversation_id})
         )

@@ -2,10 +2,10 @@
 and taken over by another process when their owner stops heart-beating (so a job never
 stays "running" forever).
 
-FAST_PATH: on FerretDB's SQLite backend only a filter of `_id` alone is served by an index
-(with the lookup fix in scripts/install_ferretdb.sh); any other filter reads the whole
-table. The frequent writes here (item outcomes, progress, heartbeats) therefore filter by
-`_id` alone; the owner checks stay on the rare claim and finish.
+FAST_PATH: on FerretDB's SQLite backend only a filter with an `_id` equality is served by
+an index (with the fixes in scripts/install_ferretdb.sh); any other filter reads the whole
+table. Every frequent read and write here therefore names the job's or item's `_id` (the
+owner checks of claim and finish add fields beside it); the job sweep reads the table.
 
 A job's documents are stored as items; each item ends done, unchanged or failed. A job
 that restarts skips finished items, and a document written just before a crash shows up
@@ -145,7 +145,7 @@ class JobStore:
 
     async def get(self, tenant: str, job_id: str) -> Doc | None:
         """The job with its counters (kept current by its owner after every batch); None
-        for another tenant's job. (Looked up by _id alone: see FAST_PATH.)"""
+        for another tenant's job. (Looked up by _id: see FAST_PATH.)"""
         job = await self.db[JOBS].find_one({"_id": job_id})
         return job if job is not None and job["tenant"] == tenant else None
 

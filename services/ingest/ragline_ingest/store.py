@@ -131,8 +131,8 @@ class CorpusWriter:
         self, tenant: str, collection: str, document_ids: list[str]
     ) -> dict[str, Stored]:
         """Content hash and generation of those documents that exist."""
-        # One lookup per _id, concurrently: FerretDB's SQLite backend serves only a filter
-        # of `_id` alone from an index (`$in` reads the whole table).
+        # One lookup per _id, concurrently: FerretDB's SQLite backend serves only an `_id`
+        # equality from an index (`$in` reads the whole table).
         docs = await asyncio.gather(
             *(
                 self.db[DOCUMENTS].find_one(
