@@ -112,3 +112,13 @@ async def test_admin_routes_are_never_answered_from_the_cache(anon_api, api):
     # A revoked admin key cannot manage keys even within the cache's second.
     reply = await anon_api.get("/api/v1/keys", headers=bearer(admin_key))
     assert reason_of(error_body(reply, 401)) == "KEY_REVOKED"
+
+
+async def test_two_authorization_headers_are_never_answered_from_the_cache(anon_api, api):
+    key, _ = await create_key(api, _tenant(), ["embeddings"])
+    assert (await anon_api.get(MODELS, headers=bearer(key))).status_code == 200
+    # Envoy joins repeated headers ("Bearer k,Bearer other"): never a cached key, and the
+    # auth service refuses the joined value.
+    doubled = [("authorization", f"Bearer {key}"), ("authorization", "Bearer other")]
+    reply = await anon_api.get(MODELS, headers=doubled)
+    assert reply.status_code == 401, reply.text
