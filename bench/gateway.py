@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench gateway [--seconds 5] [--concurrency 32] [--rounds 3]
 
-One throwaway stack; four more Envoy processes beside the stack's own, rendered from the
+One throwaway stack; five more Envoy processes beside the stack's own, rendered from the
 same template with different switches (and no burst bucket), all in front of the same
 services:
   - `none`:    no authentication, no rate limits (GatewayConfig.auth_enabled=False).
@@ -10,18 +10,20 @@ services:
                (envoy/key_cache.lua) for GATEWAY_KEY_CACHE_TTL (1 s).
   - `api key, no key cache`: ext_authz to the auth service on every request.
   - `jwt`:     a JWT from POST /api/v1/tokens, verified by Envoy's jwt_authn (no auth call).
-Both authenticated columns run without the global limiter (its cost is the separate
+The authenticated columns run without the global limiter (its cost is the separate
 `+ratelimit` rows; the bench stack raises every limit 1000-fold so none is reached).
 Columns are interleaved round by round, each round starting one column later, so a noisy
 shared machine (and whatever the previous column left running) hits each alike.
 Requests/s and p50/p99 latency of GET /api/v1/embedding-models (served by the embedder from
 memory) at a fixed concurrency, high enough (32) to saturate the machine: the ratios are
-then what auth costs in throughput, not in the latency of a half-idle system.
+then what auth costs in throughput, not in the latency of a half-idle system. On 2 cores
+the embedder's single event loop bounds throughput, so the total server CPU per request
+(with its ratio to `none`) is the steadier measure of a column's cost.
 
 The load comes from bombardier (Go, `scripts/install_go_tools.sh bombardier`): an httpx
 client in this process needed about as much CPU per request as Envoy and the embedder
 together, so on 2 cores it capped the `none` column and flattened every ratio. The CPU
-columns say where the servers' time went (CPU µs per request, per component).
+columns say where the servers' time went (CPU µs per request, in total and per component).
 """
 
 from __future__ import annotations
