@@ -11,7 +11,7 @@ import pytest
 from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
 from tests.support.assertions import error_body, reason_of
-from tests.support.gateway import wait_until
+from tests.support.gateway import bearer, create_key, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -72,3 +72,27 @@ async def test_rate_limiter_down_fails_open(api, stack):
 async def _has_limit_headers(api) -> bool:
     reply = await api.get(MODELS)
     return reply.status_code == 200 and "x-ratelimit-remaining" in reply.headers
+
+
+async def test_usage_of_the_last_second_survives_a_gateway_stop(api, anon_api, stack):
+    """Envoy sends usage in batches once a second: stopping it must not drop the batch
+    it still holds (N requests in, N counted)."""
+    key, _ = await create_key(api, f"t-{secrets.token_hex(4)}", ["embeddings", "analytics"])
+    sent = 25
+    for _ in range(sent):
+        assert (await anon_api.get(MODELS, headers=bearer(key))).status_code == 200
+    stack.stop("envoy")
+    stack.start_envoy()
+    stack.wait_port("envoy", stack.cfg.api_port, 60)
+    await wait_until(lambda: _serving(api), timeout=30, interval=0.3)
+
+    async def models_requests() -> int:
+        reply = await anon_api.get("/api/v1/analytics/usage", headers=bearer(key))
+        by = {e["endpoint"]: e["stats"] for e in reply.json()["endpoints"]}
+        return int(by.get(f"GET {MODELS}", {}).get("requests", 0))
+
+    async def all_counted() -> bool:
+        return await models_requests() >= sent
+
+    await wait_until(all_counted, timeout=10, interval=0.3)
+    assert await models_requests() == sent

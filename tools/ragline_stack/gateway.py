@@ -62,6 +62,9 @@ _KEY_CACHE_MAX_ENTRIES = 10_000
 _JWT_PAYLOAD = "jwt_payload"
 ENVOY_DIR = Path(__file__).resolve().parents[2] / "envoy"
 _BURST_WINDOW_S = 1
+# Seconds Envoy holds usage access-log entries before sending them as one batch; a gateway
+# that stops must wait this long after its last request (Stack.stop, the k8s preStop hook).
+USAGE_LOG_FLUSH_S = 1
 _EXPOSED_HEADERS = (
     "x-request-id, retry-after, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, "
     "grpc-status, grpc-message, " + ", ".join(USAGE_HEADERS)
@@ -528,7 +531,7 @@ def _access_logs(cfg: GatewayConfig) -> list[dict[str, Any]]:
                     "grpc_service": {"envoy_grpc": {"cluster_name": "auth"}},
                     # Entries reach the sink in large batches (a few messages a second per
                     # worker thread instead of one every few dozen requests).
-                    "buffer_flush_interval": "1s",
+                    "buffer_flush_interval": f"{USAGE_LOG_FLUSH_S}s",
                     "buffer_size_bytes": 1048576,
                 },
                 "additional_request_headers_to_log": [

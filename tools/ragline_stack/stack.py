@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from ragline_stack.envoy_config import CHAT_HTTP, SERVICES, GatewayConfig, render
-from ragline_stack.gateway import ratelimit_config
+from ragline_stack.gateway import USAGE_LOG_FLUSH_S, ratelimit_config
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -306,6 +306,8 @@ class Stack:
         pid = self.pid(name)
         if pid is None:
             return
+        if name == "envoy":
+            self._drain_envoy()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -319,6 +321,19 @@ class Stack:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         (self.cfg.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+
+    def _drain_envoy(self) -> None:
+        """Closes Envoy's listeners, then waits out its usage-log batch: on SIGTERM Envoy
+        drops the entries it still holds, and those requests would never be counted."""
+        drain = urllib.request.Request(
+            f"http://127.0.0.1:{self.cfg.admin_port}/drain_listeners", method="POST"
+        )
+        try:
+            with urllib.request.urlopen(drain, timeout=2):  # noqa: S310 - loopback admin
+                pass
+        except OSError:
+            return  # admin not answering: nothing to wait for
+        time.sleep(USAGE_LOG_FLUSH_S + 0.5)
 
     def stop_all(self) -> None:
         for name in reversed(self.components()):
