@@ -19,12 +19,13 @@ from ragline_core import deadlines
 from ragline_core.errors import InternalError, RaglineError
 from ragline_core.metrics import RPC_DURATION, RPC_REQUESTS
 from ragline_core.rpc_types import Context, Handler
+from ragline_core.telemetry import GATEWAY_PLUMBING_PREFIX
 
 log = logging.getLogger("ragline.rpc")
 
 # Probes arrive every few seconds, and Envoy calls ext_authz once per API request (its
 # access log has that request already); logging them at INFO would drown real traffic.
-_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/envoy.service.")
+_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", f"/{GATEWAY_PLUMBING_PREFIX}")
 
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]

@@ -415,7 +415,7 @@ def _lua(script: str, prelude: str = "") -> dict[str, Any]:
     """Per-route code for a Lua filter: a script from envoy/."""
     return {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
-        "source_code": {"inline_string": prelude + (TEMPLATE.parent / script).read_text()},
+        "source_code": gateway.lua_source(script, prelude),
     }
 
 

@@ -475,6 +475,11 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
     return filters
 
 
+def lua_source(script: str, prelude: str = "") -> dict[str, str]:
+    """Inline Lua source: `prelude` (the settings the script reads), then envoy/<script>."""
+    return {"inline_string": prelude + (ENVOY_DIR / script).read_text()}
+
+
 def _key_cache(cfg: GatewayConfig) -> list[dict[str, Any]]:
     if not cfg.key_cache:
         return []
@@ -490,9 +495,7 @@ def _key_cache(cfg: GatewayConfig) -> list[dict[str, Any]]:
             "name": KEY_CACHE_FILTER,
             "typed_config": {
                 "@type": _type("envoy.extensions.filters.http.lua.v3.Lua"),
-                "default_source_code": {
-                    "inline_string": prelude + (ENVOY_DIR / "key_cache.lua").read_text()
-                },
+                "default_source_code": lua_source("key_cache.lua", prelude),
             },
         }
     ]

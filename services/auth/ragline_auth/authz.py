@@ -112,10 +112,9 @@ class Authorizer:
         if state == "expired":
             return _unauthenticated("KEY_EXPIRED", "API key expired")
         self.keys.touch(key)
-        cache_s = self.gateway_cache_ttl
-        if key.expires_at is not None:
-            # Never reused past the key's expiry (nor a rotated key's grace period).
-            cache_s = min(cache_s, (key.expires_at - now).total_seconds())
+        # Never reused past the key's expiry (nor a rotated key's grace period).
+        left = key.seconds_left(now)
+        cache_s = self.gateway_cache_ttl if left is None else min(self.gateway_cache_ttl, left)
         cache_ms = int(cache_s * 1000)
         return Identity(key.key_id, key.tenant, key.scopes, key.tier, "api_key", max(cache_ms, 0))
 

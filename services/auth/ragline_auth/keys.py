@@ -57,6 +57,10 @@ class ApiKey:
     last_used_at: datetime | None = None
     replaced_by: str = ""
 
+    def seconds_left(self, now: datetime) -> float | None:
+        """Seconds until the key expires (negative once it has); None if it never does."""
+        return None if self.expires_at is None else (self.expires_at - now).total_seconds()
+
     def state(self, now: datetime) -> str:
         if self.revoked_at is not None:
             return "revoked"
@@ -332,7 +336,7 @@ class KeyService:
                 field="grace_period_seconds",
             )
         grace = grace_s or self.rotation_grace_s
-        remaining = (old.expires_at - now).total_seconds() if old.expires_at else 0
+        remaining = old.seconds_left(now) or 0
         new = await self.create(
             old.tenant,
             old.scopes,

@@ -132,9 +132,10 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         state = key.state(now)
         if state != "active":
             raise UnauthenticatedError(f"API key {state}", reason=f"KEY_{state.upper()}")
-        if key.expires_at is not None:
+        left = key.seconds_left(now)
+        if left is not None:
             # No token outlives its key (nor a rotated key's grace period).
-            ttl = min(ttl, int((key.expires_at - now).total_seconds()))
+            ttl = min(ttl, int(left))
             if ttl < 1:
                 raise UnauthenticatedError("API key expired", reason="KEY_EXPIRED")
         token, expires_in = self.signer.issue(key, ttl)

@@ -2,8 +2,8 @@
 
 Portable subset only: single-document atomic updates and unique indexes, no transactions.
 A message's position comes from an atomic `$inc` on its conversation, and the unique
-(conversation_id, sequence) index makes a duplicate impossible. A conversation is read by
-_id and its tenant compared in code, so one tenant never sees another's conversations
+(conversation_id, sequence) index makes a duplicate impossible. Every conversation read or
+write filters on its _id and tenant, so one tenant never sees another's conversations
 (they get 404, not 403).
 
 A message is stored under the key "<conversation_id>/<sequence>" (its public id is a field),
@@ -100,20 +100,13 @@ class ConversationStore:
         await self._guard(lambda: self.conversations.insert_one(doc))
         return _conversation(doc)
 
-    async def _owned(self, tenant: str, conversation_id: str) -> dict[str, Any]:
-        """The conversation if `tenant` owns it, else 404 (the same for another tenant's).
-
-        Looked up by _id, then the tenant is compared here: FerretDB's SQLite backend
-        serves only a filter with an `_id` equality from an index."""
-        doc: dict[str, Any] | None = await self._guard(
-            lambda: self.conversations.find_one({"_id": conversation_id})
-        )
-        if doc is None or doc.get("tenant") != tenant:
-            raise not_found(conversation_id)
-        return doc
-
     async def get(self, tenant: str, conversation_id: str, with_messages: bool) -> Conversation:
-        doc = await self._owned(tenant, conversation_id)
+        """The conversation if `tenant` owns it, else 404 (the same for another tenant's)."""
+        doc: dict[str, Any] | None = await self._guard(
+            lambda: self.conversations.find_one({"_id": conversation_id, "tenant": tenant})
+        )
+        if doc is None:
+            raise not_found(conversation_id)
         conv = _conversation(doc)
         if with_messages:
             conv.messages = await self._messages(doc)
@@ -151,10 +144,9 @@ class ConversationStore:
     ) -> StoredMessage:
         """Stores `message` as the conversation's next one; sets its sequence."""
         t = now()
-        owned = await self._owned(tenant, conversation_id)
         updated = await self._guard(
             lambda: self.conversations.find_one_and_update(
-                {"_id": conversation_id},
+                {"_id": conversation_id, "tenant": tenant},
                 {"$inc": {"message_count": 1}, "$set": {"updated_at": t, **fields}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -163,7 +155,7 @@ class ConversationStore:
             raise not_found(conversation_id)
         message.sequence = int(updated["message_count"]) - 1
         message.created_at = t
-        keyed = bool(owned.get("keyed_messages"))
+        keyed = bool(updated.get("keyed_messages"))
         doc = {
             "_id": message_key(conversation_id, message.sequence) if keyed else message.message_id,
             "message_id": message.message_id,
@@ -210,11 +202,12 @@ class ConversationStore:
 
     async def delete(self, tenant: str, conversation_id: str) -> int:
         """Deletes the conversation, then its messages; returns how many messages went."""
-        await self._owned(tenant, conversation_id)
         # The deleted document's count covers every position handed out before it went:
         # an append after this fails to find the conversation.
         deleted: dict[str, Any] | None = await self._guard(
-            lambda: self.conversations.find_one_and_delete({"_id": conversation_id})
+            lambda: self.conversations.find_one_and_delete(
+                {"_id": conversation_id, "tenant": tenant}
+            )
         )
         if deleted is None:
             raise not_found(conversation_id)

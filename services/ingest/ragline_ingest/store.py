@@ -232,8 +232,7 @@ class CorpusWriter:
                 garbage += ours
                 return None
             return generation
-        # A compare-and-set on the generation. (On FerretDB this filter reads the whole
-        # table, but only documents whose content changed take this path.)
+        # A compare-and-set on the generation (indexed by _id, also on FerretDB).
         before = await self.db[DOCUMENTS].find_one_and_update(
             {"_id": key, "generation": write.previous},
             {"$set": fields},  # no projection: FerretDB's findAndModify rejects one
