@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scrip
 	VENV=$(VENV) scripts/install_llama_cpp.sh $(LLAMA_CPP_VERSION)
 	@touch $@
 
-$(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch
+$(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch scripts/ferretdb-atomic-writes.patch
 	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
 
 # envoyproxy/ratelimit, protoc-gen-openapiv2 and bombardier (bench), pinned (go install).

@@ -34,6 +34,15 @@ patch_file="$(cd "$(dirname "$0")" && pwd)/ferretdb-id-pushdown.patch"
   echo "install_ferretdb.sh: the _id pushdown patch no longer applies to $VERSION" >&2
   exit 1
 }
+# FerretDB's handler reads, filters and writes back a document without a transaction, so
+# concurrent $inc lose increments and a compare-and-set ({_id, owner: ""}) has several
+# winners. The patch runs each update/findAndModify/delete of a collection under a lock of
+# that collection (reads and inserts stay lock-free): single-document atomicity as MongoDB.
+atomic_patch="$(cd "$(dirname "$0")" && pwd)/ferretdb-atomic-writes.patch"
+(cd "$work" && git apply -p1 "$atomic_patch") || {
+  echo "install_ferretdb.sh: the atomic writes patch no longer applies to $VERSION" >&2
+  exit 1
+}
 mkdir -p "$BIN"
 (cd "$work" && go build -trimpath -o "$BIN/ferretdb" ./cmd/ferretdb)
 # sed reads to the end (head -1 could SIGPIPE the binary and fail under pipefail).
