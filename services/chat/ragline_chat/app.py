@@ -4,6 +4,7 @@ servicer and the HTTP edge (WebSocket + OpenAI-compatible API)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -11,6 +12,7 @@ import grpc
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from ragline_chat.http_edge import ChatHttpEdge, start_http
+from ragline_chat.local_runtime.supervisor import Availability
 from ragline_chat.models import ModelRegistry
 from ragline_chat.providers.anthropic_provider import AnthropicProvider
 from ragline_chat.providers.base import ChatProvider
@@ -46,6 +48,9 @@ def build_providers(settings: ChatSettings) -> dict[str, ChatProvider]:
             settings.CHAT_LOCAL_MODEL_PATH,
             settings.CHAT_LOCAL_THREADS,
             settings.CHAT_LOCAL_CONTEXT_TOKENS,
+            enabled=settings.CHAT_LOCAL_ENABLED,
+            cpuinfo_path=settings.CHAT_LOCAL_CPUINFO_PATH,
+            log_level=settings.LOG_LEVEL,
         ),
         "openai": OpenAIChatProvider(
             "openai",
@@ -116,26 +121,25 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
 
     local = providers["local"]
     assert isinstance(local, LocalProvider)
+    loop = asyncio.get_running_loop()
 
-    async def load_local() -> None:
-        # In the background: the extractive model and paid providers serve meanwhile.
-        if settings.CHAT_LOCAL_ENABLED:
-            try:
-                await asyncio.to_thread(local.load)
-            except Exception as exc:
-                local.error = f"{type(exc).__name__}"
-                log.exception("local chat model failed to load")
-        if local.error:
-            log.warning("local chat model unavailable", extra={"error": local.error})
-        runtime.set_component("provider.local", local.configured)
+    def report(availability: Availability) -> None:  # on the local model's supervisor thread
+        # Only the sub-component: /health looks at the chat process itself, which a crash
+        # of the model's child process leaves serving.
+        with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+            loop.call_soon_threadsafe(
+                runtime.set_component, "provider.local", availability.available
+            )
 
-    loader = asyncio.get_running_loop().create_task(load_local())
+    # In the background (a child process loads it and runs a self-test): the extractive
+    # model and paid providers serve meanwhile.
+    local.start(on_change=report)
+    runtime.set_component("provider.local", local.configured)
     for name in ("openai", "openai_compatible", "anthropic"):
         if providers[name].configured:
             runtime.set_component(f"provider.{name}", True)
 
     async def close() -> None:
-        loader.cancel()
         await runner.cleanup()
         await service.drain()
         for provider in providers.values():

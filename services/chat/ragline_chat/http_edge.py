@@ -230,12 +230,24 @@ class ChatHttpEdge:
         return web.json_response(
             {
                 "object": "list",
-                "data": [
-                    {"id": m.name, "object": "model", "created": 0, "owned_by": m.provider}
-                    for m in models
-                ],
+                "data": [self._model_json(m.name, m.provider) for m in models],
             }
         )
+
+    def _model_json(self, name: str, provider_name: str) -> dict[str, Any]:
+        """An OpenAI model object, plus whether it can answer now and, if not, why (the
+        reason ListChatModels has no field for)."""
+        provider = self.service.providers[provider_name]
+        entry: dict[str, Any] = {
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": provider_name,
+            "available": provider.configured,
+        }
+        if not provider.configured:
+            entry["unavailable_reason"] = provider.unavailable_reason
+        return entry
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         tenant = tenant_of_header(request.headers.get(TENANT_HEADER))

@@ -60,11 +60,15 @@ class ChatSettings(CoreSettings):
     # Longest wait for a provider's first token (and between tokens).
     PROVIDER_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
 
-    # Local model (SmolLM2-135M-Instruct GGUF via llama-cpp-python).
+    # Local model (SmolLM2-135M-Instruct GGUF via llama-cpp-python), run in a supervised
+    # child process (docs/chat.md, "The local model, isolated in a child process").
     CHAT_LOCAL_MODEL_PATH: str | None = None
     CHAT_LOCAL_THREADS: int = Field(default=1, ge=1, le=64)
     CHAT_LOCAL_CONTEXT_TOKENS: int = Field(default=2048, ge=512, le=8192)
     CHAT_LOCAL_ENABLED: bool = True
+    # Where the CPU's features are read before the model is started (a test points it at a
+    # file that simulates another CPU).
+    CHAT_LOCAL_CPUINFO_PATH: str = "/proc/cpuinfo"
 
     @field_validator("CHAT_FALLBACK_MODELS", "OPENAI_COMPATIBLE_MODELS", mode="before")
     @classmethod

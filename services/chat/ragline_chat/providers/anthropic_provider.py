@@ -46,6 +46,10 @@ class AnthropicProvider:
     def configured(self) -> bool:
         return self._client is not None
 
+    @property
+    def unavailable_reason(self) -> str:
+        return "" if self.configured else f"{self.key_variable} is not set"
+
     async def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
         client = self._client
         if client is None:

@@ -38,6 +38,10 @@ class ChatProvider(Protocol):
     def configured(self) -> bool:
         """False when the provider cannot be used (no key, model not loaded)."""
 
+    @property
+    def unavailable_reason(self) -> str:
+        """Why it cannot be used now, for people ("" when it can)."""
+
     def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
         """Generates the answer; raises RaglineError subclasses. Closing the iterator
         stops generation."""

@@ -19,6 +19,10 @@ class ExtractiveProvider:
     def configured(self) -> bool:
         return True
 
+    @property
+    def unavailable_reason(self) -> str:
+        return ""
+
     async def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
         answer, _ = extractive_answer(request.question, request.passages)
         text = answer or NO_CONTEXT

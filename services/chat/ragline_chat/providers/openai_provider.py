@@ -53,6 +53,10 @@ class OpenAIChatProvider:
     def configured(self) -> bool:
         return self._client is not None
 
+    @property
+    def unavailable_reason(self) -> str:
+        return "" if self.configured else f"{self.key_variable} is not set"
+
     async def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
         client = self._client
         if client is None:
