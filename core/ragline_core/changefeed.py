@@ -1,9 +1,13 @@
 """The index change feed: ingest tells every retriever replica what changed.
 
 A Redis stream carries one entry per document change. It is a hint, not the source of
-truth: each change also bumps the collection's version in the database, so a replica that
-missed entries (Redis down, stream trimmed) notices the version gap and reloads the
-collection from the database.
+truth. Each announcement bumps the collection's version in the database by exactly one and
+publishes its entries with that version and their number (`batch`), so a replica knows
+which versions it has applied in full. A replica that misses entries (Redis down, stream
+trimmed, a writer that died between the bump and the publish) is left with a version it
+never completes: it notices the gap and reloads the collection from the database. Entries
+of different versions may arrive out of order (two writers bump, then publish); applying
+an entry re-reads the document's current state, so the order does not matter.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class Change:
     version: int
     # Chunks of an upsert's generation (0: unknown), so readers fetch them by _id.
     chunks: int = 0
+    # How many entries carry this collection's `version` (0: unknown, an older writer).
+    batch: int = 0
 
     def fields(self) -> dict[str, str]:
         return {
@@ -43,6 +49,7 @@ class Change:
             "generation": str(self.generation),
             "version": str(self.version),
             "chunks": str(self.chunks),
+            "batch": str(self.batch),
         }
 
     @classmethod
@@ -59,6 +66,7 @@ class Change:
             int(f["generation"]),
             int(f["version"]),
             int(f.get("chunks", "0")),
+            int(f.get("batch", "0")),
         )
 
 

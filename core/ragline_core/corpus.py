@@ -1,8 +1,10 @@
 """The stored corpus, shared by ingest (writer) and retriever (reader).
 
 MongoDB collections, all scoped by tenant:
-- `collections`: one per (tenant, name): embedding model, dimensions and a `version` that
-  every change bumps (search caches and retriever replicas key on it).
+- `collections`: one per (tenant, name): embedding model, dimensions, a `version` that
+  every change bumps by exactly one (retriever replicas check they applied every version;
+  search caches key on it) and an `index_epoch` that a replica bumps when it had to repair
+  its index (so no search result cached before the repair is served again).
 - `documents`: one per document, with the `generation` of its visible chunks.
 - `chunks`: text, metadata and vector (float32 bytes) per chunk and generation. A chunk is
   visible only while its document points at its generation, so replacing a document is one
@@ -12,6 +14,7 @@ MongoDB collections, all scoped by tenant:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -79,6 +82,12 @@ def chunk_key(tenant: str, collection: str, document_id: str, generation: int, i
     return f"{document_key(tenant, collection, document_id)}/{generation}/{index}"
 
 
+def chunk_id_hash(chunk_id: str) -> int:
+    """48 bits of a chunk id's hash: XORed over a collection's chunk ids they make a
+    checksum that is exact as a Prometheus sample (a float64 holds 53 bits)."""
+    return int.from_bytes(hashlib.blake2b(chunk_id.encode(), digest_size=6).digest(), "big")
+
+
 def chunk_keys(
     tenant: str, collection: str, document_id: str, generation: int, count: int
 ) -> list[str]:
@@ -93,6 +102,7 @@ class CollectionInfo:
     embedding_model: str
     dimensions: int
     version: int
+    index_epoch: int = 0
 
 
 def _info(doc: Doc) -> CollectionInfo:
@@ -102,6 +112,7 @@ def _info(doc: Doc) -> CollectionInfo:
         doc["embedding_model"],
         int(doc["dimensions"]),
         int(doc.get("version", 0)),
+        int(doc.get("index_epoch", 0)),
     )
 
 
@@ -119,6 +130,8 @@ async def list_collections(db: AsyncDatabase[Doc]) -> list[CollectionInfo]:
 
 
 async def bump_version(db: AsyncDatabase[Doc], tenant: str, name: str) -> int:
+    """The collection's next version: every caller gets a distinct one, one more than the
+    last (single-document atomicity; on FerretDB: scripts/ferretdb-atomic-writes.patch)."""
     doc = await db[COLLECTIONS].find_one_and_update(
         {"_id": collection_key(tenant, name)},
         {"$inc": {"version": 1}},
@@ -127,12 +140,52 @@ async def bump_version(db: AsyncDatabase[Doc], tenant: str, name: str) -> int:
     return int(doc["version"]) if doc else 0
 
 
+async def bump_index_epoch(db: AsyncDatabase[Doc], tenant: str, name: str) -> None:
+    """Retires every search result cached for the collection (they key on the epoch)."""
+    await db[COLLECTIONS].update_one(
+        {"_id": collection_key(tenant, name)}, {"$inc": {"index_epoch": 1}}
+    )
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """Which chunks of a document are visible: its generation and how many."""
+
+    generation: int
+    chunk_count: int
+
+
+async def document_states(
+    db: AsyncDatabase[Doc],
+) -> dict[tuple[str, str], dict[str, DocumentState]]:
+    """(tenant, collection) -> document_id -> visible state, for every collection in one
+    pass over the documents (on FerretDB any filter but `_id` reads the whole table anyway)."""
+    out: dict[tuple[str, str], dict[str, DocumentState]] = {}
+    projection = {"tenant": 1, "collection": 1, "document_id": 1, "generation": 1, "chunk_count": 1}
+    async for d in db[DOCUMENTS].find({}, projection):
+        out.setdefault((d["tenant"], d["collection"]), {})[d["document_id"]] = DocumentState(
+            int(d["generation"]), int(d.get("chunk_count", 0))
+        )
+    return out
+
+
+async def document_state(
+    db: AsyncDatabase[Doc], tenant: str, collection: str, document_id: str
+) -> DocumentState | None:
+    d = await db[DOCUMENTS].find_one(
+        {"_id": document_key(tenant, collection, document_id)},
+        {"generation": 1, "chunk_count": 1},
+    )
+    return None if d is None else DocumentState(int(d["generation"]), int(d.get("chunk_count", 0)))
+
+
 @dataclass(frozen=True)
 class StoredChunk:
     """A visible chunk as the retriever indexes it."""
 
     chunk_id: str
     document_id: str
+    generation: int
     chunk_index: int
     title: str
     text: str
@@ -144,6 +197,7 @@ def chunk_from_doc(doc: Doc) -> StoredChunk:
     return StoredChunk(
         chunk_id=str(doc["_id"]),
         document_id=doc["document_id"],
+        generation=int(doc["generation"]),
         chunk_index=int(doc["chunk_index"]),
         title=doc.get("title", ""),
         text=doc["text"],

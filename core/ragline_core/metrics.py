@@ -84,6 +84,33 @@ INDEX_CHUNKS = Gauge(
     multiprocess_mode="max",
 )
 
+INDEX_CHECKSUM = Gauge(
+    "ragline_index_chunk_ids_checksum",
+    "XOR of 48-bit hashes of the chunk ids in a replica's index (equal across replicas and "
+    "to the database's when they hold the same chunks), per collection.",
+    ["tenant", "collection"],
+    multiprocess_mode="max",
+)
+INDEX_GAP_CHUNKS = Gauge(
+    "ragline_index_gap_chunks",
+    "Chunk ids that a replica's index and the database disagree on, found by the last "
+    "reconciliation (then repaired); 0 when they agree.",
+    ["tenant", "collection"],
+    multiprocess_mode="max",
+)
+INDEX_VERSION_LAG = Gauge(
+    "ragline_index_version_lag",
+    "Collection versions the database has and a replica's index has not applied yet.",
+    ["tenant", "collection"],
+    multiprocess_mode="max",
+)
+INDEX_REPAIRS = Counter(
+    "ragline_index_repairs_total",
+    "Collections a retriever replica reloaded because its index was incomplete or wrong, "
+    "by reason (lost_entries, reconcile, behind_at_search).",
+    ["reason"],
+)
+
 
 def start_metrics_server(host: str, port: int) -> None:
     """Serves /metrics; in multiprocess mode it aggregates every worker's samples."""

@@ -39,6 +39,10 @@ EXPORTED: frozenset[str] = frozenset(
         "ragline_ingest_jobs_total",
         *_histogram("ragline_ingest_job_duration_seconds"),
         "ragline_index_chunks",
+        "ragline_index_chunk_ids_checksum",
+        "ragline_index_gap_chunks",
+        "ragline_index_version_lag",
+        "ragline_index_repairs_total",
     }
 )
 

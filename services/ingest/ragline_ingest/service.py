@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,26 +303,24 @@ class IngestService:
         return outcomes
 
     async def announce(self, *changes: Change) -> None:
-        """Bumps each collection's version once, then tells retrievers (best effort)."""
+        """Bumps each collection's version once, then tells retrievers (best effort).
+
+        Each entry carries its version and how many entries share it, so a replica can tell
+        a version it applied in full from one whose entries were lost (see changefeed)."""
         versions: dict[tuple[str, str], int] = {}
-        for change in changes:
-            key = (change.tenant, change.collection)
-            if key not in versions:
-                # One bump at a time: concurrent $inc on one document can lose updates on
-                # FerretDB, and the version must grow with every change.
-                async with self._version_lock:
-                    versions[key] = await bump_version(self.db, *key)
+        batches = Counter((c.tenant, c.collection) for c in changes)
+        for key in batches:
+            # The database's $inc is atomic per document; the lock only keeps this
+            # process's bumps from queueing up behind each other on one collection.
+            async with self._version_lock:
+                versions[key] = await bump_version(self.db, *key)
         try:
             await self.feed.publish(
                 *(
-                    Change(
-                        c.op,
-                        c.tenant,
-                        c.collection,
-                        c.document_id,
-                        c.generation,
-                        versions[(c.tenant, c.collection)],
-                        c.chunks,
+                    dataclasses.replace(
+                        c,
+                        version=versions[(c.tenant, c.collection)],
+                        batch=batches[(c.tenant, c.collection)],
                     )
                     for c in changes
                 )

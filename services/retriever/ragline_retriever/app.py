@@ -30,6 +30,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             hnsw_m=settings.HNSW_M,
             ef_search=settings.HNSW_EF_SEARCH,
         ),
+        gap_grace_s=settings.INDEX_GAP_GRACE_S,
+        reconcile_every_s=settings.INDEX_RECONCILE_INTERVAL_S,
     )
     await registry.start()
     runtime.cleanups.append(registry.stop)

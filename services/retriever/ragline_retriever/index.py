@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from ragline_core.corpus import StoredChunk
+from ragline_core.corpus import DocumentState, StoredChunk, chunk_id_hash
 from ragline_retriever.text import analyze, words
 
 Mask = npt.NDArray[np.bool_]
@@ -52,6 +52,8 @@ class CollectionIndex:
         self.ann: faiss.IndexHNSWFlat | None = None
         self.ann_size = 0
         self.version = 0
+        # XOR of chunk_id_hash over the live chunks: replicas and the database compare it.
+        self.checksum = 0
 
     # -- updates ----------------------------------------------------------------------
     @property
@@ -69,6 +71,7 @@ class CollectionIndex:
             slot = start + offset
             self.chunks.append(chunk)
             self.slot_of_chunk[chunk.chunk_id] = slot
+            self.checksum ^= chunk_id_hash(chunk.chunk_id)
             self.vectors[slot] = chunk.vector
             self.alive[slot] = True
             terms = analyze(f"{chunk.title}\n{chunk.text}")
@@ -106,9 +109,19 @@ class CollectionIndex:
                     del self.surface[word]
             self.chunks[slot] = None
             self.slot_of_chunk.pop(chunk.chunk_id, None)
+            self.checksum ^= chunk_id_hash(chunk.chunk_id)
             self.alive[slot] = False
         if len(self.chunks) > 1000 and self.live_count < len(self.chunks) * 0.6:
             self._compact()
+
+    def document_states(self) -> dict[str, DocumentState]:
+        """document_id -> the generation and number of its chunks in this index."""
+        out = {}
+        for doc, slots in self.slots_of.items():
+            first = self.chunks[slots[0]]
+            if first is not None:
+                out[doc] = DocumentState(first.generation, len(slots))
+        return out
 
     def _grow(self, size: int) -> None:
         if size <= len(self.alive):

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import voyageai
 
+from ragline_core.corpus import StoredChunk
 from ragline_retriever.index import CollectionIndex
 from ragline_retriever.ranking import Ranked
 from ragline_retriever.text import analyze
@@ -50,23 +51,26 @@ class Reranker:
         self.voyage_model = voyage_model
         self.timeout_s = timeout_s
 
-    async def rerank(
+    async def rerank_chunks(
         self,
         query: str,
-        index: CollectionIndex,
-        candidates: Ranked,
-        query_vector: npt.NDArray[np.float32] | None,
+        candidates: list[tuple[StoredChunk, float]],
         tenant: str,
         model: str,
-    ) -> Ranked:
-        if self.voyage_key:
-            try:
-                return await self._voyage(query, index, candidates)
-            except Exception:
-                log.warning("voyage rerank failed; using the local reranker", exc_info=True)
-        if query_vector is None:
-            query_vector = await self.embed_query(tenant, model, query)
-        return self.local(query, index, candidates, query_vector)
+        index: CollectionIndex,
+    ) -> list[tuple[StoredChunk, float]]:
+        """Voyage's order of the candidates (chunks already taken out of the index, which
+        may change while the API answers); the local method if Voyage fails."""
+        try:
+            order = await self._voyage(query, [c.text for c, _ in candidates])
+            return [(candidates[i][0], score) for i, score in order]
+        except Exception:
+            log.warning("voyage rerank failed; using the local reranker", exc_info=True)
+        vector = await self.embed_query(tenant, model, query)
+        # Back in the index, with no await until the chunks are out again.
+        slots = [(index.slot_of_chunk.get(c.chunk_id), s) for c, s in candidates]
+        present = [(slot, s) for slot, s in slots if slot is not None]
+        return [(index.chunk(slot), s) for slot, s in self.local(query, index, present, vector)]
 
     def local(
         self,
@@ -85,13 +89,13 @@ class Reranker:
         order = np.argsort(-score, kind="stable")
         return [(int(slots[i]), float(score[i])) for i in order]
 
-    async def _voyage(self, query: str, index: CollectionIndex, candidates: Ranked) -> Ranked:
+    async def _voyage(self, query: str, texts: list[str]) -> list[tuple[int, float]]:
+        """(position in `texts`, relevance), best first."""
         client = voyageai.AsyncClient(
             api_key=self.voyage_key,
             max_retries=0,
             timeout=self.timeout_s,
             base_url=self.voyage_base_url,
         )
-        documents = [index.chunk(s).text for s, _ in candidates]
-        reply = await client.rerank(query, documents, model=self.voyage_model)
-        return [(candidates[r.index][0], float(r.relevance_score)) for r in reply.results]
+        reply = await client.rerank(query, texts, model=self.voyage_model)
+        return [(r.index, float(r.relevance_score)) for r in reply.results]

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.exceptions import RedisError
 
-from ragline_core.corpus import check_collection_name, get_collection
+from ragline_core.corpus import CollectionInfo, check_collection_name, get_collection
 from ragline_core.embedder_client import EmbedderClient
 from ragline_core.errors import InvalidArgumentError
 from ragline_core.metrics import CACHE_REQUESTS
@@ -142,7 +142,7 @@ class SearchService:
     async def search(self, tenant: str, request: SearchQuery) -> SearchResult:
         q = self.validate(request)
         info = await get_collection(self.db, tenant, q.collection)
-        fingerprint = _fingerprint(tenant, info.version, q)
+        fingerprint = _fingerprint(tenant, info, q)
         cached = await self._cache_get(fingerprint)
         if cached is None:
             index = await self.registry.current(info)
@@ -164,16 +164,26 @@ class SearchService:
         )
 
     async def _rank(self, tenant: str, model: str, index: CollectionIndex, q: SearchQuery) -> Doc:
+        """Ranks in three steps. Every await (query vector, Atlas, Voyage) happens before
+        the index is read or after its chunks are taken out of it: the change feed updates
+        the index between awaits, and slots read across one could point at other chunks."""
         limit = q.limit or 10
-        allowed = index.mask(compile_filter(q.filters))
         k = max(self.limits.candidates, limit)
+        local_rerank = q.rerank and not self.reranker.voyage_key
+        query_vector: npt.NDArray[np.float32] | None = None
+        if q.mode in ("dense", "hybrid") or local_rerank:
+            query_vector = await self._embed(tenant, model, q.query)
+        atlas_found: list[tuple[str, float]] = []
+        if self.atlas is not None and query_vector is not None and q.mode != "keyword":
+            atlas_found = await self.atlas.search(query_vector, k, tenant, q.collection, q.filters)
+        # From here to the chunks taken out: no await.
+        allowed = index.mask(compile_filter(q.filters))
         dense: ranking.Ranked = []
         keyword: ranking.Ranked = []
         corrections: dict[str, str] = {}
-        query_vector: npt.NDArray[np.float32] | None = None
         if q.mode in ("dense", "hybrid"):
-            query_vector = await self._embed(tenant, model, q.query)
-            dense = await self._dense(tenant, q, index, query_vector, k, allowed)
+            assert query_vector is not None
+            dense = self._dense(index, query_vector, k, allowed, atlas_found)
         if q.mode in ("keyword", "hybrid"):
             terms, corrections = ranking.fuzzy_terms(q.query, index.postings, index.surface)
             keyword = index.bm25(terms, k, allowed)
@@ -186,45 +196,42 @@ class SearchService:
                 [(dense, self.limits.dense_weight), (keyword, self.limits.keyword_weight)],
                 self.limits.rrf_k,
             )
-        reranked = False
-        if q.rerank and ranked:
-            ranked = await self.reranker.rerank(
-                q.query, index, ranked[:k], query_vector, tenant, model
-            )
-            reranked = True
-        facets = ranking.facet_counts([index.chunk(s).metadata for s, _ in ranked], q.facets)
-        hits = []
-        for slot, score in ranked[:limit]:
-            chunk = index.chunk(slot)
-            hits.append(
-                asdict(
-                    Hit(
-                        chunk.chunk_id,
-                        chunk.document_id,
-                        chunk.title,
-                        chunk.text,
-                        float(score),
-                        chunk.metadata,
-                        chunk.chunk_index,
-                    )
+        reranked = bool(q.rerank and ranked)
+        if reranked and local_rerank:
+            assert query_vector is not None
+            ranked = self.reranker.local(q.query, index, ranked[:k], query_vector)
+        chunks = [(index.chunk(slot), score) for slot, score in ranked]
+        if reranked and not local_rerank:
+            chunks = await self.reranker.rerank_chunks(q.query, chunks[:k], tenant, model, index)
+        facets = ranking.facet_counts([c.metadata for c, _ in chunks], q.facets)
+        hits = [
+            asdict(
+                Hit(
+                    c.chunk_id,
+                    c.document_id,
+                    c.title,
+                    c.text,
+                    float(score),
+                    c.metadata,
+                    c.chunk_index,
                 )
             )
+            for c, score in chunks[:limit]
+        ]
         return {"hits": hits, "facets": facets, "corrections": corrections, "reranked": reranked}
 
-    async def _dense(
+    def _dense(
         self,
-        tenant: str,
-        q: SearchQuery,
         index: CollectionIndex,
         vector: npt.NDArray[np.float32],
         k: int,
         allowed: npt.NDArray[np.bool_],
+        atlas_found: list[tuple[str, float]],
     ) -> ranking.Ranked:
         if self.atlas is None:
             return index.dense(vector, k, allowed)
-        found = await self.atlas.search(vector, k, tenant, q.collection, q.filters)
         # Keep only chunks this replica knows as visible (and allowed).
-        slots = [(index.slot_of_chunk.get(cid), score) for cid, score in found]
+        slots = [(index.slot_of_chunk.get(cid), score) for cid, score in atlas_found]
         return [(s, score) for s, score in slots if s is not None and allowed[s]]
 
     async def _embed(self, tenant: str, model: str, text: str) -> npt.NDArray[np.float32]:
@@ -248,13 +255,15 @@ class SearchService:
             log.debug("search cache unavailable")
 
 
-def _fingerprint(tenant: str, version: int, q: SearchQuery) -> str:
-    """Everything that changes the ranked list (not the page), per tenant and version."""
+def _fingerprint(tenant: str, info: CollectionInfo, q: SearchQuery) -> str:
+    """Everything that changes the ranked list (not the page), per tenant and version; the
+    index epoch retires every result computed before a replica repaired its index."""
     key = json.dumps(
         [
             tenant,
             q.collection,
-            version,
+            info.version,
+            info.index_epoch,
             q.query,
             q.limit,
             q.mode,

@@ -21,3 +21,8 @@ class RetrieverSettings(CoreSettings):
     HNSW_EF_SEARCH: int = Field(default=128, ge=8)
     # Voyage rerank model used for `rerank: true` when VOYAGE_AI_API_KEY is set.
     VOYAGE_RERANK_MODEL: str = "rerank-2.5-lite"
+    # Seconds a replica waits for missing change-feed entries before it reloads the
+    # collection from the database (the entries were lost).
+    INDEX_GAP_GRACE_S: float = Field(default=2.0, gt=0, le=60)
+    # Seconds between full comparisons of every index with the database (0: off).
+    INDEX_RECONCILE_INTERVAL_S: float = Field(default=30.0, ge=0, le=86_400)
