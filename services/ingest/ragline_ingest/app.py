@@ -62,6 +62,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             jobs,
             Catalog(db, writer, service),
             IdempotencyStore(db, settings.IDEMPOTENCY_TTL_S),
+            sync_wait_s=settings.SYNC_INGEST_WAIT_S,
         ),
         server,
     )

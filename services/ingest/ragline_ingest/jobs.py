@@ -313,13 +313,15 @@ class JobRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
-    def start_background(self, job_id: str) -> None:
-        task = asyncio.create_task(self._background(job_id, stale=False))
+    def start_background(self, job_id: str) -> asyncio.Task[None]:
+        """Runs the job in a task of the runner's, not of the request that started it: a
+        caller that stops waiting, times out or disconnects leaves the job running here
+        (rather than stranded until the sweep adopts it as stale). Named after the job so
+        the sweep does not start it twice."""
+        task = asyncio.create_task(self._background(job_id, stale=False), name=job_id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def run_inline(self, job_id: str) -> None:
-        await self._run_claimed(job_id, stale=False)
+        return task
 
     def start_sweeper(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever())

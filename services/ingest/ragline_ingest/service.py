@@ -159,13 +159,19 @@ class IngestService:
                 seen.add(doc.document_id)
 
     async def ingest(
-        self, tenant: str, collection: str, documents: list[DocumentInput], model_name: str
+        self,
+        tenant: str,
+        collection: str,
+        documents: list[DocumentInput],
+        model_name: str,
+        job_id: str = "",
     ) -> tuple[Accepted, bool]:
-        """Stores the job; returns it and whether it should run inline (small request)."""
+        """Stores the job; returns it and whether the caller should wait for it (small
+        request). `job_id` is given when an Idempotency-Key already names it."""
         self.validate(collection, documents)
         model = await self._model_for(tenant, collection, model_name)
         await self.writer.ensure_collection(tenant, collection, model.name, model.dimensions)
-        job_id = uuid.uuid4().hex
+        job_id = job_id or uuid.uuid4().hex
         items = []
         for i, doc in enumerate(documents):
             doc_id = doc.document_id or derived_id(collection, doc.content)

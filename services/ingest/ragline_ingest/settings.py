@@ -17,8 +17,12 @@ class IngestSettings(CoreSettings):
     MAX_DOCUMENT_CHARS: int = Field(default=1_000_000, ge=1)
     MAX_TITLE_CHARS: int = Field(default=1000, ge=1)
     MAX_METADATA_BYTES: int = Field(default=16_384, ge=1)
-    # Requests with at most this many documents finish before the reply.
+    # Requests with at most this many documents wait for their job before the reply...
     SYNC_INGEST_MAX_DOCUMENTS: int = Field(default=16, ge=0)
+    # ...for at most this long, and at most half the request's deadline: past that the reply
+    # is the job (PENDING or RUNNING), which goes on in the background. A busy queue must
+    # never turn accepted work into a 504.
+    SYNC_INGEST_WAIT_S: float = Field(default=10.0, ge=0.0, le=300.0)
     # Documents of one job processed at once, and jobs running at once per process.
     INGEST_DOCUMENT_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     INGEST_JOB_CONCURRENCY: int = Field(default=2, ge=1, le=64)
