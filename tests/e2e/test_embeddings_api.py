@@ -147,7 +147,8 @@ async def test_body_over_the_cap_is_413_json(api):
 async def test_body_over_the_cap_is_413_even_while_auth_is_slow(api, stack):
     """A declared body over the cap is refused before the auth call: with ext_authz pending,
     Envoy stops reading a large body, and the upload could hang instead of failing."""
-    auth = stack.pid("auth")
+    auth = stack.child_pid("auth")  # the service itself, not its supervisor
+    assert auth is not None
     os.kill(auth, signal.SIGSTOP)
     try:
         pending = asyncio.ensure_future(

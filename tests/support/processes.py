@@ -1,4 +1,5 @@
-"""Extra service processes beside the session stack (same stores, own port)."""
+"""Extra service processes beside the session stack (same stores, own port), and what
+tests need to see about processes."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragline_stack.stack import ROOT, Stack
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -62,3 +66,23 @@ def wait_serving(addr: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
                 pass
         time.sleep(0.2)
     raise RuntimeError(f"service at {addr} not serving after {timeout}s")
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, exited but not yet reaped, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def poll(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Calls `check` until it returns something truthy (returned) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout:g}s (last: {value!r})")
+        time.sleep(interval)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
 from ragline_stack.stack import ROOT, Stack, StackConfig
+from ragline_stack.status import component_status, render
 
 
 def config_from_env() -> StackConfig:
@@ -41,6 +43,7 @@ def config_from_env() -> StackConfig:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="ragline_stack")
     parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--json", action="store_true", help="status as JSON")
     args = parser.parse_args()
     cfg = config_from_env()
     stack = Stack(cfg)
@@ -49,10 +52,15 @@ def main() -> int:
         print("ragline stopped")
         return 0
     if args.command == "status":
-        running = {name: stack.pid(name) for name in stack.components()}
+        components = [component_status(stack, name) for name in stack.components()]
         status, body = stack.health()
-        print(json.dumps({"processes": running, "health_status": status}, indent=2))
-        print(body)
+        if args.json:
+            processes = [dataclasses.asdict(c) for c in components]
+            out = {"processes": processes, "health_status": status, "health": body}
+            print(json.dumps(out, indent=2))
+        else:
+            print(render(components))
+            print(f"\n/health: {status}\n{body}")
         return 0 if status == 200 else 1
     already = all(stack.pid(n) for n in stack.components())
     try:

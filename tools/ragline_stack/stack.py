@@ -2,6 +2,8 @@
 
 Each component runs as its own process group with its log in one folder and its pid in
 a pid file, so `make stop` (or a second `make run`) finds what an earlier run started.
+The group leader is a supervisor (ragline_stack.supervisor) that restarts the component
+when it dies, with back-off, as Kubernetes would; stopping goes through it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from ragline_stack.envoy_config import CHAT_HTTP, SERVICES, GatewayConfig, render
 from ragline_stack.gateway import USAGE_LOG_FLUSH_S, ratelimit_config
+from ragline_stack.supervisor import read_state, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -136,14 +140,30 @@ class Stack:
 
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
+        # Spawned by this object and not yet seen listening: an exit now is a start-up
+        # failure to report, not a crash to wait out.
+        self._starting: set[str] = set()
 
     # -- processes -------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Starts `argv` under a supervisor that restarts it when it dies."""
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         self.cfg.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.state_path(name).unlink(missing_ok=True)  # a previous run's restarts
+        supervised = [
+            str(VENV_BIN / "python"),
+            "-m",
+            "ragline_stack.supervisor",
+            "--name",
+            name,
+            "--state-dir",
+            str(self.cfg.pid_dir),
+            "--",
+            *argv,
+        ]
         log = open(self.cfg.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(  # noqa: S603 - argv built from our own config
-            argv,
+            supervised,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -153,8 +173,10 @@ class Stack:
         )
         log.close()
         (self.cfg.pid_dir / f"{name}.pid").write_text(str(proc.pid))
+        self._starting.add(name)
 
     def pid(self, name: str) -> int | None:
+        """The component's process group leader (its supervisor) if it is running."""
         path = self.cfg.pid_dir / f"{name}.pid"
         try:
             pid = int(path.read_text())
@@ -171,6 +193,60 @@ class Stack:
             if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
                 return None
         return pid
+
+    def state_path(self, name: str) -> Path:
+        return state_path(self.cfg.pid_dir, name)
+
+    def supervision(self, name: str) -> dict[str, Any] | None:
+        """The supervisor's state (restarts, last exit, child pid) while it runs."""
+        leader = self.pid(name)
+        state = read_state(self.state_path(name))
+        if leader is None or state is None or state.get("supervisor_pid") != leader:
+            return None
+        return state
+
+    def restarts(self, name: str) -> int:
+        state = self.supervision(name)
+        return int(state["restarts"]) if state else 0
+
+    def child_pid(self, name: str) -> int | None:
+        """The component's own process (not its supervisor), None while it is down: for
+        what must signal or measure the real process."""
+        leader = self.pid(name)
+        if leader is None:
+            return None
+        try:
+            cmdline = Path(f"/proc/{leader}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if not cmdline:
+            return None  # still in exec
+        if b"ragline_stack.supervisor" not in cmdline:
+            return leader  # started before there were supervisors
+        state = self.supervision(name)
+        pid = state.get("pid") if state else None
+        if not isinstance(pid, int):
+            return None
+        try:
+            # In the leader's group, or the pid was reused by something else.
+            if os.getpgid(pid) != leader:
+                return None
+        except ProcessLookupError:
+            return None
+        with contextlib.suppress(OSError):
+            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return None
+        return pid
+
+    def port(self, name: str) -> int:
+        """The port that says the component is serving."""
+        ports = {
+            "ferretdb": self.cfg.mongo_port,
+            "redis": self.cfg.redis_port,
+            "ratelimit": self.cfg.ratelimit_port,
+            "envoy": self.cfg.api_port,
+        }
+        return ports.get(name) or self.cfg.service_ports[name]
 
     def components(self) -> list[str]:
         return ["ferretdb", "redis", "ratelimit", *SERVICES, "envoy"]
@@ -308,8 +384,10 @@ class Stack:
             return
         if name == "envoy":
             self._drain_envoy()
+        # The leader only: the supervisor forwards it once and does not restart; a SIGTERM
+        # to the group would reach the component twice (FerretDB dies hard on a second).
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.pid(name) is not None:
             with contextlib.suppress(ChildProcessError):
@@ -321,6 +399,8 @@ class Stack:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         (self.cfg.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        self.state_path(name).unlink(missing_ok=True)
+        self._starting.discard(name)
 
     def _drain_envoy(self) -> None:
         """Closes Envoy's listeners, then waits out its usage-log batch: on SIGTERM Envoy
@@ -345,7 +425,14 @@ class Stack:
         while time.monotonic() < deadline:
             if self.pid(name) is None:
                 raise RuntimeError(f"{name} exited during start-up; see {self.log_path(name)}")
+            if name in self._starting and self.restarts(name):
+                last = (self.supervision(name) or {}).get("last_exit")
+                raise RuntimeError(
+                    f"{name} exited during start-up ({last}); it is being restarted with "
+                    f"back-off; see {self.log_path(name)}"
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                self._starting.discard(name)
                 return
             time.sleep(0.1)
         raise RuntimeError(
