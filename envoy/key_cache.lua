@@ -10,6 +10,10 @@
 -- A miss remembers its key by x-request-id until the response, when the ext_authz
 -- metadata says whether and how long to keep it (ext_authz removes Authorization, and
 -- dynamic metadata would carry the key into the access log, so neither can hold it).
+-- An entry's lifetime counts from when the question was asked, never from the response:
+-- a slow call must not bring back a key revoked while it ran. A 401 for a key drops its
+-- entry and refuses any "allowed" asked before that 401 (a revocation seen by this worker
+-- is never undone by an older answer still in flight).
 -- The edge regenerates x-request-id for every request (use_remote_address, no trusted
 -- internal addresses, preserve_external_request_id off), so a client cannot make two
 -- requests share one and swap their identities.
@@ -19,6 +23,8 @@
 
 local cache, cached = {}, 0
 local pending, waiting = {}, 0
+-- Authorization value -> when this worker last saw the auth service deny it (ms).
+local denied, denials = {}, 0
 
 -- Never answered here, so a revocation stops them at once: "api_key_only" (minting a
 -- JWT, which outlives any cached answer) and "admin" (key management, any tenant's usage).
@@ -32,7 +38,7 @@ local function scope_allowed(entry, scope)
   return scope == "authenticated" or entry.scopes[scope] == true
 end
 
-local function remember(rid, auth)
+local function remember(rid, auth, asked)
   if waiting >= MAX_ENTRIES then
     -- Requests that never got a response (reset streams) would pile up: start over.
     pending, waiting = {}, 0
@@ -40,7 +46,22 @@ local function remember(rid, auth)
   if pending[rid] == nil then
     waiting = waiting + 1
   end
-  pending[rid] = auth
+  pending[rid] = { auth = auth, asked = asked }
+end
+
+-- A denial (revoked, expired, unknown key): nothing older may bring the key back here.
+local function deny(auth, now)
+  if cache[auth] ~= nil then
+    cache[auth] = nil
+    cached = cached - 1
+  end
+  if denials >= MAX_ENTRIES then
+    denied, denials = {}, 0
+  end
+  if denied[auth] == nil then
+    denials = denials + 1
+  end
+  denied[auth] = now
 end
 
 function envoy_on_request(handle)
@@ -79,7 +100,8 @@ function envoy_on_request(handle)
   end
   local rid = headers:get("x-request-id")
   if rid ~= nil then
-    remember(rid, auth)
+    -- Before ext_authz asks: the decision is at least this recent, never older.
+    remember(rid, auth, handle:timestamp())
   end
 end
 
@@ -88,14 +110,30 @@ function envoy_on_response(handle)
     return
   end
   local rid = handle:requestHeaders():get("x-request-id")
-  local auth = rid and pending[rid]
-  if auth == nil then
+  local asked = rid and pending[rid]
+  if asked == nil then
     return
   end
   pending[rid] = nil
   waiting = waiting - 1
+  local auth, now = asked.auth, handle:timestamp()
   local allowed = handle:streamInfo():dynamicMetadata():get(AUTHZ_NAMESPACE)
-  if allowed == nil or allowed.cache_ms == nil or allowed.cache_ms <= 0 then
+  if allowed == nil then
+    -- No "allowed" metadata: ext_authz answered. A 401 (gRPC: UNAUTHENTICATED) is a
+    -- key that no longer works.
+    local headers = handle:headers()
+    if headers:get(":status") == "401" or headers:get("grpc-status") == "16" then
+      deny(auth, now)
+    end
+    return
+  end
+  if allowed.cache_ms == nil or allowed.cache_ms <= 0 then
+    return
+  end
+  -- Counted from the question: a response slower than the TTL stores nothing.
+  local expires = asked.asked + allowed.cache_ms
+  local refused = denied[auth]
+  if expires <= now or (refused ~= nil and asked.asked <= refused) then
     return
   end
   local scopes = {}
@@ -109,7 +147,7 @@ function envoy_on_response(handle)
     cached = cached + 1
   end
   cache[auth] = {
-    expires = handle:timestamp() + allowed.cache_ms,
+    expires = expires,
     tenant = allowed.tenant,
     key_id = allowed.key_id,
     scopes = scopes,
