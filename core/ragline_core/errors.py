@@ -14,6 +14,20 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 ERROR_DOMAIN = "ragline.dev"
+# Messages echo input (a filter key, a file name): never more than this many characters.
+MAX_MESSAGE_CHARS = 1024
+QUOTED_CHARS = 64
+
+
+def quoted(value: str, limit: int = QUOTED_CHARS) -> str:
+    """repr() of a value from the request, shortened for an error message."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def truncated(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 class RaglineError(Exception):
@@ -30,6 +44,7 @@ class RaglineError(Exception):
         metadata: Mapping[str, str] | None = None,
         field: str | None = None,
     ) -> None:
+        message = truncated(message)
         super().__init__(message)
         self.message = message
         if reason is not None:

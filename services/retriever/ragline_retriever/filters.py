@@ -4,18 +4,26 @@ Supported: equality ({"category": "tutorial"}), $eq $ne $in $nin $gt $gte $lt $l
 $exists, and $and / $or of filters. Anything else — an unknown operator, $where, $regex,
 $expr — is rejected with a 400 that names it. Filters compile to a predicate evaluated
 inside the search, so `limit` hits come back whenever that many match.
+
+The predicate runs once per chunk on the event loop (between taking the filter mask and
+taking chunks out of the index nothing may await), so its cost is bounded instead: at most
+MAX_CLAUSES clauses, MAX_LIST_VALUES values per $in/$nin list (looked up in a set, not
+compared one by one) and MAX_FILTER_BYTES of JSON in all; more is a 400 FILTER_TOO_LARGE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from ragline_core.errors import InvalidArgumentError
+from ragline_core.errors import InvalidArgumentError, quoted
 
 Predicate = Callable[[dict[str, Any]], bool]
 MAX_DEPTH = 8
 MAX_CLAUSES = 64
+MAX_LIST_VALUES = 1000
+MAX_FILTER_BYTES = 64 * 1024
 _MISSING = object()
 
 COMPARISONS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
@@ -24,6 +32,20 @@ LOGICAL = ("$and", "$or")
 
 def _bad(message: str) -> InvalidArgumentError:
     return InvalidArgumentError(message, reason="BAD_FILTER", field="filters")
+
+
+def _too_large(message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(message, reason="FILTER_TOO_LARGE", field="filters")
+
+
+def check_encoded_size(encoded_bytes: int) -> None:
+    """A cheap guard before a protobuf filter is converted (MessageToDict costs ~0.1 s per
+    MB on the event loop): protobuf is at most ~6x the JSON, so past 8x it cannot pass."""
+    if encoded_bytes > 8 * MAX_FILTER_BYTES:
+        raise _too_large(
+            f"filters are {encoded_bytes} bytes encoded; the limit is {MAX_FILTER_BYTES} "
+            "bytes as JSON"
+        )
 
 
 def _lookup(metadata: dict[str, Any], path: str) -> Any:
@@ -53,6 +75,20 @@ def _ordered(a: Any, b: Any) -> bool:
     )
 
 
+def _key(value: Any) -> Hashable:
+    """A hashable form under which two values are equal exactly when _equals says so
+    (True is not 1, 1 is 1.0); objects get a key nothing equals."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str) or value is None:
+        return ("scalar", value)
+    if isinstance(value, list):
+        return ("list", tuple(_key(v) for v in value))
+    return ("object", id(value))
+
+
 def _equals(actual: Any, expected: Any) -> bool:
     if isinstance(actual, list) and not isinstance(expected, list):
         return expected in actual  # like MongoDB: a list field matches any element
@@ -70,11 +106,18 @@ def _comparison(op: str, operand: Any, path: str) -> Predicate:
     if op in ("$in", "$nin"):
         if not isinstance(operand, list):
             raise _bad(f"{where} takes a list")
-        options = [_scalar(v, where) for v in operand]
+        if len(operand) > MAX_LIST_VALUES:
+            raise _too_large(f"{where} has {len(operand)} values; the limit is {MAX_LIST_VALUES}")
+        options = {_key(_scalar(v, where)) for v in operand}
 
         def is_in(m: dict[str, Any]) -> bool:
             actual = _lookup(m, path)
-            return actual is not _MISSING and any(_equals(actual, o) for o in options)
+            if actual is _MISSING:
+                return False
+            if _key(actual) in options:
+                return True
+            # Like MongoDB: a list field matches when any element does.
+            return isinstance(actual, list) and any(_key(a) in options for a in actual)
 
         return is_in if op == "$in" else (lambda m: not is_in(m))
     value = _scalar(operand, where)
@@ -111,6 +154,13 @@ def compile_filter(spec: dict[str, Any] | None) -> Predicate | None:
     """A predicate over chunk metadata, or None for no filter; raises 400 on bad input."""
     if not spec:
         return None
+    try:
+        encoded = json.dumps(spec, ensure_ascii=False, separators=(",", ":"), default=str)
+    except (RecursionError, ValueError):
+        raise _bad(f"filters nest deeper than {MAX_DEPTH} levels") from None
+    size = len(encoded.encode())
+    if size > MAX_FILTER_BYTES:
+        raise _too_large(f"filters are {size} bytes as JSON; the limit is {MAX_FILTER_BYTES}")
     counter = [0]
     return _compile(spec, 0, counter)
 
@@ -132,7 +182,7 @@ def _compile(spec: Any, depth: int, counter: list[int]) -> Predicate:
             parts.append(_all_of(subs) if key == "$and" else _any_of(subs))
         elif key.startswith("$"):
             raise _bad(
-                f"unsupported filter operator {key!r}; supported: "
+                f"unsupported filter operator {quoted(key)}; supported: "
                 + ", ".join((*COMPARISONS, *LOGICAL))
             )
         elif not key or len(key) > 256:
@@ -143,7 +193,7 @@ def _compile(spec: Any, depth: int, counter: list[int]) -> Predicate:
             for op, operand in value.items():
                 if op not in COMPARISONS:
                     raise _bad(
-                        f"unsupported filter operator {op!r} on field {key!r}; "
+                        f"unsupported filter operator {quoted(op)} on field {quoted(key)}; "
                         "supported: " + ", ".join((*COMPARISONS, *LOGICAL))
                     )
                 parts.append(_comparison(op, operand, key))

@@ -13,6 +13,7 @@ from ragline_core.errors import InvalidArgumentError
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
 from ragline_retriever import ranking
+from ragline_retriever.filters import check_encoded_size
 from ragline_retriever.service import SearchQuery, SearchService
 
 MAX_SUGGESTIONS = 50
@@ -30,7 +31,10 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
         self.service = service
 
     async def Search(self, request: pb.SearchRequest, context: Context) -> pb.SearchResponse:
-        filters = json_format.MessageToDict(request.filters) if request.filters.fields else {}
+        filters = {}
+        if request.filters.fields:
+            check_encoded_size(request.filters.ByteSize())
+            filters = json_format.MessageToDict(request.filters)
         result = await self.service.search(
             tenant_of(context),
             SearchQuery(
