@@ -29,6 +29,9 @@ class CoreSettings(BaseSettings):
 
     API_TITLE: str = "RAG API Service"
     API_VERSION: str = "1.0.0"
+    # "production": a service refuses to start with a development default (dev keys, the
+    # default API_KEY_PEPPER, an unencrypted JWT signing key), naming the variable to set.
+    ENVIRONMENT: Literal["development", "production"] = "development"
     API_PORT: int = Field(default=8000, ge=1, le=65535, description="Gateway (Envoy) port")
     API_WORKERS: int = Field(
         default=1, ge=1, le=64, description="Worker processes per service sharing its port"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 
 import grpc
 import redis.asyncio as aioredis
@@ -21,12 +22,21 @@ from ragline_auth.authz import AuthorizationServicer, Authorizer
 from ragline_auth.keys import KeyHasher, KeyService
 from ragline_auth.scopes import parse_scopes
 from ragline_auth.servicer import AnalyticsServicer, AuthServicer
-from ragline_auth.settings import AuthSettings
+from ragline_auth.settings import DEV_KEYS, AuthSettings
+from ragline_auth.signing_keys import (
+    KeyEncryption,
+    SigningKeyError,
+    SigningKeyStore,
+    parse_encryption_keys,
+)
 from ragline_auth.tokens import Signer
 from ragline_auth.usage import AccessLogServicer, UsageSink, UsageStore
 from ragline_core.server import Runtime, ServiceSpec
 
 log = logging.getLogger("ragline.auth")
+# How often a replica re-reads the signing keys (rotations are days apart; a new key is
+# published minutes before it signs).
+SIGNING_KEY_REFRESH_S = 60.0
 
 
 async def seed_dev_keys(keys: KeyService, settings: AuthSettings) -> None:
@@ -45,6 +55,41 @@ async def seed_dev_keys(keys: KeyService, settings: AuthSettings) -> None:
         )
 
 
+async def revoke_default_dev_keys(keys: KeyService) -> None:
+    """Production: the development keys every checkout knows never work, even if an
+    earlier start in development mode stored them."""
+    for plaintext in DEV_KEYS:
+        key = await keys.lookup(plaintext)
+        if key is not None and key.revoked_at is None:
+            await keys.revoke(key.key_id)
+            log.warning("development key revoked (production mode)", extra={"key_id": key.key_id})
+
+
+def signing_key_store(settings: AuthSettings, runtime: Runtime) -> SigningKeyStore:
+    secret = settings.AUTH_KEY_ENCRYPTION_KEY
+    encryption = KeyEncryption(parse_encryption_keys(secret.get_secret_value())) if secret else None
+    return SigningKeyStore(
+        runtime.mongo[settings.MONGODB_DATABASE]["auth_signing_keys"],
+        encryption,
+        settings.AUTH_SIGNING_KEY_ROTATION_S,
+        settings.JWT_TTL,
+    )
+
+
+async def keep_signing_keys(store: SigningKeyStore, signer: Signer, stop: asyncio.Event) -> None:
+    """Re-reads the ring every minute: another replica may have rotated, or a rotation or
+    a retirement is due."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SIGNING_KEY_REFRESH_S)
+        if stop.is_set():
+            return
+        try:
+            signer.use(await store.ring())
+        except Exception:  # the database may be down for a while: keep the current ring
+            log.warning("signing keys not refreshed", exc_info=True)
+
+
 async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, AuthSettings)
@@ -58,9 +103,14 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     )
     await keys.setup()
     await seed_dev_keys(keys, settings)
-    signer = await Signer.load_or_create(
-        db["auth_signing_keys"], settings.JWT_ISSUER, settings.JWT_AUDIENCE
-    )
+    if settings.ENVIRONMENT == "production":
+        await revoke_default_dev_keys(keys)
+    signing_keys = signing_key_store(settings, runtime)
+    try:
+        signer = Signer(await signing_keys.ring(), settings.JWT_ISSUER, settings.JWT_AUDIENCE)
+    except SigningKeyError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     usage = UsageStore(db["usage_hourly"])
     await usage.setup()
     openapi = docs.load(settings.OPENAPI_PATH)
@@ -92,6 +142,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         log.warning("revocation broadcasts unavailable at start-up; relying on the cache TTL")
     # Runs after the server stopped (no more access logs), so its last flush is complete.
     flusher = loop.create_task(sink.run(stop))
+    rotator = loop.create_task(keep_signing_keys(signing_keys, signer, stop))
 
     async def close() -> None:
         stop.set()
@@ -99,6 +150,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             await asyncio.wait_for(task, 3)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(flusher, 10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(rotator, 3)
         await listener_redis.aclose()
 
     runtime.cleanups.append(close)

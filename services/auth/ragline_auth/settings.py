@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
 
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from ragline_auth.signing_keys import parse_encryption_keys
 from ragline_core.settings import CoreSettings
+
+DEV_PEPPER = "ragline-development-pepper-change-me"
+# The development keys every checkout knows (VALID_API_KEYS' default).
+DEV_KEYS = tuple(CoreSettings.model_fields["VALID_API_KEYS"].default)
+MIN_SECRET_CHARS = 32
 
 
 class AuthSettings(CoreSettings):
@@ -13,7 +21,7 @@ class AuthSettings(CoreSettings):
     # Server-side secret mixed into every key hash (HMAC-SHA256). A database dump without
     # it cannot be used to test guesses. Set it in production; changing it invalidates
     # every stored key.
-    API_KEY_PEPPER: SecretStr = SecretStr("ragline-development-pepper-change-me")
+    API_KEY_PEPPER: SecretStr = SecretStr(DEV_PEPPER)
     # Store the keys of VALID_API_KEYS as development keys (turn off in production).
     SEED_DEV_KEYS: bool = True
     # Tenant, scopes and tier of the development keys in VALID_API_KEYS: key i (from 1)
@@ -39,3 +47,47 @@ class AuthSettings(CoreSettings):
     USAGE_FLUSH_INTERVAL: float = Field(default=1.0, ge=0.05, le=60.0)
     # The generated OpenAPI document served at /openapi.json (default: gen/openapi/).
     OPENAPI_PATH: str | None = None
+    # Encrypts the JWT signing keys at rest (AES-256-GCM, ragline_auth.signing_keys):
+    # comma-separated 32-byte keys in base64 (`openssl rand -base64 32`). The first seals,
+    # every one opens: to rotate, list the new key first and the old one second until every
+    # replica has restarted (stored keys are re-sealed on start). Unset: stored plain
+    # (development only; production mode refuses to start).
+    AUTH_KEY_ENCRYPTION_KEY: SecretStr | None = None
+    # Seconds between JWT signing-key rotations (default 30 days). The new key is in the JWKS
+    # 6 minutes before it signs; the old one stays there until its last token has expired.
+    AUTH_SIGNING_KEY_ROTATION_S: int = Field(default=30 * 86_400, ge=3600, le=365 * 86_400)
+
+    @field_validator("AUTH_KEY_ENCRYPTION_KEY")
+    @classmethod
+    def _encryption_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_encryption_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _production_ready(self) -> Self:
+        """ENVIRONMENT=production refuses every development default, naming each."""
+        if self.ENVIRONMENT != "production":
+            return self
+        problems = []
+        pepper = self.API_KEY_PEPPER.get_secret_value()
+        if pepper == DEV_PEPPER or len(pepper) < MIN_SECRET_CHARS:
+            problems.append(
+                "API_KEY_PEPPER is the development default or shorter than "
+                f"{MIN_SECRET_CHARS} characters (openssl rand -base64 32)"
+            )
+        weak = [k for k in self.VALID_API_KEYS if k in DEV_KEYS or len(k) < MIN_SECRET_CHARS]
+        if self.SEED_DEV_KEYS and weak:
+            problems.append(
+                "VALID_API_KEYS holds development keys (dev-key-1, dev-key-2) or keys shorter "
+                f"than {MIN_SECRET_CHARS} characters, and SEED_DEV_KEYS=true would store them "
+                "with every scope; set SEED_DEV_KEYS=false or strong keys"
+            )
+        if self.AUTH_KEY_ENCRYPTION_KEY is None:
+            problems.append(
+                "AUTH_KEY_ENCRYPTION_KEY is not set: the JWT signing key would be stored "
+                "unencrypted (openssl rand -base64 32)"
+            )
+        if problems:
+            raise ValueError("ENVIRONMENT=production refuses to start: " + "; ".join(problems))
+        return self

@@ -1,5 +1,6 @@
-"""JWTs: one RS256 signing key shared by every auth replica (kept in MongoDB, created by
-whichever replica starts first), tokens for API keys, and the JWKS Envoy verifies with."""
+"""JWTs: RS256 tokens for API keys, signed with the current key of the signing-key ring
+(ragline_auth.signing_keys: encrypted at rest, rotated on a schedule), verified against
+every key a live token may carry, and the JWKS Envoy and the services verify with."""
 
 from __future__ import annotations
 
@@ -8,18 +9,12 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from ragline_auth.keys import ApiKey
-
-_KEY_ID = "current"
+from ragline_auth.signing_keys import KeyRing
 
 
 @dataclass(frozen=True)
@@ -46,43 +41,25 @@ def _b64(n: int) -> str:
 
 
 class Signer:
-    """Signs and verifies the gateway's JWTs."""
+    """Signs and verifies the gateway's JWTs with a key ring (`use` swaps in a new one)."""
 
-    def __init__(self, private_pem: bytes, kid: str, issuer: str, audience: str) -> None:
-        private = serialization.load_pem_private_key(private_pem, password=None)
-        assert isinstance(private, rsa.RSAPrivateKey)
-        self._private: rsa.RSAPrivateKey = private
-        self._public = private.public_key()
-        self.kid = kid
+    def __init__(self, ring: KeyRing, issuer: str, audience: str) -> None:
         self.issuer = issuer
         self.audience = audience
+        self.use(ring)
 
-    @classmethod
-    async def load_or_create(
-        cls, collection: AsyncCollection[dict[str, Any]], issuer: str, audience: str
-    ) -> Signer:
-        doc = await collection.find_one({"_id": _KEY_ID})
-        if doc is None:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            candidate = {
-                "_id": _KEY_ID,
-                "kid": f"rl-{secrets.token_hex(6)}",
-                "private_pem": pem.decode(),
-                "created_at": datetime.now(UTC),
-            }
-            try:
-                await collection.insert_one(candidate)
-                doc = candidate
-            except DuplicateKeyError:
-                # Another replica won the race: use its key.
-                doc = await collection.find_one({"_id": _KEY_ID})
-        assert doc is not None
-        return cls(str(doc["private_pem"]).encode(), str(doc["kid"]), issuer, audience)
+    def use(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self._public: dict[str, rsa.RSAPublicKey] = {
+            k.kid: k.private.public_key() for k in ring.published
+        }
+        self._jwks = json.dumps(
+            {"keys": [_jwk(kid, public) for kid, public in self._public.items()]}
+        ).encode()
+
+    @property
+    def kid(self) -> str:
+        return self.ring.signing.kid
 
     def issue(self, key: ApiKey, ttl_s: int) -> tuple[str, int]:
         now = int(time.time())
@@ -101,14 +78,18 @@ class Signer:
             # Becomes the x-ragline-auth header (jwt_authn claim_to_headers).
             "auth_method": "jwt",
         }
-        token = jwt.encode(claims, self._private, algorithm="RS256", headers={"kid": self.kid})
+        signing = self.ring.signing
+        token = jwt.encode(claims, signing.private, algorithm="RS256", headers={"kid": signing.kid})
         return token, ttl_s
 
     def verify(self, token: str) -> Claims:
         try:
+            public = self._public.get(str(jwt.get_unverified_header(token).get("kid", "")))
+            if public is None:
+                raise TokenError("invalid token", expired=False)
             claims = jwt.decode(
                 token,
-                self._public,
+                public,
                 algorithms=["RS256"],
                 audience=self.audience,
                 issuer=self.issuer,
@@ -128,16 +109,19 @@ class Signer:
         )
 
     def jwks(self) -> bytes:
-        numbers = self._public.public_numbers()
-        key = {
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS256",
-            "kid": self.kid,
-            "n": _b64(numbers.n),
-            "e": _b64(numbers.e),
-        }
-        return json.dumps({"keys": [key]}).encode()
+        return self._jwks
+
+
+def _jwk(kid: str, public: rsa.RSAPublicKey) -> dict[str, str]:
+    numbers = public.public_numbers()
+    return {
+        "kty": "RSA",
+        "use": "sig",
+        "alg": "RS256",
+        "kid": kid,
+        "n": _b64(numbers.n),
+        "e": _b64(numbers.e),
+    }
 
 
 def looks_like_jwt(token: str) -> bool:
