@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One Dockerfile for the four ragline services; each is a build target:
+# One Dockerfile for the ragline services; each is a build target:
 #   docker build -f docker/service.Dockerfile --target embedder -t ragline/embedder .
 # Stages: build (venv with runtime deps + generated stubs), weights and embedder-models (the
 # MiniLM weights and their pre-built ONNX graphs, embedder only), runtime (what ships).
@@ -30,8 +30,10 @@ RUN python -m venv /opt/venv \
 COPY buf.yaml ./
 COPY protos/ protos/
 COPY scripts/gen_protos.sh scripts/
-RUN VENV=/opt/buildtools bash scripts/gen_protos.sh \
-    && cp -r gen/python/ragline "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+# The OpenAPI step needs a Go tool (protoc-gen-openapiv2): its output is built on the host by
+# `make gen` and copied into the auth target instead. envoy_api: ext_authz/access-log stubs.
+RUN VENV=/opt/buildtools RAGLINE_SKIP_OPENAPI=1 bash scripts/gen_protos.sh \
+    && cp -r gen/python/ragline gen/python/envoy_api "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 
 # The project itself (core library + services), not editable, no dependency resolution.
 COPY core/ core/
@@ -85,8 +87,9 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 CMD ["python", "-m", "ragline_retriever"]
 
 FROM runtime AS chat
-ENV CHAT_ADDR=0.0.0.0:50053 CHAT_METRICS_PORT=9103
-EXPOSE 50053 9103
+# 50063: the HTTP edge (WebSocket chat, /v1/chat/completions) Envoy routes to.
+ENV CHAT_ADDR=0.0.0.0:50053 CHAT_METRICS_PORT=9103 CHAT_HTTP_ADDR=0.0.0.0:50063
+EXPOSE 50053 50063 9103
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "ragline_core.healthcheck", "127.0.0.1:50053"]
 CMD ["python", "-m", "ragline_chat"]
@@ -97,6 +100,15 @@ EXPOSE 50054 9104
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "ragline_core.healthcheck", "127.0.0.1:50054"]
 CMD ["python", "-m", "ragline_ingest"]
+
+FROM runtime AS auth
+# GET /openapi.json serves this document: `make gen` builds it on the host (see above).
+COPY gen/openapi/openapi.json /opt/ragline/openapi.json
+ENV AUTH_ADDR=0.0.0.0:50055 AUTH_METRICS_PORT=9105 OPENAPI_PATH=/opt/ragline/openapi.json
+EXPOSE 50055 9105
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "ragline_core.healthcheck", "127.0.0.1:50055"]
+CMD ["python", "-m", "ragline_auth"]
 
 FROM runtime AS embedder
 COPY --from=weights /opt/weights/ /opt/venv/lib/python3.11/site-packages/

@@ -18,10 +18,13 @@ mapfile -t envoy_files < <(cd protos && find envoy_api -name '*.proto' | sort)
 # Packages for the generated tree (protoc does not write __init__.py files).
 find gen.tmp/python/ragline gen.tmp/python/envoy_api -type d -exec touch {}/__init__.py \;
 # The OpenAPI document of the REST API, from the google.api.http annotations
-# (grpc-gateway's protoc-gen-openapiv2, pinned in scripts/install_go_tools.sh).
-[ -x .bin/protoc-gen-openapiv2 ] || BIN="$PWD/.bin" scripts/install_go_tools.sh protoc-gen-openapiv2
-"$VENV/bin/buf" generate --template buf.gen.yaml --path protos/ragline
-"$VENV/bin/python" services/auth/ragline_auth/openapi.py gen.tmp/openapi/ragline.swagger.json
+# (grpc-gateway's protoc-gen-openapiv2, pinned in scripts/install_go_tools.sh). Image builds
+# skip it (no Go there): the auth image copies the host's gen/openapi/openapi.json.
+if [ "${RAGLINE_SKIP_OPENAPI:-0}" != 1 ]; then
+  [ -x .bin/protoc-gen-openapiv2 ] || BIN="$PWD/.bin" scripts/install_go_tools.sh protoc-gen-openapiv2
+  "$VENV/bin/buf" generate --template buf.gen.yaml --path protos/ragline
+  "$VENV/bin/python" services/auth/ragline_auth/openapi.py gen.tmp/openapi/ragline.swagger.json
+fi
 rm -rf gen && mv gen.tmp gen
 # Make the generated tree importable from the venv.
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

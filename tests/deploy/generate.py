@@ -18,6 +18,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ragline_stack import components
+
 ROOT = Path(__file__).resolve().parents[2]
 ENVOY_CONFIG = ROOT / "k8s/base/envoy/envoy.yaml"
 ALERTS = ROOT / "monitoring/prometheus/alerts.yml"
@@ -25,20 +27,19 @@ PROMETHEUS_RULE = ROOT / "k8s/base/monitoring/prometheusrule.yaml"
 
 # Envoy reaches each service through its headless Service (every pod's address, so requests
 # are balanced per request and health-checked per pod); in docker compose these names are
-# network aliases of the service containers.
-ENVOY_ARGS = (
+# network aliases of the service containers. One argument per service of the component list.
+ENVOY_ARGS: tuple[str, ...] = (
     "--listen-host",
     "0.0.0.0",
     "--descriptor",
     "/etc/envoy/ragline.binpb",
-    "--embedder",
-    "embedder-headless:50051",
-    "--retriever",
-    "retriever-headless:50052",
-    "--chat",
-    "chat-headless:50053",
-    "--ingest",
-    "ingest-headless:50054",
+    *(arg for c in components.SERVICES for arg in (f"--{c.name}", f"{c.headless}:{c.grpc_port}")),
+    *(
+        arg
+        for c in components.SERVICES
+        if c.http_port is not None
+        for arg in (f"--{c.name}-http", f"{c.headless}:{c.http_port}")
+    ),
 )
 
 _RULE_HEADER = """\

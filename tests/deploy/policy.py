@@ -7,11 +7,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ragline_stack import components
+
 NAMESPACE = "rag-system"
-SERVICES = {"embedder": 50051, "retriever": 50052, "chat": 50053, "ingest": 50054}
-METRICS_PORTS = {"embedder": 9101, "retriever": 9102, "chat": 9103, "ingest": 9104}
+# From the one component list (ragline_stack.components), never a copy of it.
+SERVICES = {c.name: c.grpc_port for c in components.SERVICES}
+METRICS_PORTS = {c.name: c.metrics_port for c in components.SERVICES}
 # Envoy's internal metrics listener (Prometheus only; the public port is 8000).
-GATEWAY_METRICS_PORT = 9902
+GATEWAY_METRICS_PORT = components.GATEWAY_METRICS_PORT
 SERVICE_RESOURCES = {
     "requests": {"cpu": "500m", "memory": "1Gi"},
     "limits": {"cpu": "2", "memory": "4Gi"},
@@ -25,6 +28,9 @@ SECRET_ENV = frozenset(
         "OPENAI_API_KEY",
         "VOYAGE_AI_API_KEY",
         "REDIS_AUTH",
+        "INTERNAL_TOKEN_KEYS",
+        "API_KEY_PEPPER",
+        "AUTH_KEY_ENCRYPTION_KEY",
     }
 )
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})

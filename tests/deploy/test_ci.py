@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from ragline_stack import components
+
 from .tools import ROOT, output, run, tool
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -68,7 +70,7 @@ def test_pipeline_shape() -> None:
     assert set(jobs["images"]["needs"]) == {"lint", "test"}
     assert jobs["images"]["permissions"]["packages"] == "write"
     targets = {entry["target"] for entry in jobs["images"]["strategy"]["matrix"]["include"]}
-    assert targets == {"embedder", "retriever", "chat", "ingest", "envoy"}
+    assert targets == {*components.names(), "envoy"}
     assert jobs["deploy"]["if"] == "startsWith(github.ref, 'refs/tags/v')"
     assert "k8s/overlays/prod" in _steps(jobs["deploy"])
     # yaml reads the bare `on:` key as True.

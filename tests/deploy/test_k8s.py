@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ragline_stack import components
+
 from .policy import (
     GATEWAY_METRICS_PORT,
     METRICS_PORTS,
@@ -38,18 +40,8 @@ from .tools import (
 HPA = {"dev": HpaRange(1, 3), "prod": HpaRange(2, 10)}
 CHECKOV_CONFIG = ROOT / "k8s" / "checkov.yaml"
 
-# The call graph: who calls whom (besides Envoy, which reaches every service).
-CALL_GRAPH = {
-    ("envoy", "embedder", 50051),
-    ("envoy", "retriever", 50052),
-    ("envoy", "chat", 50053),
-    ("envoy", "ingest", 50054),
-    ("envoy", "ratelimit", 8081),
-    ("chat", "retriever", 50052),
-    ("retriever", "embedder", 50051),
-    ("ingest", "embedder", 50051),
-    ("ingest", "retriever", 50052),
-}
+# The call graph of the component list: who calls whom, Envoy reaching every service.
+CALL_GRAPH = components.call_graph()
 # networkpolicy-health-mesh.yaml: every service reaches every service's gRPC port.
 HEALTH_MESH = {(src, dst, port) for src in SERVICES for dst, port in SERVICES.items()}
 DEV_STORES = {(app, "mongo", 27017) for app in SERVICES} | {
@@ -217,10 +209,9 @@ def test_egress_outside_the_namespace(
 ) -> None:
     docs = manifests[overlay]
     stores = {53, 27017, 6379}
-    assert egress_ports_anywhere(docs, "embedder") == stores | {443}
-    assert egress_ports_anywhere(docs, "retriever") == stores | {443}
-    assert egress_ports_anywhere(docs, "chat") == stores | {443}
-    assert egress_ports_anywhere(docs, "ingest") == stores
+    for c in components.SERVICES:
+        expected = stores | ({443} if c.provider_egress else set())
+        assert egress_ports_anywhere(docs, c.name) == expected, c.name
     assert egress_ports_anywhere(docs, "envoy") == {53}
     assert egress_ports_anywhere(docs, "ratelimit") == {53, 6379}
 

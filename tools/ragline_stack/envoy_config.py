@@ -16,10 +16,11 @@ from typing import Any
 
 import yaml
 
-from ragline_stack import bindings, gateway
+from ragline_stack import bindings, components, gateway
 
 TEMPLATE = gateway.ENVOY_DIR / "envoy.yaml.tmpl"
-SERVICES = ("embedder", "retriever", "chat", "ingest", "auth")
+# One upstream cluster per service of the component list (ragline_stack.components).
+SERVICES = components.names()
 # The chat service's HTTP port (WebSocket chat, OpenAI-compatible API): HTTP/1.1 upstream.
 CHAT_HTTP = "chat_http"
 
@@ -574,9 +575,9 @@ def main() -> None:
     )
     parser.add_argument("--chat-http", default="chat:50063", help="host:port of chat's HTTP")
     parser.add_argument("--otlp-endpoint", default=None, help="OTLP/gRPC collector for traces")
-    for service, port in zip(SERVICES, range(50051, 50056), strict=True):
+    for c in components.SERVICES:
         parser.add_argument(
-            f"--{service}", default=f"{service}:{port}", help=f"host:port of the {service} service"
+            f"--{c.name}", default=f"{c.name}:{c.grpc_port}", help=f"host:port of {c.name}"
         )
     args = parser.parse_args()
     print(
