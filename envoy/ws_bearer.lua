@@ -3,10 +3,15 @@
 -- ("ragline.chat.v1"); this moves it into Authorization, so jwt_authn, RBAC and ext_authz
 -- check it like any bearer, and forwards only the real subprotocols (the service echoes
 -- one of those). A request that also sends Authorization keeps that one.
+--
+-- The socket outlives that check, so the chat service checks the credential again for
+-- every message (ragline_chat.ws_guard): the Authorization value is also forwarded as
+-- x-ragline-ws-credential, which ext_authz and jwt_authn leave alone (a client's own copy
+-- was stripped at the edge, and is replaced here).
 local PREFIX = "ragline.bearer."
+local CREDENTIAL = "x-ragline-ws-credential"
 
-function envoy_on_request(handle)
-  local headers = handle:headers()
+local function move_subprotocol_token(headers)
   local count = headers:getNumValues("sec-websocket-protocol")
   if count == 0 then
     return
@@ -31,5 +36,15 @@ function envoy_on_request(handle)
   end
   if token ~= "" and headers:get("authorization") == nil then
     headers:add("authorization", "Bearer " .. token)
+  end
+end
+
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  move_subprotocol_token(headers)
+  headers:remove(CREDENTIAL)
+  local credential = headers:get("authorization")
+  if credential ~= nil then
+    headers:add(CREDENTIAL, credential)
   end
 end

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,22 @@ def test_install_script_is_idempotent_and_quick() -> None:
     result = run(["bash", str(INSTALL_SCRIPT)], timeout=60)
     assert result.returncode == 0, output(result)
     assert "creating" not in result.stderr and "go install" not in result.stderr, result.stderr
+
+
+def test_prod_images_are_the_ones_the_workflow_publishes() -> None:
+    """The prod overlay pulls ghcr.io/ragline/ragline-<name>:<project version>: the images
+    job pushes exactly those names (owner ragline) with the semver tag of the v<version> git
+    tag, for every component and the gateway."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    overlay = yaml.safe_load((ROOT / "k8s/overlays/prod/kustomization.yaml").read_text())
+    images = {i["name"]: i for i in overlay["images"]}
+    for name in (*components.names(), "envoy"):
+        image = images[f"ragline/{name}"]
+        assert image["newName"] == f"ghcr.io/ragline/ragline-{name}", image
+        assert image["newTag"] == project, (image, project)
+    steps = yaml.safe_load(CI.read_text())["jobs"]["images"]["steps"]
+    meta = next(s for s in steps if s.get("id") == "meta")["with"]
+    assert meta["images"] == "ghcr.io/${{ github.repository_owner }}/ragline-${{ matrix.image }}"
+    assert "type=semver,pattern={{version}}" in meta["tags"]
+    build = next(s for s in steps if str(s.get("uses", "")).startswith("docker/build-push"))
+    assert build["with"]["push"] is True

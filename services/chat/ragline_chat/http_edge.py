@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from google.protobuf import json_format
 
 from ragline_chat import convert
@@ -40,6 +40,7 @@ from ragline_chat.domain import (
     UsageEvent,
 )
 from ragline_chat.service import ChatService
+from ragline_chat.ws_guard import Close, SocketGuard, SocketGuards
 from ragline_core.errors import InternalError, InvalidArgumentError, RaglineError
 from ragline_core.identity import TENANT_HEADER, tenant_of_header
 
@@ -95,10 +96,18 @@ async def errors_middleware(
 
 
 class ChatHttpEdge:
-    def __init__(self, service: ChatService, keepalive_seconds: float, max_message_bytes: int):
+    def __init__(
+        self,
+        service: ChatService,
+        keepalive_seconds: float,
+        max_message_bytes: int,
+        guards: SocketGuards | None = None,
+    ):
         self.service = service
         self.keepalive = keepalive_seconds
         self.max_message_bytes = max_message_bytes
+        # Re-checks each WebSocket message (None: trust the upgrade alone; tests only).
+        self.guards = guards
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -112,6 +121,10 @@ class ChatHttpEdge:
     # -- WebSocket ------------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         tenant = tenant_of_header(request.headers.get(TENANT_HEADER))
+        # Envoy checked the credential at the upgrade only: the guard checks it again for
+        # each message, counts each against the key's limit and usage, and ends the session
+        # at its lifetime (ragline_chat.ws_guard; close codes in docs/chat.md).
+        guard = await self.guards.open(request.headers, tenant) if self.guards else None
         # Echo our subprotocol when offered: browsers pass their token as a second one
         # ("ragline.bearer.<token>", moved to Authorization by the gateway), and require
         # the server to pick one of those they offered.
@@ -126,12 +139,22 @@ class ChatHttpEdge:
         # True from a request until its terminal event is sent (the task may still be
         # finishing then, but the client is free to send the next message).
         streaming = {"on": False, "request": 0}
+        expired = asyncio.Event()
 
         async def send(payload: dict[str, Any]) -> None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_json(payload)
 
-        async def answer(inp: ChatInput, request_no: int) -> None:
+        async def refuse(error: RaglineError, started: float) -> None:
+            """An error event instead of an answer (a message counted as a 4xx)."""
+            event = _error_event(error)
+            if guard is not None:
+                guard.record(HTTP_STATUS.get(event.code, 400), started, None)
+            await send(convert.event_json(event))
+
+        async def answer(inp: ChatInput, request_no: int, started: float) -> None:
+            status, usage = 200, None
+
             def finished() -> None:
                 if streaming["request"] == request_no:  # not a later request's flag
                     streaming["on"] = False
@@ -140,44 +163,58 @@ class ChatHttpEdge:
                 async for event in self.service.stream(inp, tenant):
                     if isinstance(event, Start):
                         state["conversation_id"] = event.conversation_id
+                    if isinstance(event, UsageEvent):
+                        usage = event.usage
+                    if isinstance(event, ErrorEvent):
+                        status = HTTP_STATUS.get(event.code, 500)
                     if isinstance(event, Done):
                         finished()
                     await send(convert.event_json(event))
+            except asyncio.CancelledError:
+                status = 499  # cancelled by the client (or the session ended)
+                raise
             except RaglineError as exc:
                 finished()
+                status = HTTP_STATUS.get(int(exc.to_status().code), 500)
                 await send(convert.event_json(_error_event(exc)))
             finally:
                 finished()
+                if guard is not None:
+                    guard.record(status, started, usage)
 
+        async def stop_answer() -> None:
+            if current is not None and not current.done():
+                current.cancel()
+                with contextlib.suppress(BaseException):
+                    await current
+
+        async def end(close: Close) -> None:
+            await stop_answer()
+            await ws.close(code=close.code, message=close.message())
+
+        async def end_of_life(guard: SocketGuard) -> None:
+            await asyncio.sleep(guard.seconds_left())
+            expired.set()
+            await end(guard.ending)
+
+        lifetime = asyncio.create_task(end_of_life(guard)) if guard is not None else None
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    if msg.type == WSMsgType.BINARY:
-                        await send(
-                            convert.event_json(
-                                _error_event(
-                                    InvalidArgumentError(
-                                        "send chat requests as JSON text frames",
-                                        reason="INVALID_FRAME",
-                                    )
-                                )
-                            )
-                        )
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     continue
-                try:
-                    body = json.loads(msg.data)
-                    if not isinstance(body, dict):
-                        raise ValueError("not an object")
-                except ValueError:
-                    await send(
-                        convert.event_json(
-                            _error_event(
-                                InvalidArgumentError(
-                                    "each frame must be a JSON object", reason="INVALID_JSON"
-                                )
-                            )
-                        )
-                    )
+                started = time.time()
+                body, problem = _frame(msg)
+                if guard is not None:
+                    cancel = body is not None and body.get("type") == "cancel"
+                    verdict = await guard.admit(charged=not cancel)
+                    if isinstance(verdict, Close):
+                        await end(verdict)
+                        break
+                    if verdict is not None:
+                        await send(convert.event_json(verdict))
+                        continue
+                if body is None:
+                    await refuse(problem or InvalidArgumentError("empty frame"), started)
                     continue
                 kind = body.pop("type", "chat")
                 if kind == "cancel":
@@ -185,16 +222,13 @@ class ChatHttpEdge:
                         current.cancel()
                     continue
                 if streaming["on"]:
-                    await send(
-                        convert.event_json(
-                            _error_event(
-                                InvalidArgumentError(
-                                    "an answer is still streaming; wait for `done` or send "
-                                    '{"type": "cancel"}',
-                                    reason="ANSWER_IN_PROGRESS",
-                                )
-                            )
-                        )
+                    await refuse(
+                        InvalidArgumentError(
+                            "an answer is still streaming; wait for `done` or send "
+                            '{"type": "cancel"}',
+                            reason="ANSWER_IN_PROGRESS",
+                        ),
+                        started,
                     )
                     continue
                 if body.pop("new_conversation", False):
@@ -202,26 +236,25 @@ class ChatHttpEdge:
                 try:
                     inp = convert.chat_input_from_json(body)
                 except json_format.ParseError as exc:
-                    await send(
-                        convert.event_json(
-                            _error_event(
-                                InvalidArgumentError(
-                                    f"invalid chat request: {exc}", reason="INVALID_REQUEST"
-                                )
-                            )
-                        )
+                    await refuse(
+                        InvalidArgumentError(
+                            f"invalid chat request: {exc}", reason="INVALID_REQUEST"
+                        ),
+                        started,
                     )
                     continue
                 if not inp.conversation_id and state["conversation_id"]:
                     inp = _with_conversation(inp, state["conversation_id"])
                 streaming["on"] = True
                 streaming["request"] += 1
-                current = asyncio.create_task(answer(inp, streaming["request"]))
+                current = asyncio.create_task(answer(inp, streaming["request"], started))
         finally:
-            if current is not None and not current.done():
-                current.cancel()
+            if lifetime is not None:
+                if not expired.is_set():
+                    lifetime.cancel()
                 with contextlib.suppress(BaseException):
-                    await current
+                    await lifetime
+            await stop_answer()
         return ws
 
     # -- OpenAI-compatible ----------------------------------------------------------------
@@ -429,6 +462,21 @@ def _content(content: Any, index: int) -> str:
         reason="INVALID_MESSAGE",
         field=f"messages[{index}].content",
     )
+
+
+def _frame(msg: WSMessage) -> tuple[dict[str, Any] | None, InvalidArgumentError | None]:
+    """A client frame as a JSON object, or why it is not one."""
+    if msg.type == WSMsgType.BINARY:
+        return None, InvalidArgumentError(
+            "send chat requests as JSON text frames", reason="INVALID_FRAME"
+        )
+    try:
+        body = json.loads(msg.data)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return None, InvalidArgumentError("each frame must be a JSON object", reason="INVALID_JSON")
+    return body, None
 
 
 def _error_event(exc: RaglineError) -> ErrorEvent:
