@@ -25,6 +25,8 @@ IDENTITY_HEADERS = (
     "x-ragline-scopes",
     "x-ragline-tier",
     "x-ragline-auth",
+    # The credential the chat WebSocket re-checks per message (envoy/ws_bearer.lua sets it).
+    "x-ragline-ws-credential",
 )
 # The method the client sent, for usage analytics: the transcoder turns every REST call
 # into a POST before the access log is written.

@@ -104,6 +104,8 @@ class StackConfig:
                 "REQUEST_TIMEOUT": str(self.request_timeout_s),
                 "API_PORT": str(self.api_port),
                 "RAGLINE_MODEL_CACHE": str(ROOT / ".cache" / "models"),
+                # The chat WebSocket counts each message on the gateway's limiter.
+                "RATELIMIT_ADDR": f"127.0.0.1:{self.ratelimit_port}",
             }
         )
         for name in SERVICES:

@@ -11,6 +11,7 @@ import grpc
 
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
+from ragline_chat.auth_client import AuthClient, RateLimiter
 from ragline_chat.http_edge import ChatHttpEdge, start_http
 from ragline_chat.local_runtime.supervisor import Availability
 from ragline_chat.models import ModelRegistry
@@ -24,11 +25,16 @@ from ragline_chat.service import ChatService, Limits
 from ragline_chat.servicer import ChatServicer
 from ragline_chat.settings import ChatSettings
 from ragline_chat.store import ConversationStore
+from ragline_chat.usage_log import UsageLog
+from ragline_chat.ws_guard import SocketGuards
+from ragline_core.channels import CHANNEL_OPTIONS
 from ragline_core.retry import RetryPolicy
 from ragline_core.server import Runtime, ServiceSpec
 from ragline_core.spend import SpendGuard
 
 log = logging.getLogger("ragline.chat")
+# The WebSocket's route, as the gateway names it (usage analytics group by it).
+WS_ROUTE = "/api/v1/chat/ws"
 
 
 def _secret(value: object) -> str | None:
@@ -113,8 +119,25 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     )
     pb_grpc.add_ChatServiceServicer_to_server(ChatServicer(service), server)
 
+    # The WebSocket's per-message checks: the auth service (credential, usage) and the
+    # gateway's rate limiter.
+    limiter_channel = (
+        grpc.aio.insecure_channel(settings.RATELIMIT_ADDR, options=CHANNEL_OPTIONS)
+        if settings.RATELIMIT_ADDR
+        else None
+    )
+    usage_log = UsageLog(runtime.channels["auth"], WS_ROUTE)
+    guards = SocketGuards(
+        AuthClient(runtime.channels["auth"], WS_ROUTE),
+        RateLimiter(limiter_channel),
+        usage_log,
+        settings.CHAT_WS_MAX_SESSION_SECONDS,
+    )
     edge = ChatHttpEdge(
-        service, settings.CHAT_KEEPALIVE_SECONDS, settings.CHAT_MAX_MESSAGE_CHARS * 4 + 16_384
+        service,
+        settings.CHAT_KEEPALIVE_SECONDS,
+        settings.CHAT_MAX_MESSAGE_CHARS * 4 + 16_384,
+        guards,
     )
     runner = await start_http(edge, settings.CHAT_HTTP_ADDR)
     log.info("chat http edge listening", extra={"address": settings.CHAT_HTTP_ADDR})
@@ -139,9 +162,17 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         if providers[name].configured:
             runtime.set_component(f"provider.{name}", True)
 
+    stop_usage = asyncio.Event()
+    usage_task = loop.create_task(usage_log.run(stop_usage))
+
     async def close() -> None:
         await runner.cleanup()
         await service.drain()
+        stop_usage.set()  # after the sockets closed: their last messages are sent
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(usage_task, 10)
+        if limiter_channel is not None:
+            await limiter_channel.close(None)
         for provider in providers.values():
             await provider.close()
 

@@ -44,6 +44,11 @@ class ChatSettings(CoreSettings):
     CHAT_KEEPALIVE_SECONDS: float = Field(default=10.0, gt=0, le=300)
     # HTTP edge of the chat service: WebSocket chat and the OpenAI-compatible API.
     CHAT_HTTP_ADDR: str = "127.0.0.1:50063"
+    # Longest life of a chat WebSocket, seconds; then it closes with 4408 (reconnect).
+    CHAT_WS_MAX_SESSION_SECONDS: float = Field(default=3600.0, ge=1.0, le=86_400.0)
+    # envoyproxy/ratelimit's gRPC address: each WebSocket message counts against the key's
+    # chat limit, like a request through the gateway. "none": messages are not limited.
+    RATELIMIT_ADDR: str | None = "127.0.0.1:8081"
 
     # OpenAI chat models; CHAT_OPENAI_BASE_URL overrides OPENAI_BASE_URL for chat only.
     CHAT_OPENAI_BASE_URL: str | None = None
@@ -69,6 +74,11 @@ class ChatSettings(CoreSettings):
     # Where the CPU's features are read before the model is started (a test points it at a
     # file that simulates another CPU).
     CHAT_LOCAL_CPUINFO_PATH: str = "/proc/cpuinfo"
+
+    @field_validator("RATELIMIT_ADDR", mode="before")
+    @classmethod
+    def _no_limiter(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
     @field_validator("CHAT_FALLBACK_MODELS", "OPENAI_COMPATIBLE_MODELS", mode="before")
     @classmethod
