@@ -18,7 +18,8 @@ from pymongo import MongoClient
 
 from ragline_core.corpus import chunk_id_hash, chunk_keys
 
-DEV_TENANT = "dev"
+# The tenant of dev-key-1, the key benchmarks call with.
+DEV_TENANT = "dev-1"
 
 
 @dataclass(frozen=True)

@@ -211,9 +211,10 @@ async def test_overlapping_ingest_jobs_leave_every_replica_exactly_the_database(
         assert view.get("repairs_lost_entries", 0) == 0, view
 
 
-async def corrupt_behind_the_feed(stack, collection: str) -> None:
-    """Adds document "c" straight to the database and announces the version bump with an
-    entry about the unchanged document "a": the feed misleads every replica."""
+async def corrupt_behind_the_feed(stack, collection: str, *, announce: bool = True) -> None:
+    """Adds document "c" straight to the database and bumps the version, announced with an
+    entry about the unchanged document "a" (the feed misleads every replica) or not at all
+    (as when a writer dies between its version bump and its publish)."""
     client: AsyncMongoClient = AsyncMongoClient(f"mongodb://127.0.0.1:{stack.cfg.mongo_port}")
     redis = aioredis.from_url(f"redis://127.0.0.1:{stack.cfg.redis_port}/0")
     try:
@@ -250,9 +251,10 @@ async def corrupt_behind_the_feed(stack, collection: str) -> None:
             }
         )
         version = await bump_version(db, DEV_TENANT, collection)
-        await ChangeFeed(redis).publish(
-            Change("upsert", DEV_TENANT, collection, "a", 0, version, chunks=0, batch=1)
-        )
+        if announce:
+            await ChangeFeed(redis).publish(
+                Change("upsert", DEV_TENANT, collection, "a", 0, version, chunks=0, batch=1)
+            )
     finally:
         await redis.aclose()
         await client.close()
@@ -305,3 +307,25 @@ async def test_reconciliation_finds_and_repairs_a_replica_the_feed_misled(stack,
                 await asyncio.sleep(0.2)
             # The cached answer from the broken index is retired: "c" is found now.
             assert "c" in await hits()
+
+
+async def test_a_version_whose_entries_were_lost_is_reloaded(stack, tmp_path, api):
+    """A version bumped with no feed entry (its writer died before publishing): once the
+    replica has read the whole feed, it reloads the collection within the grace."""
+    collection = f"rl{uuid.uuid4().hex[:10]}"
+    reply = await api.post(
+        "/api/v1/ingest",
+        json={
+            "collection": collection,
+            "documents": [{"id": "a", "title": "a", "content": "The harbour lantern burns."}],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    port, metrics = free_port(), free_port()
+    env = {"INDEX_RECONCILE_INTERVAL_S": "0", "INDEX_GAP_GRACE_S": "1"}
+    with extra_service(stack, "retriever", port, metrics, tmp_path / "r.log", **env):
+        await converged([metrics], collection, await db_truth(stack, collection))
+        await corrupt_behind_the_feed(stack, collection, announce=False)
+        await converged([metrics], collection, await db_truth(stack, collection))
+        view = await replica_view(metrics, collection)
+        assert view.get("repairs_lost_entries", 0) >= 1, view

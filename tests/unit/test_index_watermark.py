@@ -11,26 +11,25 @@ from ragline_retriever.watermark import VersionWatermark
 def test_a_later_version_does_not_cover_an_earlier_one_still_missing():
     mark = VersionWatermark(10)
     mark.record(12, 1)  # the writer of 11 bumped first but publishes later
-    assert mark.version == 10 and mark.highest_seen == 12
-    assert mark.gap_age() >= 0 and mark._gap_since is not None
+    assert mark.version == 10 and mark.highest_seen == 12 and mark.gap
     mark.record(11, 1)
-    assert mark.version == 12 and mark.gap_age() == 0
+    assert mark.version == 12 and not mark.gap
 
 
 def test_a_version_counts_only_once_all_its_entries_are_applied():
     mark = VersionWatermark(0)
     mark.record(1, 3)
     mark.record(1, 3)
-    assert mark.version == 0
+    assert mark.version == 0 and mark.gap
     mark.record(1, 3)
-    assert mark.version == 1
+    assert mark.version == 1 and not mark.gap
 
 
 def test_old_and_repeated_entries_change_nothing():
     mark = VersionWatermark(5)
     mark.record(4, 1)
     mark.record(5, 2)
-    assert mark.version == 5 and mark.gap_age() == 0
+    assert mark.version == 5 and not mark.gap
     mark.record(6, 0)  # an entry from a writer that did not say its batch size
     assert mark.version == 6
 

@@ -12,10 +12,13 @@ ids, same generations). How it is kept:
 - A (re)load reads the collection's version *before* scanning it, so the scan holds at
   least every change up to that version; entries that arrive during the load are applied
   after it instead of being dropped.
-- A watcher reloads a collection whose watermark stays behind the database (entries lost:
-  Redis down, a writer that died between its version bump and its publish), and a periodic
-  reconciliation compares every document's generation and chunk count with the database
-  and repairs what differs (`ragline_index_gap_chunks`, `ragline_index_repairs_total`).
+- A watcher reloads a collection whose watermark is still behind the database (or behind
+  entries it applied) once the replica has read the whole feed and stayed idle for the
+  grace: those entries were lost (Redis down, a writer that died between its version bump
+  and its publish). A replica that is merely slow to apply a busy feed is never "idle".
+- A periodic reconciliation compares every document's generation and chunk count with the
+  database and repairs what differs (`ragline_index_gap_chunks`,
+  `ragline_index_repairs_total`).
 Every reload but the first retires the collection's cached search results (index_epoch).
 """
 
@@ -60,6 +63,9 @@ Key = tuple[str, str]
 CATCH_UP_WAIT_S = 0.3
 # How often the watcher compares watermarks with the database's versions.
 WATCH_EVERY_S = 1.0
+# How long one read of the feed waits for entries: under the Redis client's socket timeout
+# (0.5 s, ragline_core.stores), or every idle read would end in a timeout error.
+FOLLOW_BLOCK_MS = 300
 
 
 def gap_chunks(index: dict[str, DocumentState], stored: dict[str, DocumentState]) -> int:
@@ -98,8 +104,8 @@ class IndexRegistry:
         self._locks: dict[Key, asyncio.Lock] = {}
         # Collections being (re)loaded -> feed entries that arrived meanwhile.
         self._loading: dict[Key, list[Change]] = {}
-        # Collections whose watermark is behind the database: since when, at which version.
-        self._behind: dict[Key, tuple[float, int]] = {}
+        # Since when the last read of the feed found nothing new (None: entries are flowing).
+        self._idle_since: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.build_seconds = 0.0
 
@@ -152,7 +158,6 @@ class IndexRegistry:
             index.version = info.version
             self.indexes[key] = index
             self.watermarks[key] = VersionWatermark(info.version)
-            self._behind.pop(key, None)
             arrived = self._loading.pop(key)
         finally:
             self._loading.pop(key, None)
@@ -175,7 +180,6 @@ class IndexRegistry:
     def _forget(self, key: Key) -> None:
         self.indexes.pop(key, None)
         self.watermarks.pop(key, None)
-        self._behind.pop(key, None)
         for gauge in (INDEX_CHUNKS, INDEX_CHECKSUM, INDEX_GAP_CHUNKS, INDEX_VERSION_LAG):
             with contextlib.suppress(KeyError):
                 gauge.remove(*key)
@@ -229,6 +233,11 @@ class IndexRegistry:
         """Applies feed entries not yet seen (one reader at a time)."""
         async with self._feed_lock:
             entries = await self.feed.read(self.cursor, block_ms=block_ms)
+            if not entries:
+                if self._idle_since is None:
+                    self._idle_since = time.monotonic()
+            else:
+                self._idle_since = None
             for entry_id, change in entries:
                 await self.apply(change)
                 self.cursor = entry_id
@@ -236,7 +245,7 @@ class IndexRegistry:
     async def _follow(self) -> None:
         while True:
             try:
-                await self.drain(block_ms=1000)
+                await self.drain(block_ms=FOLLOW_BLOCK_MS)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -287,12 +296,15 @@ class IndexRegistry:
                 log.warning("index check failed", exc_info=True)
 
     async def check_versions(self) -> None:
-        """Loads collections this replica lacks and reloads those whose watermark stayed
-        behind the database's version past the grace (their entries were lost)."""
+        """Loads collections this replica lacks and reloads those still behind once the
+        whole feed has been read (their entries were lost)."""
         infos = {(i.tenant, i.name): i for i in await list_collections(self.db)}
         for key in list(self.indexes):
             if key not in infos and key not in self._loading:
                 self._forget(key)  # dropped while the feed was down
+        idle = self._idle_since is not None and (
+            time.monotonic() - self._idle_since > self.gap_grace_s
+        )
         for key, info in infos.items():
             index = self.indexes.get(key)
             if index is None:
@@ -300,19 +312,9 @@ class IndexRegistry:
                     if key not in self.indexes:
                         await self._load(key)
                 continue
-            watermark = self.watermarks[key]
             INDEX_VERSION_LAG.labels(*key).set(max(0, info.version - index.version))
-            if index.version >= info.version and watermark.gap_age() == 0:
-                self._behind.pop(key, None)
-                continue
-            now = time.monotonic()
-            since, at = self._behind.get(key, (now, info.version))
-            if index.version >= at:  # caught up with what it lagged behind: a new wait
-                since, at = now, info.version
-            self._behind[key] = (since, at)
-            lost = watermark.gap_age() > self.gap_grace_s
-            stuck = now - since > self.gap_grace_s and index.version < at
-            if lost or stuck:
+            behind = index.version < info.version or self.watermarks[key].gap
+            if behind and idle:
                 await self._repair(key, "lost_entries")
 
     async def reconcile(self) -> dict[Key, int]:

@@ -4,13 +4,11 @@ Every announcement bumps the collection's version by exactly one and publishes `
 entries carrying it (ragline_core.changefeed). Entries of different versions can arrive
 out of order, so "the highest version seen" says nothing about the ones before it: the
 watermark is the highest version V such that every version up to V was applied in full.
-A version seen above the watermark while one below it is missing is a gap; a gap that
-outlives a short grace (the slower writer publishing) means entries were lost.
+A version seen above the watermark while one below it is missing is a gap; a gap that is
+still there once the replica has read the whole feed (IndexRegistry) means entries were lost.
 """
 
 from __future__ import annotations
-
-import time
 
 
 class VersionWatermark:
@@ -19,7 +17,6 @@ class VersionWatermark:
         self.version = version
         self._partial: dict[int, int] = {}  # version -> entries applied so far
         self._complete: set[int] = set()  # versions above the watermark applied in full
-        self._gap_since: float | None = None
 
     def record(self, version: int, batch: int) -> None:
         """One entry of `version` (one of `batch`) was applied."""
@@ -35,16 +32,12 @@ class VersionWatermark:
         while self.version + 1 in self._complete:
             self.version += 1
             self._complete.remove(self.version)
-        ahead = bool(self._partial or self._complete)
-        if not ahead:
-            self._gap_since = None
-        elif self._gap_since is None:
-            self._gap_since = time.monotonic()
 
     @property
     def highest_seen(self) -> int:
         return max([self.version, *self._partial, *self._complete])
 
-    def gap_age(self) -> float:
-        """Seconds since entries above an incomplete version started waiting (0: none)."""
-        return 0.0 if self._gap_since is None else time.monotonic() - self._gap_since
+    @property
+    def gap(self) -> bool:
+        """Entries were applied above a version not (fully) applied yet."""
+        return bool(self._partial or self._complete)
