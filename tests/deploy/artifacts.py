@@ -138,11 +138,12 @@ def _compose(found: Artifacts, c: Component, services: tuple[Component, ...]) ->
     for key, value in own.items():
         if env.get(key) != value:
             problems.append(f"{where}: {key} must be {value} (got {env.get(key)!r})")
-    for other in services:
-        if other.name != c.name:
-            key, value = f"{other.env_prefix}_ADDR", f"{other.name}:{other.grpc_port}"
-            if env.get(key) != value:
-                problems.append(f"{where}: {key} must be {value} (got {env.get(key)!r})")
+    others = {o.name for o in services if o.name != c.name} | set(c.calls)
+    for other in sorted(others):
+        port = components.grpc_port(other, services)
+        key, value = f"{other.upper()}_ADDR", f"{other}:{port}"
+        if env.get(key) != value:
+            problems.append(f"{where}: {key} must be {value} (got {env.get(key)!r})")
     aliases = service.get("networks", {}).get("backend", {}).get("aliases", [])
     if c.headless not in aliases:
         problems.append(f"{where}: network alias {c.headless} missing")
@@ -202,8 +203,10 @@ def _kubernetes(found: Artifacts, c: Component, services: tuple[Component, ...])
         None,
     )
     data = config.get("data", {}) if config else {}
-    if data.get(f"{c.env_prefix}_ADDR") != f"{c.name}:{c.grpc_port}":
-        problems.append(f"k8s: ragline-config {c.env_prefix}_ADDR must be {c.name}:{c.grpc_port}")
+    for name in (c.name, *c.calls):
+        key, value = f"{name.upper()}_ADDR", f"{name}:{components.grpc_port(name, services)}"
+        if data.get(key) != value:
+            problems.append(f"k8s: ragline-config {key} must be {value}")
     return problems
 
 

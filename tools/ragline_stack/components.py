@@ -27,7 +27,8 @@ class Component:
     name: str
     grpc_port: int
     metrics_port: int
-    # Other ragline services it calls (gRPC); the gateway calls every service.
+    # Other ragline services (or RATELIMIT) it calls over gRPC, reached at <NAME>_ADDR;
+    # the gateway calls every service.
     calls: tuple[str, ...] = ()
     http_port: int | None = None
     # Calls model provider APIs over HTTPS (OpenAI, Voyage AI) when given a key.
@@ -62,7 +63,15 @@ class Component:
 SERVICES: tuple[Component, ...] = (
     Component("embedder", 50051, 9101, provider_egress=True),
     Component("retriever", 50052, 9102, calls=("embedder",), provider_egress=True),
-    Component("chat", 50053, 9103, calls=("retriever",), http_port=50063, provider_egress=True),
+    # The WebSocket re-checks each message with auth and counts it against the rate limit.
+    Component(
+        "chat",
+        50053,
+        9103,
+        calls=("retriever", "auth", RATELIMIT),
+        http_port=50063,
+        provider_egress=True,
+    ),
     Component("ingest", 50054, 9104, calls=("embedder", "retriever")),
     # ext_authz, the JWKS, the usage access log and key management: called by Envoy only.
     Component("auth", 50055, 9105),
@@ -77,11 +86,15 @@ def by_name(services: tuple[Component, ...] = SERVICES) -> dict[str, Component]:
     return {c.name: c for c in services}
 
 
+def grpc_port(name: str, services: tuple[Component, ...] = SERVICES) -> int:
+    """The gRPC port of a service of the list or of the rate-limit service."""
+    return RATELIMIT_GRPC_PORT if name == RATELIMIT else by_name(services)[name].grpc_port
+
+
 def call_graph(services: tuple[Component, ...] = SERVICES) -> set[tuple[str, str, int]]:
     """(caller, callee, port) for every connection the design needs inside the namespace."""
-    known = by_name(services)
     edges = {(GATEWAY, RATELIMIT, RATELIMIT_GRPC_PORT)}
     for c in services:
         edges |= {(GATEWAY, c.name, port) for port in c.serving_ports().values()}
-        edges |= {(c.name, callee, known[callee].grpc_port) for callee in c.calls}
+        edges |= {(c.name, callee, grpc_port(callee, services)) for callee in c.calls}
     return edges
