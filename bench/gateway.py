@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from bench.stack import DEV_HEADERS, bench_stack
+from ragline_core.caller import Caller, InternalTokens
 from ragline_stack.envoy_config import CHAT_HTTP, GatewayConfig, render
 from ragline_stack.stack import ROOT, Stack, free_port
 
@@ -165,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not BOMBARDIER.exists():
         subprocess.run(["scripts/install_go_tools.sh", "bombardier"], cwd=ROOT, check=True)
     with bench_stack() as stack:
-        plain, plain_url = _extra_envoy(stack, "noauth", auth_enabled=False)
+        # No authentication: every request acts as one tenant, with a token minted here
+        # (the services verify it as they verify the auth service's).
+        fixed = InternalTokens(stack.cfg.env()["INTERNAL_TOKEN_KEYS"].split(",")).mint(
+            Caller("bench", "bench", ("embeddings",)), ttl_s=86_400
+        )
+        plain, plain_url = _extra_envoy(stack, "noauth", auth_enabled=False, static_identity=fixed)
         authed, authed_url = _extra_envoy(stack, "auth", ratelimit_enabled=False)
         uncached, uncached_url = _extra_envoy(
             stack, "auth-nocache", ratelimit_enabled=False, key_cache=False

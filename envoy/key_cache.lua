@@ -66,14 +66,16 @@ end
 
 function envoy_on_request(handle)
   local headers = handle:headers()
-  local auth = headers:get("authorization")
   local metadata = handle:streamInfo():dynamicMetadata()
+  -- A token jwt_authn verified: it stays in Authorization (forward: true) for the
+  -- services to verify again, and ext_authz is skipped.
+  local jwt = metadata:get(JWT_NAMESPACE)
+  if jwt ~= nil and jwt[JWT_PAYLOAD] ~= nil then
+    metadata:set(SKIP_NAMESPACE, "verified", "jwt")
+    return
+  end
+  local auth = headers:get("authorization")
   if auth == nil then
-    -- jwt_authn removes a token it verified (forward: false) and leaves its payload.
-    local jwt = metadata:get(JWT_NAMESPACE)
-    if jwt ~= nil and jwt[JWT_PAYLOAD] ~= nil then
-      metadata:set(SKIP_NAMESPACE, "verified", "jwt")
-    end
     return
   end
   -- The scope this route needs (route metadata); none on public routes.
@@ -87,7 +89,9 @@ function envoy_on_request(handle)
     cached = cached - 1
     entry = nil
   end
-  if entry ~= nil and scope_allowed(entry, scope) then
+  if entry ~= nil and entry.identity ~= nil and scope_allowed(entry, scope) then
+    -- The signed identity the services verify, minted with the cached answer.
+    headers:replace("x-ragline-identity", entry.identity)
     headers:replace("x-ragline-tenant", entry.tenant)
     headers:replace("x-ragline-key-id", entry.key_id)
     headers:replace("x-ragline-scopes", entry.scopes_header)
@@ -153,5 +157,6 @@ function envoy_on_response(handle)
     scopes = scopes,
     scopes_header = allowed.scopes or "",
     tier = allowed.tier,
+    identity = allowed.identity,
   }
 end

@@ -14,6 +14,7 @@ from ragline_stack.stack import Stack, StackConfig, free_port
 from tests.support.auth import DEV_KEY, bearer_interceptors
 from tests.support.fake_llm import FakeLlm
 from tests.support.fake_providers import FakeProvider
+from tests.support.identity import TEST_INTERNAL_KEY, identity_channel
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -72,7 +73,12 @@ def stack_config(run_dir: Path, **env: str) -> StackConfig:
         request_timeout_s=20.0,
         max_request_bytes=1024 * 1024,
     )
-    cfg.service_env = {"RAGLINE_ENV_FILE": str(run_dir / "no.env"), "LOG_LEVEL": "INFO", **env}
+    cfg.service_env = {
+        "RAGLINE_ENV_FILE": str(run_dir / "no.env"),
+        "LOG_LEVEL": "INFO",
+        "INTERNAL_TOKEN_KEYS": TEST_INTERNAL_KEY,
+        **env,
+    }
     return cfg
 
 
@@ -165,5 +171,5 @@ async def anon_channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture
 async def embedder_channel(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
     """Native gRPC straight to the embedder service (no gateway)."""
-    async with grpc.aio.insecure_channel(stack.cfg.service_addr("embedder")) as channel:
+    async with identity_channel(stack.cfg.service_addr("embedder")) as channel:
         yield channel

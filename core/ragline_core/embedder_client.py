@@ -9,8 +9,8 @@ import numpy.typing as npt
 
 from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
+from ragline_core import caller
 from ragline_core.errors import UnavailableError, from_rpc_error
-from ragline_core.identity import TENANT_HEADER
 
 
 class EmbedderClient:
@@ -29,9 +29,7 @@ class EmbedderClient:
                 texts=texts[start : start + self.batch_size], model=model
             )
             try:
-                reply = await self.stub.CreateEmbeddings(
-                    request, metadata=((TENANT_HEADER, tenant),)
-                )
+                reply = await self.stub.CreateEmbeddings(request, metadata=caller.outgoing(tenant))
             except grpc.aio.AioRpcError as exc:
                 raise from_rpc_error(exc, upstream="embedder") from None
             used_model, dimensions = reply.model, reply.dimensions

@@ -1,32 +1,34 @@
-"""Who is calling: the tenant and key id that the gateway sets after authentication.
+"""Who is calling: the tenant of the verified caller (ragline_core.caller).
 
-Envoy strips these headers from client requests and sets them itself, so services trust
-only them. Direct calls without the gateway (tests, internal tools) act as the
-"default" tenant.
+The gateway also sets plain `x-ragline-*` headers (usage analytics reads them from its
+access log), but no service believes them: only a signed identity counts.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 
+from ragline_core import caller
+from ragline_core.errors import UnauthenticatedError
 from ragline_core.rpc_types import Context
 
 TENANT_HEADER = "x-ragline-tenant"
 KEY_ID_HEADER = "x-ragline-key-id"
-DEFAULT_TENANT = "default"
-_TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
-def tenant_of(context: Context) -> str:
-    """The caller's tenant from trusted metadata, or the default tenant."""
-    for key, value in context.invocation_metadata() or ():
-        if key == TENANT_HEADER and isinstance(value, str) and _TENANT_RE.match(value):
-            return value
-    return DEFAULT_TENANT
+def current_caller(_context: Context | None = None) -> caller.Caller:
+    """The verified caller of this call (set by the server interceptor)."""
+    found = caller.current()
+    if found is None:
+        raise UnauthenticatedError("no verified identity", reason="IDENTITY_REQUIRED")
+    return found
 
 
-def tenant_of_header(value: str | None) -> str:
-    """The tenant from a trusted HTTP header value (services' own HTTP endpoints)."""
-    if value and _TENANT_RE.match(value):
-        return value
-    return DEFAULT_TENANT
+def tenant_of(context: Context | None = None) -> str:
+    """The verified caller's tenant."""
+    return current_caller(context).tenant
+
+
+async def tenant_of_headers(headers: Mapping[str, str]) -> str:
+    """The verified caller's tenant of an HTTP request (the chat service's HTTP edge)."""
+    return (await caller.of_headers(headers)).tenant

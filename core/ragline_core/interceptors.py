@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from ragline_core import deadlines
+from ragline_core import caller, deadlines
 from ragline_core.errors import InternalError, RaglineError
 from ragline_core.metrics import RPC_DURATION, RPC_REQUESTS
 from ragline_core.rpc_types import Context, Handler
@@ -26,6 +26,18 @@ log = logging.getLogger("ragline.rpc")
 # Probes arrive every few seconds, and Envoy calls ext_authz once per API request (its
 # access log has that request already); logging them at INFO would drown real traffic.
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.", f"/{GATEWAY_PLUMBING_PREFIX}")
+
+# Calls that carry no caller identity: probes, reflection, Envoy's own calls to the auth
+# service (ext_authz checks and the usage access log), and the public documents.
+_ANONYMOUS_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.",
+    f"/{GATEWAY_PLUMBING_PREFIX}",
+    "/ragline.system.v1.SystemService/",
+    "/ragline.auth.v1.AuthService/GetJwks",
+    "/ragline.auth.v1.AuthService/GetOpenApiDocument",
+    "/ragline.auth.v1.AuthService/GetApiDocs",
+)
 
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
@@ -42,10 +54,17 @@ async def abort_with(context: Context, error: RaglineError) -> None:
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Wraps every handler with error mapping, logging, metrics and deadline capture."""
+    """Wraps every handler with error mapping, logging, metrics, deadline capture and, with
+    an authenticator, the verified caller (UNAUTHENTICATED without one)."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, authenticator: caller.Authenticator | None = None) -> None:
         self.service = service
+        self.authenticator = authenticator
+
+    async def _authenticate(self, method: str, context: Context) -> None:
+        if self.authenticator is None or method.startswith(_ANONYMOUS_PREFIXES):
+            return
+        caller.set_current(await self.authenticator.caller(context.invocation_metadata()))
 
     async def intercept_service(
         self,
@@ -75,6 +94,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             started = _begin(context)
             code = grpc.StatusCode.OK
             try:
+                await self._authenticate(method, context)
                 return await behavior(request, context)
             except BaseException as exc:
                 code = _code_of(exc, context)
@@ -90,6 +110,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             started = _begin(context)
             code = grpc.StatusCode.OK
             try:
+                await self._authenticate(method, context)
                 async for item in behavior(request, context):
                     yield item
             except BaseException as exc:

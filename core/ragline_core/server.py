@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
+from ragline.auth.v1 import auth_service_pb2 as auth_pb
+from ragline.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
+from ragline_core import caller
 from ragline_core.channels import CHANNEL_OPTIONS, service_channel
 from ragline_core.interceptors import ServerInterceptor
 from ragline_core.logs import configure_logging
@@ -73,9 +77,35 @@ class ServiceSpec:
     register: Callable[[grpc.aio.Server, Runtime], Awaitable[None]]
 
 
+def authenticator(
+    settings: CoreSettings, service: str, auth_channel: grpc.aio.Channel
+) -> caller.Authenticator:
+    """Verifies callers with the internal token keys and, for forwarded user JWTs, the
+    auth service's JWKS; installed for this process's outgoing calls too."""
+    try:
+        internal = caller.InternalTokens(
+            settings.internal_token_keys(), settings.INTERNAL_TOKEN_TTL_S
+        )
+    except ValueError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    stub = auth_grpc.AuthServiceStub(auth_channel)
+
+    async def fetch_jwks() -> dict[str, Any]:
+        body = await stub.GetJwks(auth_pb.GetJwksRequest(), timeout=5)
+        return caller.jwks_from_body(body.data)
+
+    found = caller.Authenticator(
+        internal, caller.UserTokens(fetch_jwks, settings.JWT_ISSUER, settings.JWT_AUDIENCE)
+    )
+    caller.install(found, service)
+    return found
+
+
 async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool = False) -> None:
     """Runs one server process until SIGTERM/SIGINT, then drains."""
-    interceptor = ServerInterceptor(spec.name)
+    channels = {name: service_channel(settings, name) for name in SERVICES}
+    interceptor = ServerInterceptor(spec.name, authenticator(settings, spec.name, channels["auth"]))
     options = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
     server = grpc.aio.server(interceptors=[interceptor], options=options)
 
@@ -83,7 +113,6 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     mongo = mongo_client(settings, appname=f"ragline-{spec.name}")
     redis = redis_client(settings)
-    channels = {name: service_channel(settings, name) for name in SERVICES}
     runtime = Runtime(settings, spec.name, health_servicer, mongo, redis, channels)
 
     checker = HealthChecker(mongo, redis, channels, settings.API_VERSION)

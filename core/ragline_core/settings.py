@@ -83,6 +83,19 @@ class CoreSettings(BaseSettings):
     ATLAS_VECTOR_INDEX: str = "ragline_chunks_vector"
     ATLAS_NUM_CANDIDATES_FACTOR: int = Field(default=10, ge=1, le=100)
 
+    # Keys of the internal identity tokens every hop verifies (ragline_core.caller): a
+    # comma-separated list of secrets of 32+ characters; the first signs, all verify (add
+    # the new key second, roll out, move it first, then drop the old one). Required: a
+    # service does not start without it (`make run` generates one into run/).
+    INTERNAL_TOKEN_KEYS: SecretStr | None = None
+    # Lifetime of an internal token, seconds (the gateway's key cache reuses one for at most
+    # GATEWAY_KEY_CACHE_TTL, 10 s, so it must stay longer).
+    INTERNAL_TOKEN_TTL_S: int = Field(default=60, ge=15, le=3600)
+    # User JWTs (POST /api/v1/tokens): issuer and audience the auth service signs and every
+    # service verifies.
+    JWT_ISSUER: str = "ragline"
+    JWT_AUDIENCE: str = "ragline-api"
+
     # On SIGTERM: report NOT_SERVING for DRAIN_DELAY seconds so load balancers stop
     # sending, then wait up to SHUTDOWN_GRACE seconds for in-flight calls.
     DRAIN_DELAY: float = Field(default=0.0, ge=0, le=60)
@@ -106,6 +119,10 @@ class CoreSettings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError(f"must be a JSON list: {exc.msg}") from None
         return value
+
+    def internal_token_keys(self) -> list[str]:
+        raw = self.INTERNAL_TOKEN_KEYS.get_secret_value() if self.INTERNAL_TOKEN_KEYS else ""
+        return [k.strip() for k in raw.split(",") if k.strip()]
 
     def service_addr(self, service: str) -> str:
         """gRPC address of a ragline service by name ("embedder", "retriever", ...)."""

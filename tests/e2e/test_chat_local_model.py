@@ -27,10 +27,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
-from ragline_core.identity import TENANT_HEADER
 from tests.conftest import free_port
 from tests.support.assertions import error_body, reason_of
 from tests.support.auth import DEV_KEY, DEV_TENANT
+from tests.support.identity import as_tenant, identity_channel
 from tests.support.processes import extra_service
 from tests.support.websocket import ask
 
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.e2e
 
 WORKER_MODULE = b"ragline_chat.local_runtime.worker"
 # Straight to a chat process, as the gateway would call it for the `api` fixture's key.
-AS_DEV_TENANT = ((TENANT_HEADER, DEV_TENANT),)
+AS_DEV_TENANT = as_tenant(DEV_TENANT)
 NO_AVX2_REASON = (
     "this CPU lacks avx2, fma: the local model's runtime needs sse4_2 avx avx2 fma f16c bmi2"
 )
@@ -231,7 +231,7 @@ async def restarted_with_health_green(api: httpx.AsyncClient) -> None:
 
 # -- a chat process of its own (no fallback, or a simulated CPU) ---------------------------------
 async def list_models(addr: str) -> dict[str, pb.ChatModel]:
-    async with grpc.aio.insecure_channel(addr) as channel:
+    async with identity_channel(addr) as channel:
         reply = await pb_grpc.ChatServiceStub(channel).ListChatModels(
             pb.ListChatModelsRequest(), timeout=10, metadata=AS_DEV_TENANT
         )
@@ -267,7 +267,7 @@ async def test_without_fallback_a_crash_is_503_model_crashed_unary_and_in_band_o
         await until(ready, "local model available")
         mine = [w for w in local_workers() if w["ppid"] == proc.pid]
         assert len(mine) == 1, mine
-        async with grpc.aio.insecure_channel(addr) as channel:
+        async with identity_channel(addr) as channel:
             stub = pb_grpc.ChatServiceStub(channel)
             # Unary: kill the worker while it works on this answer (its CPU time moves).
             idle = cpu_ticks(mine[0]["pid"])
@@ -344,7 +344,7 @@ async def test_a_cpu_without_avx2_makes_only_the_local_model_unavailable(
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{http_port}",
             timeout=60,
-            headers={TENANT_HEADER: DEV_TENANT, "x-ragline-collection": collection},
+            headers={**dict(AS_DEV_TENANT), "x-ragline-collection": collection},
         ) as edge:
             listed = (await edge.get("/v1/models")).json()["data"]
             local = next(m for m in listed if m["id"] == "local")

@@ -14,16 +14,16 @@ from ragline.ingest.v1 import ingest_service_pb2 as ingest_pb
 from ragline.ingest.v1 import ingest_service_pb2_grpc as ingest_grpc
 from ragline.retriever.v1 import retriever_service_pb2 as pb
 from ragline.retriever.v1 import retriever_service_pb2_grpc as pb_grpc
-from ragline_core.identity import TENANT_HEADER
 from tests.conftest import free_port
 from tests.support.assertions import error_body
 from tests.support.auth import DEV_TENANT
+from tests.support.identity import as_tenant
 from tests.support.processes import extra_service
 
 pytestmark = pytest.mark.e2e
 
 # Straight to a service, as the gateway would call it for the `api` fixture's key.
-AS_DEV_TENANT = ((TENANT_HEADER, DEV_TENANT),)
+AS_DEV_TENANT = as_tenant(DEV_TENANT)
 
 
 def name() -> str:

@@ -24,18 +24,18 @@ from pymongo import AsyncMongoClient
 
 from ragline.ingest.v1 import ingest_service_pb2 as pb
 from ragline.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
-from ragline_core.identity import TENANT_HEADER
 from ragline_stack.stack import Stack
 from tests.conftest import free_port
 from tests.support.assertions import error_body, reason_of
 from tests.support.auth import DEV_TENANT
 from tests.support.fake_providers import FakeProvider
+from tests.support.identity import as_tenant
 from tests.support.processes import extra_service
 
 pytestmark = pytest.mark.e2e
 
 # Straight to the ingest process, as the gateway would call it for the `api` fixture's key.
-AS_DEV_TENANT = ((TENANT_HEADER, DEV_TENANT),)
+AS_DEV_TENANT = as_tenant(DEV_TENANT)
 SYNC_MAX = 10
 SLOW_INGEST_ENV = {
     "INGEST_JOB_CONCURRENCY": "1",

@@ -37,14 +37,14 @@ from ragline_core.corpus import (
     chunk_keys,
     document_key,
 )
-from ragline_core.identity import TENANT_HEADER
 from tests.conftest import free_port
 from tests.support.auth import DEV_TENANT
+from tests.support.identity import as_tenant
 from tests.support.processes import extra_service
 
 pytestmark = pytest.mark.e2e
 
-AS_DEV_TENANT = ((TENANT_HEADER, DEV_TENANT),)
+AS_DEV_TENANT = as_tenant(DEV_TENANT)
 # Once writes stop, replicas must agree with the database within this many seconds.
 CONVERGE_S = 10.0
 WORDS = ["harbour", "lantern", "orchard", "glacier", "meadow", "canyon", "quarry", "summit"]

@@ -15,6 +15,7 @@ from envoy_api.envoy.service.auth.v3 import external_auth_pb2_grpc as authz_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
 from tests.conftest import free_port
+from tests.support.identity import identity_channel
 from tests.support.processes import extra_service
 
 
@@ -34,7 +35,7 @@ def _check(token: str, scope: str = "embeddings", grpc_call: bool = False) -> au
 
 
 async def test_check_allows_with_identity_headers_and_removes_the_key(stack):
-    async with grpc.aio.insecure_channel(stack.cfg.service_addr("auth")) as channel:
+    async with identity_channel(stack.cfg.service_addr("auth")) as channel:
         reply = await authz_grpc.AuthorizationStub(channel).Check(_check("dev-key-1"), timeout=5)
     assert reply.status.code == 0
     headers = {h.header.key: h.header.value for h in reply.ok_response.headers}
@@ -44,7 +45,7 @@ async def test_check_allows_with_identity_headers_and_removes_the_key(stack):
 
 
 async def test_check_denies_grpc_calls_with_a_plain_message(stack):
-    async with grpc.aio.insecure_channel(stack.cfg.service_addr("auth")) as channel:
+    async with identity_channel(stack.cfg.service_addr("auth")) as channel:
         reply = await authz_grpc.AuthorizationStub(channel).Check(
             _check("nope", grpc_call=True), timeout=5
         )
@@ -57,8 +58,8 @@ async def test_revocation_reaches_every_replica_at_once(stack, tmp_path):
     # A long cache TTL: only the pub/sub invalidation can make the replica forget.
     with extra_service(stack, "auth", port, metrics, tmp_path / "auth2.log", KEY_CACHE_TTL="60"):
         async with (
-            grpc.aio.insecure_channel(stack.cfg.service_addr("auth")) as primary,
-            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as replica,
+            identity_channel(stack.cfg.service_addr("auth")) as primary,
+            identity_channel(f"127.0.0.1:{port}") as replica,
         ):
             created = await pb_grpc.AuthServiceStub(primary).CreateApiKey(
                 pb.CreateApiKeyRequest(tenant="replicas", scopes=["embeddings"]), timeout=5
@@ -85,7 +86,7 @@ async def test_revocation_reaches_every_replica_at_once(stack, tmp_path):
 
 @pytest.mark.parametrize("scopes", [["bogus"], []])
 async def test_create_key_with_unknown_scope_is_invalid_argument(stack, scopes):
-    async with grpc.aio.insecure_channel(stack.cfg.service_addr("auth")) as channel:
+    async with identity_channel(stack.cfg.service_addr("auth")) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await pb_grpc.AuthServiceStub(channel).CreateApiKey(
                 pb.CreateApiKeyRequest(tenant="x", scopes=scopes), timeout=5

@@ -14,9 +14,10 @@ from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from tests.conftest import free_port
 from tests.e2e.test_chat_api import KESTREL, ingest
 from tests.support.auth import DEV_KEY, DEV_TENANT
+from tests.support.identity import as_tenant, identity_channel
 from tests.support.processes import extra_service
 
-TENANT = (("x-ragline-tenant", DEV_TENANT),)
+TENANT = as_tenant(DEV_TENANT)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ async def test_provider_down_without_fallback_is_503_and_marks_the_turn(
         base_url=stack.cfg.base_url, timeout=60, headers={"authorization": f"Bearer {DEV_KEY}"}
     ) as api:
         await ingest(api, collection, [{"title": "Kestrel", "content": KESTREL}])
-    async with grpc.aio.insecure_channel(lone_chat) as channel:
+    async with identity_channel(lone_chat) as channel:
         stub = pb_grpc.ChatServiceStub(channel)
         ok = await stub.Chat(
             pb.ChatRequest(message="Who created Kestrel?", collection=collection),
@@ -96,7 +97,7 @@ async def test_provider_down_without_fallback_is_503_and_marks_the_turn(
         with pytest.raises(grpc.aio.AioRpcError) as hidden:
             await stub.GetConversation(
                 pb.GetConversationRequest(conversation_id=ok.conversation_id),
-                metadata=(("x-ragline-tenant", "someone-else"),),
+                metadata=as_tenant("someone-else"),
                 timeout=10,
             )
         assert hidden.value.code() == grpc.StatusCode.NOT_FOUND

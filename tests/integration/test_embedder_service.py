@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from tests.conftest import free_port
+from tests.support.identity import identity_channel
 from tests.support.processes import extra_service
 
 
@@ -78,7 +79,7 @@ async def test_fallback_uses_next_model_for_the_whole_batch(stack, fake_openai, 
             tmp_path / "fallback.log",
             EMBEDDING_FALLBACK_MODELS="voyage-3.5,all-MiniLM-L6-v2",
         ):
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with identity_channel(f"127.0.0.1:{port}") as channel:
                 stub = pb_grpc.EmbedderServiceStub(channel)
                 reply = await stub.CreateEmbeddings(
                     pb.CreateEmbeddingsRequest(
@@ -104,7 +105,7 @@ async def test_missing_key_is_503_saying_which_key(stack, tmp_path):
         OPENAI_API_KEY="",
         VOYAGE_AI_API_KEY="",
     ):
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with identity_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.EmbedderServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.CreateEmbeddings(
@@ -127,7 +128,7 @@ async def test_sigterm_drains_in_flight_calls(stack, fake_voyage, tmp_path):
             DRAIN_DELAY="1",
             SHUTDOWN_GRACE="10",
         ) as proc:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with identity_channel(f"127.0.0.1:{port}") as channel:
                 stub = pb_grpc.EmbedderServiceStub(channel)
                 health = health_pb2_grpc.HealthStub(channel)
                 call = asyncio.ensure_future(
@@ -160,7 +161,7 @@ async def test_api_workers_share_the_port_and_merge_their_metrics(stack, tmp_pat
         stack, "embedder", port, metrics_port, tmp_path / "workers.log", API_WORKERS="2"
     ) as proc:
         assert len(await asyncio.to_thread(workers_of, proc.pid)) == 2
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with identity_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.EmbedderServiceStub(channel)
             for i in range(6):
                 await stub.CreateEmbeddings(pb.CreateEmbeddingsRequest(text=f"w{i}"), timeout=30)

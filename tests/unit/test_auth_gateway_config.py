@@ -12,10 +12,18 @@ from ragline_auth import scopes as sc
 from ragline_auth.authz import Authorizer, Denial, Identity, allowed
 from ragline_auth.keys import ApiKey, KeyHasher, generate_key
 from ragline_auth.tokens import Claims
+from ragline_core import caller
 from ragline_stack import gateway
 from ragline_stack.envoy_config import REST_ROUTES, GatewayConfig, render
 from ragline_stack.stack import ROOT
+from tests.support.identity import TEST_INTERNAL_KEY
 from tests.unit.test_gateway_config import config
+
+
+@pytest.fixture(autouse=True)
+def _internal_tokens():
+    """The auth process's authenticator: allowed() mints the identity the services verify."""
+    caller.install(caller.Authenticator(caller.InternalTokens([TEST_INTERNAL_KEY]), None), "auth")
 
 
 def _doc(**overrides) -> dict:
@@ -235,13 +243,20 @@ async def test_an_allowed_key_says_how_long_the_gateway_may_reuse_it(ttl, expire
     authorizer = Authorizer(keys, None, gateway_cache_ttl=ttl)  # type: ignore[arg-type]
     identity = await authorizer.decide({"authorization": "Bearer rl_live_x"}, "search")
     assert isinstance(identity, Identity) and low <= identity.cache_ms <= high
-    metadata = dict(allowed(identity).dynamic_metadata)
+    reply = allowed(identity)
+    metadata = dict(reply.dynamic_metadata)
     assert metadata["tenant"] == "acme" and metadata["key_id"] == "k1"
+    # The services get a signed identity for exactly this caller.
+    headers = {h.header.key: h.header.value for h in reply.ok_response.headers}
+    signed = caller.InternalTokens([TEST_INTERNAL_KEY]).verify(headers[caller.IDENTITY_HEADER])
+    assert signed == caller.Caller("acme", "k1", ("search", "embeddings"), "free", "api_key")
     if identity.cache_ms:
         assert metadata["cache_ms"] == identity.cache_ms
         assert metadata["scopes"] == "search,embeddings" and metadata["tier"] == "free"
+        # The key cache reuses that identity, within its lifetime.
+        assert metadata["identity"] == headers[caller.IDENTITY_HEADER]
     else:
-        assert "cache_ms" not in metadata
+        assert "cache_ms" not in metadata and "identity" not in metadata
     assert keys.touched == 1
 
 

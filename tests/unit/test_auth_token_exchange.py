@@ -11,6 +11,7 @@ import pytest
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline_auth.keys import ApiKey
 from ragline_auth.servicer import AuthServicer
+from ragline_core import caller
 from ragline_core.errors import UnauthenticatedError
 
 NOW = datetime.now(UTC)
@@ -42,10 +43,10 @@ class _Signer:
 
 
 class _Context:
-    """What the gateway sets for an API-key caller."""
+    """A call whose verified caller is API key k1 (set by the server interceptor)."""
 
-    def invocation_metadata(self):
-        return (("x-ragline-key-id", "k1"), ("x-ragline-auth", "api_key"))
+    def __init__(self, method: str = "api_key") -> None:
+        caller.set_current(caller.Caller("acme", "k1", ("search",), "free", method))
 
 
 def _servicer(key: ApiKey) -> AuthServicer:
@@ -74,3 +75,10 @@ async def test_a_token_never_outlives_its_key():
     key = replace(KEY, expires_at=datetime.now(UTC) + timedelta(seconds=120))
     reply = await _servicer(key).CreateToken(pb.CreateTokenRequest(), _Context())  # type: ignore[arg-type]
     assert 110 <= reply.expires_in <= 120
+
+
+async def test_only_an_api_key_caller_gets_a_token():
+    """A JWT, or a service acting for a tenant, cannot mint tokens."""
+    for method in ("jwt", "internal"):
+        with pytest.raises(UnauthenticatedError):
+            await _servicer(KEY).CreateToken(pb.CreateTokenRequest(), _Context(method))  # type: ignore[arg-type]

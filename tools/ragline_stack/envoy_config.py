@@ -164,8 +164,10 @@ class GatewayConfig:
     # JWTs: issuer and audience the auth service signs with (AuthSettings).
     jwt_issuer: str = "ragline"
     jwt_audience: str = "ragline-api"
-    # False: no authentication, rate limits or usage logs (a benchmark baseline only).
+    # False: no authentication, rate limits or usage logs (a benchmark baseline only);
+    # every request then carries `static_identity`, an internal token the caller minted.
     auth_enabled: bool = True
+    static_identity: str | None = None
     # False: no global rate limits (envoyproxy/ratelimit).
     ratelimit_enabled: bool = True
     # False: no usage access logs to the auth service.

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 ERROR_DOMAIN = "ragline.dev"
 # Identity headers only the gateway may set: client copies are removed first thing.
 IDENTITY_HEADERS = (
+    "x-ragline-identity",
     "x-ragline-tenant",
     "x-ragline-key-id",
     "x-ragline-scopes",
@@ -136,6 +137,14 @@ def protect(entry: dict[str, Any], scope: str | None, cfg: GatewayConfig) -> dic
     """Adds the route's auth settings: None = public, else the scope it needs. Routes Envoy
     answers itself (direct responses) get no rate limits: they reach no service."""
     if not cfg.auth_enabled:
+        if cfg.static_identity and scope is not None:
+            # No authentication (a benchmark baseline): every request acts as one caller.
+            entry["request_headers_to_add"] = [
+                {
+                    "header": {"key": "x-ragline-identity", "value": cfg.static_identity},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ]
         return entry
     per_filter: dict[str, Any] = entry.setdefault("typed_per_filter_config", {})
     authz_type = _type("envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute")
@@ -393,7 +402,9 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
                             "cache_duration": "300s",
                             "async_fetch": {"failed_refetch_duration": "1s"},
                         },
-                        "forward": False,
+                        # Kept for the services, which verify it again (zero trust
+                        # behind the gateway: ragline_core.caller).
+                        "forward": True,
                         # Only the Authorization header: Envoy would also take a token
                         # from ?access_token=, where URLs put it into access logs.
                         "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],

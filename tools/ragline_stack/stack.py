@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -112,8 +113,21 @@ class StackConfig:
             env[f"{name.upper()}_ADDR"] = self.service_addr(name)
             env[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name])
         env["CHAT_HTTP_ADDR"] = f"127.0.0.1:{self.chat_http_port}"
+        env.setdefault("INTERNAL_TOKEN_KEYS", internal_token_key(self.run_dir))
         env.update(self.service_env)
         return env
+
+
+def internal_token_key(run_dir: Path) -> str:
+    """This stack's key for internal identity tokens (ragline_core.caller), made once per
+    run folder and kept there (mode 600), so restarts keep verifying each other's tokens."""
+    path = run_dir / "internal-token.key"
+    if not path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 def ferretdb_binary() -> str:

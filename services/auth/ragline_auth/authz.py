@@ -24,6 +24,7 @@ from google.rpc import code_pb2, status_pb2
 from ragline_auth import scopes as sc
 from ragline_auth.keys import KeyService
 from ragline_auth.tokens import Signer, TokenError, looks_like_jwt
+from ragline_core import caller
 from ragline_core.errors import ERROR_DOMAIN, RaglineError
 from ragline_core.identity import KEY_ID_HEADER, TENANT_HEADER
 from ragline_core.rpc_types import Context
@@ -34,7 +35,14 @@ SCOPES_HEADER = "x-ragline-scopes"
 TIER_HEADER = "x-ragline-tier"
 AUTH_METHOD_HEADER = "x-ragline-auth"
 # Every identity header the gateway sets; client-supplied copies are stripped at the edge.
-IDENTITY_HEADERS = (TENANT_HEADER, KEY_ID_HEADER, SCOPES_HEADER, TIER_HEADER, AUTH_METHOD_HEADER)
+IDENTITY_HEADERS = (
+    caller.IDENTITY_HEADER,
+    TENANT_HEADER,
+    KEY_ID_HEADER,
+    SCOPES_HEADER,
+    TIER_HEADER,
+    AUTH_METHOD_HEADER,
+)
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,13 @@ def _header(key: str, value: str) -> core_pb.HeaderValueOption:
 
 
 def allowed(identity: Identity) -> authz_pb.CheckResponse:
+    # The signed identity the services verify (the plain headers are for the access log);
+    # it outlives the longest key-cache reuse (INTERNAL_TOKEN_TTL_S > GATEWAY_KEY_CACHE_TTL).
+    token = caller.mint(
+        caller.Caller(
+            identity.tenant, identity.key_id, identity.scopes, identity.tier, identity.method
+        )
+    )
     metadata = struct_pb2.Struct()
     metadata.update({"tenant": identity.tenant, "key_id": identity.key_id})
     if identity.cache_ms > 0:
@@ -158,6 +173,7 @@ def allowed(identity: Identity) -> authz_pb.CheckResponse:
                 "cache_ms": identity.cache_ms,
                 "scopes": ",".join(identity.scopes),
                 "tier": identity.tier,
+                "identity": token,
             }
         )
     return authz_pb.CheckResponse(
@@ -169,6 +185,7 @@ def allowed(identity: Identity) -> authz_pb.CheckResponse:
                 _header(SCOPES_HEADER, ",".join(identity.scopes)),
                 _header(TIER_HEADER, identity.tier),
                 _header(AUTH_METHOD_HEADER, identity.method),
+                _header(caller.IDENTITY_HEADER, token),
             ],
             # Services never see the credential.
             headers_to_remove=["authorization"],

@@ -13,12 +13,16 @@ from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
 from ragline_auth import scopes as sc
-from ragline_auth.authz import AUTH_METHOD_HEADER, SCOPES_HEADER
 from ragline_auth.keys import ApiKey, KeyService
 from ragline_auth.tokens import Signer
 from ragline_auth.usage import Stats, UsageStore, period
-from ragline_core.errors import InvalidArgumentError, NotFoundError, UnauthenticatedError
-from ragline_core.identity import KEY_ID_HEADER, tenant_of
+from ragline_core.errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from ragline_core.identity import current_caller, tenant_of
 from ragline_core.rpc_types import Context
 
 _ENVIRONMENTS = {
@@ -29,16 +33,16 @@ _ENVIRONMENTS = {
 _ENV_ENUM = {"live": pb.KEY_ENVIRONMENT_LIVE, "test": pb.KEY_ENVIRONMENT_TEST}
 
 
-def _meta(context: Context, name: str) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == name and isinstance(value, str):
-            return value
-    return ""
-
-
 def caller_scopes(context: Context) -> tuple[str, ...]:
-    """Scopes the gateway put in the trusted header (empty without the gateway)."""
-    return tuple(s for s in _meta(context, SCOPES_HEADER).split(",") if s)
+    """Scopes of the verified caller (signed by the auth service at the gateway)."""
+    return current_caller(context).scopes
+
+
+def require_admin(context: Context) -> None:
+    """Key management needs the admin scope here too, not only at the gateway: the
+    service's port is reachable from inside the cluster."""
+    if sc.ADMIN not in caller_scopes(context):
+        raise PermissionDeniedError("key management needs the 'admin' scope", reason="SCOPE_DENIED")
 
 
 def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -81,6 +85,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def CreateApiKey(
         self, request: pb.CreateApiKeyRequest, context: Context
     ) -> pb.CreateApiKeyResponse:
+        require_admin(context)
         if request.environment not in _ENVIRONMENTS:
             raise InvalidArgumentError("unknown environment", field="environment")
         new = await self.keys.create(
@@ -96,17 +101,20 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def ListApiKeys(
         self, request: pb.ListApiKeysRequest, context: Context
     ) -> pb.ListApiKeysResponse:
+        require_admin(context)
         keys, token = await self.keys.list(request.tenant, request.page_size, request.page_token)
         return pb.ListApiKeysResponse(api_keys=[to_proto(k) for k in keys], next_page_token=token)
 
     async def GetApiKey(
         self, request: pb.GetApiKeyRequest, context: Context
     ) -> pb.GetApiKeyResponse:
+        require_admin(context)
         return pb.GetApiKeyResponse(api_key=to_proto(await self.keys.get(request.key_id)))
 
     async def RotateApiKey(
         self, request: pb.RotateApiKeyRequest, context: Context
     ) -> pb.RotateApiKeyResponse:
+        require_admin(context)
         new, old = await self.keys.rotate(request.key_id, request.grace_period_seconds)
         return pb.RotateApiKeyResponse(
             api_key=to_proto(new.record), key=new.plaintext, previous=to_proto(old)
@@ -115,13 +123,15 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def RevokeApiKey(
         self, request: pb.RevokeApiKeyRequest, context: Context
     ) -> pb.RevokeApiKeyResponse:
+        require_admin(context)
         return pb.RevokeApiKeyResponse(api_key=to_proto(await self.keys.revoke(request.key_id)))
 
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: Context
     ) -> pb.CreateTokenResponse:
-        key_id = _meta(context, KEY_ID_HEADER)
-        if not key_id or _meta(context, AUTH_METHOD_HEADER) != "api_key":
+        who = current_caller(context)
+        key_id = who.key_id
+        if not key_id or who.method != "api_key":
             raise UnauthenticatedError("an API key is needed to create a token")
         if request.ttl_seconds < 0:
             raise InvalidArgumentError("ttl_seconds must not be negative", field="ttl_seconds")

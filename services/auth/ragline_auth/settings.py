@@ -38,10 +38,9 @@ class AuthSettings(CoreSettings):
     GATEWAY_KEY_CACHE_TTL: float = Field(default=1.0, ge=0.0, le=10.0)
     # Default grace period of a rotated key, seconds.
     KEY_ROTATION_GRACE: int = Field(default=86_400, ge=0, le=30 * 86_400)
-    # JWTs from POST /api/v1/tokens: lifetime (seconds, also the maximum), issuer, audience.
+    # JWTs from POST /api/v1/tokens: lifetime (seconds, also the maximum); their issuer and
+    # audience are core settings (every service verifies them).
     JWT_TTL: int = Field(default=900, ge=10, le=86_400)
-    JWT_ISSUER: str = "ragline"
-    JWT_AUDIENCE: str = "ragline-api"
     # Seconds between usage writes: access logs are counted in memory and written to
     # MongoDB (one bulk write of per-bucket $inc upserts) this often, and once at shutdown.
     USAGE_FLUSH_INTERVAL: float = Field(default=1.0, ge=0.05, le=60.0)

@@ -42,7 +42,7 @@ from ragline_chat.domain import (
 from ragline_chat.service import ChatService
 from ragline_chat.ws_guard import Close, SocketGuard, SocketGuards
 from ragline_core.errors import InternalError, InvalidArgumentError, RaglineError
-from ragline_core.identity import TENANT_HEADER, tenant_of_header
+from ragline_core.identity import tenant_of_headers
 
 log = logging.getLogger("ragline.chat.http")
 
@@ -120,7 +120,7 @@ class ChatHttpEdge:
 
     # -- WebSocket ------------------------------------------------------------------------
     async def websocket(self, request: web.Request) -> web.StreamResponse:
-        tenant = tenant_of_header(request.headers.get(TENANT_HEADER))
+        tenant = await tenant_of_headers(request.headers)
         # Envoy checked the credential at the upgrade only: the guard checks it again for
         # each message, counts each against the key's limit and usage, and ends the session
         # at its lifetime (ragline_chat.ws_guard; close codes in docs/chat.md).
@@ -259,6 +259,7 @@ class ChatHttpEdge:
 
     # -- OpenAI-compatible ----------------------------------------------------------------
     async def models(self, request: web.Request) -> web.Response:
+        await tenant_of_headers(request.headers)  # only for a verified caller
         models = self.service.registry.ordered(self.service.default_model.name)
         return web.json_response(
             {
@@ -283,7 +284,7 @@ class ChatHttpEdge:
         return entry
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        tenant = tenant_of_header(request.headers.get(TENANT_HEADER))
+        tenant = await tenant_of_headers(request.headers)
         try:
             body = await request.json()
         except ValueError:

@@ -10,8 +10,8 @@ from google.protobuf import json_format, struct_pb2
 from ragline.retriever.v1 import retriever_service_pb2 as rpb
 from ragline.retriever.v1 import retriever_service_pb2_grpc as rpb_grpc
 from ragline_chat.domain import Passage
+from ragline_core import caller
 from ragline_core.errors import RaglineError, UnavailableError, from_rpc_error
-from ragline_core.identity import TENANT_HEADER
 
 
 class Retriever(Protocol):
@@ -32,7 +32,7 @@ class GrpcRetriever:
         if filters:
             request.filters.CopyFrom(json_format.ParseDict(filters, struct_pb2.Struct()))
         try:
-            reply = await self.stub.Search(request, metadata=((TENANT_HEADER, tenant),))
+            reply = await self.stub.Search(request, metadata=caller.outgoing(tenant))
         except grpc.aio.AioRpcError as exc:
             raise _map(exc) from None
         return [
