@@ -10,10 +10,12 @@ from ragline_core.changefeed import ChangeFeed
 from ragline_core.corpus import database, ensure_indexes
 from ragline_core.embedder_client import EmbedderClient
 from ragline_core.server import Runtime, ServiceSpec
+from ragline_ingest import extract
 from ragline_ingest.catalog import Catalog
 from ragline_ingest.chunking import ChunkingConfig
 from ragline_ingest.idempotency import IdempotencyStore
 from ragline_ingest.jobs import JobRunner, JobStore
+from ragline_ingest.parsing import Caps
 from ragline_ingest.service import IngestService, Limits
 from ragline_ingest.servicer import IngestServicer
 from ragline_ingest.settings import IngestSettings
@@ -25,6 +27,14 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     assert isinstance(settings, IngestSettings)
     db = database(runtime.mongo, settings.MONGODB_DATABASE)
     await ensure_indexes(db)
+    extract.configure(
+        extract.ExtractLimits(
+            timeout_s=settings.UPLOAD_EXTRACT_TIMEOUT_S,
+            memory_bytes=settings.UPLOAD_EXTRACT_MEMORY_MB * 2**20,
+            concurrency=settings.UPLOAD_EXTRACT_CONCURRENCY,
+            caps=Caps(max_chars=settings.MAX_DOCUMENT_CHARS),
+        )
+    )
     writer = CorpusWriter(db, bson_vectors=settings.VECTOR_BACKEND == "atlas")
     jobs = JobStore(db)
     service = IngestService(

@@ -241,7 +241,7 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
         if not request.file.data:
             raise InvalidArgumentError("the request body (the file) is empty", field="file")
         kind = extract.kind_of(request.filename, request.file.content_type)
-        text = await asyncio.to_thread(extract.extract_text, request.file.data, kind)
+        text = await extract.extract_file(request.file.data, kind)
         if not text.strip():
             raise InvalidArgumentError(
                 "no text could be extracted from the file", reason="EMPTY_CONTENT", field="file"

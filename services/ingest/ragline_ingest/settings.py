@@ -34,3 +34,9 @@ class IngestSettings(CoreSettings):
     # Hours a finished job stays readable (GET /api/v1/jobs/{id}); then it is
     # deleted (checked hourly). 0 keeps every job forever.
     INGEST_JOB_RETENTION_HOURS: float = Field(default=168.0, ge=0.0)
+    # Uploads (PDF, .docx, HTML) are read in a child process, at most this many at once,
+    # killed after this many seconds (400 EXTRACTION_TIMEOUT) and limited to this much
+    # memory (400 DOCUMENT_TOO_COMPLEX), so one file cannot slow the service for others.
+    UPLOAD_EXTRACT_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+    UPLOAD_EXTRACT_TIMEOUT_S: float = Field(default=10.0, gt=0.0, le=300.0)
+    UPLOAD_EXTRACT_MEMORY_MB: int = Field(default=1024, ge=128, le=65_536)
