@@ -19,6 +19,7 @@ from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
 from ragline_auth import docs
 from ragline_auth.authz import AuthorizationServicer, Authorizer
+from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyHasher, KeyService
 from ragline_auth.scopes import parse_scopes
 from ragline_auth.servicer import AnalyticsServicer, AuthServicer
@@ -116,7 +117,17 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     openapi = docs.load(settings.OPENAPI_PATH)
 
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
-        AuthorizationServicer(Authorizer(keys, signer, settings.GATEWAY_KEY_CACHE_TTL)), server
+        AuthorizationServicer(
+            Authorizer(
+                keys,
+                signer,
+                settings.GATEWAY_KEY_CACHE_TTL,
+                FailedAttempts(
+                    settings.AUTH_MAX_FAILURES_PER_ADDRESS, settings.AUTH_FAILURE_WINDOW_S
+                ),
+            )
+        ),
+        server,
     )
     sink = UsageSink(usage, settings.USAGE_FLUSH_INTERVAL)
     als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(sink), server)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from google.protobuf import struct_pb2
 from google.rpc import code_pb2, status_pb2
 
 from ragline_auth import scopes as sc
+from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyService
 from ragline_auth.tokens import Signer, TokenError, looks_like_jwt
 from ragline_core import caller
@@ -62,21 +64,42 @@ class Denial:
     code: int
     reason: str
     message: str
+    retry_after_s: int = 0
 
 
 def _unauthenticated(reason: str, message: str) -> Denial:
     return Denial(401, code_pb2.UNAUTHENTICATED, reason, message)
 
 
+def _too_many_failures(wait_s: float) -> Denial:
+    seconds = max(1, math.ceil(wait_s))
+    return Denial(
+        429,
+        code_pb2.RESOURCE_EXHAUSTED,
+        "TOO_MANY_FAILED_ATTEMPTS",
+        f"too many unknown API keys from this address; retry in {seconds} s",
+        retry_after_s=seconds,
+    )
+
+
 class Authorizer:
     """Decides one request from its headers and the scope its route needs."""
 
-    def __init__(self, keys: KeyService, signer: Signer, gateway_cache_ttl: float = 0.0) -> None:
+    def __init__(
+        self,
+        keys: KeyService,
+        signer: Signer,
+        gateway_cache_ttl: float = 0.0,
+        failures: FailedAttempts | None = None,
+    ) -> None:
         self.keys = keys
         self.signer = signer
         self.gateway_cache_ttl = gateway_cache_ttl
+        self.failures = failures or FailedAttempts(0, 0.0)
 
-    async def decide(self, headers: Mapping[str, str], scope: str) -> Identity | Denial:
+    async def decide(
+        self, headers: Mapping[str, str], scope: str, source: str = ""
+    ) -> Identity | Denial:
         header = headers.get("authorization", "")
         if not header:
             return _unauthenticated(
@@ -93,7 +116,7 @@ class Authorizer:
         if looks_like_jwt(token):
             identity: Identity | Denial = self._from_jwt(token)
         else:
-            identity = await self._from_key(token)
+            identity = await self._from_key(token, source)
         if isinstance(identity, Denial):
             return identity
         return self._check_scope(identity, scope)
@@ -107,11 +130,19 @@ class Authorizer:
             return _unauthenticated("TOKEN_EXPIRED" if exc.expired else "INVALID_TOKEN", str(exc))
         return Identity(claims.key_id, claims.tenant, claims.scopes, claims.tier, "jwt")
 
-    async def _from_key(self, token: str) -> Identity | Denial:
+    async def _from_key(self, token: str, source: str) -> Identity | Denial:
         if len(token) > 256:
             return _unauthenticated("INVALID_API_KEY", "invalid API key")
-        key = await self.keys.lookup(token)
+        wait = self.failures.blocked_for(source)
+        if wait is None:
+            key = await self.keys.lookup(token)
+        else:
+            # Over the limit: no store read; only a key this process knows is answered.
+            key = self.keys.cached(token)
+            if key is None:
+                return _too_many_failures(wait)
         if key is None:
+            self.failures.record(source)
             return _unauthenticated("INVALID_API_KEY", "invalid API key")
         now = datetime.now(UTC)
         state = key.state(now)
@@ -198,6 +229,8 @@ def denied(denial: Denial, grpc_request: bool) -> authz_pb.CheckResponse:
     headers = []
     if denial.http_status == 401:
         headers.append(_header("www-authenticate", 'Bearer realm="ragline"'))
+    if denial.retry_after_s:
+        headers.append(_header("retry-after", str(denial.retry_after_s)))
     if grpc_request:
         body = denial.message
     else:
@@ -225,6 +258,12 @@ def denied(denial: Denial, grpc_request: bool) -> authz_pb.CheckResponse:
     )
 
 
+def client_address(headers: Mapping[str, str]) -> str:
+    """The client's address as the gateway saw it: the gateway appends its peer to
+    x-forwarded-for (use_remote_address), so only the last entry is not the client's say."""
+    return headers.get("x-forwarded-for", "").rpartition(",")[2].strip()[:64]
+
+
 def _is_grpc(headers: Mapping[str, str]) -> bool:
     return headers.get("content-type", "").startswith("application/grpc")
 
@@ -241,8 +280,9 @@ class AuthorizationServicer(authz_grpc.AuthorizationServicer):
         http = request.attributes.request.http
         headers = dict(http.headers)
         scope = request.attributes.context_extensions.get("scope", "")
+        source = client_address(headers)
         try:
-            decision = await self.authorizer.decide(headers, scope)
+            decision = await self.authorizer.decide(headers, scope, source)
         except RaglineError as exc:
             # The key store is down: fail closed with 503, never a pass.
             log.warning("authorization failed closed", extra={"reason": exc.reason})

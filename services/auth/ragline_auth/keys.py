@@ -5,6 +5,11 @@ Only an HMAC-SHA256 of a key (with a server-side pepper) is stored; the plaintex
 the create/rotate response and nowhere else. Keys are 256 random bits, so the HMAC is
 both the lookup index and the proof: a lookup by digest followed by a constant-time
 comparison of the digests.
+
+A digest is looked up by `_id` in `<keys>_digests` ({_id: digest, key_id}), then the key by
+its `_id`: FerretDB indexes nothing but `_id`, and a lookup by the `digest` field read the
+whole table for every unknown key. Keys stored before that collection existed get their
+entry at start-up (`setup`). Unknown keys are remembered briefly in a bounded cache.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import hmac
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from redis.exceptions import RedisError
@@ -37,6 +43,8 @@ INVALIDATION_CHANNEL = "ragline:auth:keys:invalidate"
 ENVIRONMENTS = ("live", "test")
 _LAST_USED_EVERY_S = 60.0
 MAX_PAGE_SIZE = 200
+# Unknown keys remembered at once (each a random guess costs nothing twice).
+MAX_UNKNOWN_CACHED = 10_000
 
 
 @dataclass(frozen=True)
@@ -133,24 +141,42 @@ def _from_doc(doc: dict[str, Any]) -> ApiKey:
 
 
 class KeyCache:
-    """Lookups by digest, cached for `ttl` seconds; `drop` forgets one key at once."""
+    """Lookups by digest, cached for `ttl` seconds; `drop` forgets one key at once. Unknown
+    digests live apart, least recently seen dropped first, so a flood of random keys
+    never pushes the real ones out."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, max_unknown: int = MAX_UNKNOWN_CACHED) -> None:
         self.ttl = ttl
+        self.max_unknown = max_unknown
         self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
 
     def get(self, digest: str) -> tuple[bool, ApiKey | None]:
+        now = time.monotonic()
+        expires = self._unknown.get(digest)
+        if expires is not None and expires >= now:
+            return True, None
         entry = self._entries.get(digest)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < now:
             return False, None
         return True, entry[1]
 
     def put(self, digest: str, key: ApiKey | None) -> None:
         if self.ttl <= 0:
             return
+        if key is None:
+            self._unknown[digest] = time.monotonic() + self.ttl
+            self._unknown.move_to_end(digest)
+            while len(self._unknown) > self.max_unknown:
+                self._unknown.popitem(last=False)
+            return
         if len(self._entries) > 100_000:
             self._entries.clear()
         self._entries[digest] = (time.monotonic() + self.ttl, key)
+
+    @property
+    def unknown_count(self) -> int:
+        return len(self._unknown)
 
     def drop(self, key_id: str) -> None:
         for digest, (_, key) in list(self._entries.items()):
@@ -173,6 +199,10 @@ class KeyService:
         rotation_grace_s: int,
     ) -> None:
         self.collection = collection
+        # digest -> key_id, keyed by _id (the only index FerretDB has).
+        self.digests: AsyncCollection[dict[str, Any]] = collection.database[
+            f"{collection.name}_digests"
+        ]
         self.redis = redis
         self.hasher = hasher
         self.cache = KeyCache(cache_ttl)
@@ -183,6 +213,23 @@ class KeyService:
     async def setup(self) -> None:
         await self.collection.create_index([("digest", ASCENDING)], unique=True)
         await self.collection.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)])
+        await self._index_stored_digests()
+
+    async def _index_stored_digests(self) -> None:
+        """Gives every stored key its `_id`-keyed digest entry (keys created before the
+        entries existed, or by an older replica during an upgrade): one read of the keys."""
+        writes = [
+            UpdateOne({"_id": d["digest"]}, {"$setOnInsert": {"key_id": d["_id"]}}, upsert=True)
+            async for d in self.collection.find({}, {"digest": 1})
+            if d.get("digest")
+        ]
+        if writes:
+            await self.digests.bulk_write(writes, ordered=False)
+
+    async def _index_digest(self, key: ApiKey) -> None:
+        await self.digests.update_one(
+            {"_id": key.digest}, {"$setOnInsert": {"key_id": key.key_id}}, upsert=True
+        )
 
     # -- lookup ------------------------------------------------------------------------
     async def lookup(self, plaintext: str) -> ApiKey | None:
@@ -191,16 +238,29 @@ class KeyService:
         hit, key = self.cache.get(digest)
         if not hit:
             try:
-                doc = await self.collection.find_one({"digest": digest})
+                key = await self._find(digest)
             except PyMongoError as exc:
                 raise UnavailableError(
                     "key store unavailable", reason="AUTH_STORE_UNAVAILABLE"
                 ) from exc
-            key = _from_doc(doc) if doc is not None else None
             self.cache.put(digest, key)
         if key is None or not self.hasher.same(key.digest, digest):
             return None
         return key
+
+    def cached(self, plaintext: str) -> ApiKey | None:
+        """The key if this process has it cached as a known key; never reads the store."""
+        digest = self.hasher.digest(plaintext)
+        _, key = self.cache.get(digest)
+        return key if key is not None and self.hasher.same(key.digest, digest) else None
+
+    async def _find(self, digest: str) -> ApiKey | None:
+        """Two reads by `_id`: the digest's entry, then its key."""
+        entry = await self.digests.find_one({"_id": digest})
+        if entry is None:
+            return None
+        doc = await self.collection.find_one({"_id": entry["key_id"]})
+        return _from_doc(doc) if doc is not None else None
 
     def touch(self, key: ApiKey) -> None:
         """Records the last use, at most once a minute per key per process."""
@@ -279,6 +339,7 @@ class KeyService:
             expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
         )
         await self.collection.insert_one(_to_doc(record))
+        await self._index_digest(record)
         return NewKey(record, plaintext)
 
     async def seed(
@@ -299,6 +360,7 @@ class KeyService:
         doc = _to_doc(record)
         with contextlib.suppress(DuplicateKeyError):
             await self.collection.update_one({"_id": key_id}, {"$setOnInsert": doc}, upsert=True)
+        await self._index_digest(record)
 
     async def get(self, key_id: str) -> ApiKey:
         doc = await self.collection.find_one({"_id": key_id})

@@ -36,6 +36,11 @@ class AuthSettings(CoreSettings):
     # (per Envoy worker, envoy/key_cache.lua; never past the key's expiry). Revocation takes
     # up to this long to reach the gateway. 0 = every request is checked here.
     GATEWAY_KEY_CACHE_TTL: float = Field(default=1.0, ge=0.0, le=10.0)
+    # A client address that presents more unknown API keys than this within
+    # AUTH_FAILURE_WINDOW_S seconds gets 429 TOO_MANY_FAILED_ATTEMPTS until the window
+    # ends (counted per auth replica; 0 = no limit).
+    AUTH_MAX_FAILURES_PER_ADDRESS: int = Field(default=30, ge=0, le=1_000_000)
+    AUTH_FAILURE_WINDOW_S: float = Field(default=60.0, gt=0.0, le=86_400.0)
     # Default grace period of a rotated key, seconds.
     KEY_ROTATION_GRACE: int = Field(default=86_400, ge=0, le=30 * 86_400)
     # JWTs from POST /api/v1/tokens: lifetime (seconds, also the maximum); their issuer and
