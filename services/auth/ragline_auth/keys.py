@@ -304,7 +304,7 @@ class KeyService:
                 field="scopes",
             )
         try:
-            parsed = sc.parse_scopes(",".join(scopes))
+            parsed = sc.parse_scope_list(scopes)
         except ValueError as exc:
             raise InvalidArgumentError(
                 f"{exc}; choose from {', '.join(sc.SCOPES)}", reason="INVALID_SCOPE", field="scopes"

@@ -41,13 +41,22 @@ def page_size(requested: int) -> int:
     return requested or DEFAULT_PAGE
 
 
-def decode_token(token: str) -> str | None:
+def decode_token(token: str, prefix: str) -> str | None:
+    """The key a page token resumes after; it must be one of this listing's keys (a
+    malformed token was read as an empty key: page one again, silently)."""
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgumentError("page_token is not valid", field="page_token") from None
+        key = base64.urlsafe_b64decode(token.encode("ascii", "strict")).decode()
+        if encode_token(key) != token or not key.startswith(prefix) or len(key) == len(prefix):
+            raise ValueError(token)
+    except (ValueError, UnicodeError):
+        raise InvalidArgumentError(
+            "page_token is not a token from a previous page of this listing",
+            reason="INVALID_PAGE_TOKEN",
+            field="page_token",
+        ) from None
+    return key
 
 
 def encode_token(last_key: str) -> str:
@@ -67,7 +76,7 @@ class Catalog:
     ) -> tuple[list[Doc], str]:
         await get_collection(self.db, tenant, check_collection_name(collection))
         query: Doc = {"tenant": tenant, "collection": collection}
-        after = decode_token(token)
+        after = decode_token(token, document_key(tenant, collection, ""))
         if after is not None:
             query["_id"] = {"$gt": after}
         limit = page_size(size)
@@ -118,7 +127,7 @@ class Catalog:
         self, tenant: str, size: int, token: str
     ) -> tuple[list[CollectionStats], str]:
         query: Doc = {"tenant": tenant}
-        after = decode_token(token)
+        after = decode_token(token, collection_key(tenant, ""))
         if after is not None:
             query["_id"] = {"$gt": after}
         limit = page_size(size)
