@@ -120,7 +120,9 @@ def test_without_the_key_cache_only_a_verified_jwt_skips_ext_authz():
     skip = filters["envoy.filters.http.ext_authz"]["filter_enabled_metadata"]
     assert skip["filter"] == "envoy.filters.http.jwt_authn" and skip["invert"] is True
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
-    assert not any("metadata" in r for r in routes)
+    assert not any(
+        gateway.KEY_CACHE_FILTER in r.get("metadata", {}).get("filter_metadata", {}) for r in routes
+    )
 
 
 def test_edge_hardening():

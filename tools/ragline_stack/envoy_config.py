@@ -6,6 +6,7 @@ and the native gRPC path, so both reach the same cluster with the same settings.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import string
@@ -128,13 +129,28 @@ LOCAL_REPLY_CODES = {
     504: (4, "DEADLINE_EXCEEDED"),
 }
 
-# Replies whose Envoy body is empty get a message of their own.
+# Replies whose Envoy body is empty get a message of their own; so do those whose body
+# is Envoy's own wording ("upstream connect error or disconnect/reset before headers...").
 MESSAGES = {
     404: "no such endpoint: %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
     405: "method %REQ(:METHOD)% is not allowed on %REQ(:PATH)%; the Allow header lists those"
     " that are",
     429: "rate limit reached; retry after the number of seconds in Retry-After",
+    502: "a service answered with an invalid response; try again shortly",
+    503: "a service is unavailable; try again shortly",
+    504: "the request took longer than the gateway waits",
 }
+# Route metadata naming the component behind a route, for error messages.
+ROUTE_NAMESPACE = "ragline.route"
+COMPONENT = "%METADATA(ROUTE:ragline.route:component)%"
+# Envoy's flags for a service that could not be reached (none healthy, connect failure,
+# reset, overflow) and for one that did not answer in time.
+_UNREACHABLE_FLAGS = ["UH", "UF", "UC", "URX", "UO", "LR", "UR"]
+_TIMEOUT_FLAGS = ["UT"]
+# Dynamic metadata in which a Lua filter gives the reason of the reply it sends, and in
+# which envoy/head_as_get.lua marks a HEAD request.
+REPLY_NAMESPACE = "ragline.reply"
+_HEAD = "ragline.head"
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,8 @@ class GatewayConfig:
     max_request_bytes: int = 4 * 1024 * 1024
     # Body cap of the chat routes: a chat message over it gets 413.
     chat_max_request_bytes: int = 64 * 1024
+    # JSON bodies nested deeper get 400 JSON_TOO_DEEP (the transcoder fails past ~33).
+    max_json_depth: int = 32
     listen_host: str = "127.0.0.1"
     # Internal listener for Prometheus (GET /metrics, no key); host defaults to listen_host.
     metrics_port: int = 9902
@@ -190,6 +208,7 @@ def render(cfg: GatewayConfig) -> str:
         "METRICS_ROUTES": _block(_metrics_routes(), 24),
         "API_PORT": str(cfg.api_port),
         "MAX_REQUEST_BYTES": str(cfg.max_request_bytes),
+        "BODY_FILTERS": _block(_body_filters(cfg), 18),
         "CONNECTION_BUFFER_BYTES": str(cfg.max_request_bytes + 64 * 1024),
         "DESCRIPTOR_PATH": str(cfg.descriptor_path),
         "LOCAL_REPLY_MAPPERS": _block(_local_reply_mappers(), 20),
@@ -370,7 +389,8 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
         if route.cluster == CHAT_HTTP:
             entry["typed_per_filter_config"] = no_transcoder()
         _chat_extras(entry, route, cfg)
-        routes.append(gateway.protect(entry, None if route.public else route.needs, cfg))
+        protected = gateway.protect(entry, None if route.public else route.needs, cfg)
+        routes.append(_component(protected, route.cluster))
     # Native gRPC: the client's own grpc-timeout is the deadline.
     for prefix, cluster, scope in GRPC_ROUTES:
         entry = {
@@ -382,14 +402,15 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 "max_stream_duration": {"grpc_timeout_header_max": "0s"},
             },
         }
-        routes.append(gateway.protect(entry, scope, cfg))
+        routes.append(_component(gateway.protect(entry, scope, cfg), cluster))
     # /health stays public. /metrics here needs the admin scope: Prometheus scrapes the
     # internal metrics listener instead, and the public port shows no internals to strangers.
     gateway.protect(routes[0], None, cfg)
     gateway.protect(routes[1], "admin", cfg)
+    _component(routes[0], "system")
     catch_all = gateway.catch_all(cfg)
     catch_all.setdefault("typed_per_filter_config", {}).update(no_transcoder())
-    return [*_method_not_allowed(cfg), *routes, catch_all]
+    return [_head_health(routes[0]), *_method_not_allowed(cfg), *routes, catch_all]
 
 
 def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> None:
@@ -412,6 +433,48 @@ def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> Non
         )
     if per_filter:
         entry.setdefault("typed_per_filter_config", {}).update(per_filter)
+
+
+def _body_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    """After the body is buffered, before the transcoder: the JSON depth cap."""
+    prelude = (
+        f'local MAX_DEPTH = {cfg.max_json_depth}\nlocal REPLY_NAMESPACE = "{REPLY_NAMESPACE}"\n'
+    )
+    return [
+        {
+            "name": "ragline.json_depth",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": gateway.lua_source("json_depth.lua", prelude),
+            },
+        }
+    ]
+
+
+def _head_health(health: dict[str, Any]) -> dict[str, Any]:
+    """HEAD /health: the GET health check, answered without a body (load balancers). It
+    goes first, before the 405 of /health; both health routes run envoy/head_as_get.lua."""
+    lua = {"envoy.filters.http.lua": _lua("head_as_get.lua", f'local HEAD_NAMESPACE = "{_HEAD}"\n')}
+    health.setdefault("typed_per_filter_config", {}).update(lua)
+    return {
+        "name": "health_head",
+        "match": {
+            "path": "/health",
+            "headers": [{"name": ":method", "string_match": {"exact": "HEAD"}}],
+        },
+        "route": copy.deepcopy(health["route"]),
+        "typed_per_filter_config": copy.deepcopy(health["typed_per_filter_config"]),
+        "metadata": copy.deepcopy(health.get("metadata", {})),
+    }
+
+
+def _component(entry: dict[str, Any], cluster: str) -> dict[str, Any]:
+    """Names the component behind a route in its metadata (error messages use it)."""
+    name = {CHAT_HTTP: "chat", "system": "ragline"}.get(cluster, cluster)
+    entry.setdefault("metadata", {}).setdefault("filter_metadata", {})[ROUTE_NAMESPACE] = {
+        "component": name
+    }
+    return entry
 
 
 def _lua(script: str, prelude: str = "") -> dict[str, Any]:
@@ -505,38 +568,107 @@ def _clusters(cfg: GatewayConfig) -> list[dict[str, Any]]:
     return clusters
 
 
-def _local_reply_mappers() -> list[dict[str, Any]]:
-    # Native gRPC callers get trailers-only statuses with a plain grpc-message. Transcoded
-    # REST calls also carry content-type application/grpc by the time the transcoder fails,
-    # but they keep their REST path in x-envoy-original-path.
-    mappers: list[dict[str, Any]] = [
+def _native_grpc(*more: dict[str, Any]) -> dict[str, Any]:
+    """A mapper filter for native gRPC callers. Transcoded REST calls also carry
+    content-type application/grpc by the time the transcoder fails, but they keep their
+    REST path in x-envoy-original-path."""
+    return {
+        "and_filter": {
+            "filters": [
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                        }
+                    }
+                },
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "x-envoy-original-path",
+                            "present_match": True,
+                            "invert_match": True,
+                        }
+                    }
+                },
+                *more,
+            ]
+        }
+    }
+
+
+def _status(value: int) -> dict[str, Any]:
+    return {
+        "status_code_filter": {
+            "comparison": {
+                "op": "EQ",
+                "value": {"default_value": value, "runtime_key": f"ragline_mapped_{value}"},
+            }
+        }
+    }
+
+
+def _flags(flags: list[str]) -> dict[str, Any]:
+    return {"response_flag_filter": {"flags": list(flags)}}
+
+
+def _text(message: str) -> dict[str, Any]:
+    return {"text_format_source": {"inline_string": message}}
+
+
+def _edge_reply_mappers() -> list[dict[str, Any]]:
+    """Native gRPC callers get trailers-only statuses with a plain grpc-message: over the
+    body cap is RESOURCE_EXHAUSTED (Envoy's default is UNKNOWN), and a service that cannot
+    be reached is named, never described in Envoy's words. REST callers get the same."""
+    unreachable = f"the {COMPONENT} service is unavailable; try again shortly"
+    too_slow = f"the {COMPONENT} service did not answer in time"
+    grpc_status = {"header": {"key": "grpc-status", "value": "8"}}
+    return [
         {
+            "filter": _native_grpc(_status(413)),
+            "headers_to_add": [{**grpc_status, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+            "body_format_override": _text("request body over the gateway's size limit"),
+        },
+        {
+            "filter": _native_grpc(_flags(_UNREACHABLE_FLAGS)),
+            "body_format_override": _text(unreachable),
+        },
+        {
+            "filter": _native_grpc(_flags(_TIMEOUT_FLAGS)),
+            "body_format_override": _text(too_slow),
+        },
+        {"filter": _native_grpc(), "body_format_override": _text("%LOCAL_REPLY_BODY%")},
+        {
+            "filter": {"and_filter": {"filters": [_status(503), _flags(_UNREACHABLE_FLAGS)]}},
+            "body_format_override": gateway.status_json(14, unreachable, "UNAVAILABLE"),
+        },
+        {
+            "filter": {"and_filter": {"filters": [_status(504), _flags(_TIMEOUT_FLAGS)]}},
+            "body_format_override": gateway.status_json(4, too_slow, "DEADLINE_EXCEEDED"),
+        },
+        {
+            # A Lua filter's own reply (the JSON depth cap) says its reason in metadata.
             "filter": {
-                "and_filter": {
-                    "filters": [
-                        {
-                            "header_filter": {
-                                "header": {
-                                    "name": "content-type",
-                                    "string_match": {"prefix": "application/grpc"},
-                                }
-                            }
-                        },
-                        {
-                            "header_filter": {
-                                "header": {
-                                    "name": "x-envoy-original-path",
-                                    "present_match": True,
-                                    "invert_match": True,
-                                }
-                            }
-                        },
-                    ]
+                "metadata_filter": {
+                    "matcher": {
+                        "filter": REPLY_NAMESPACE,
+                        "path": [{"key": "reason"}],
+                        "value": {"present_match": True},
+                    },
+                    # Envoy's default matches every reply without the key.
+                    "match_if_key_not_found": False,
                 }
             },
-            "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"}},
-        }
+            "body_format_override": gateway.status_json(
+                3, "%LOCAL_REPLY_BODY%", f"%DYNAMIC_METADATA({REPLY_NAMESPACE}:reason)%"
+            ),
+        },
     ]
+
+
+def _local_reply_mappers() -> list[dict[str, Any]]:
+    mappers = _edge_reply_mappers()
     mappers += gateway.auth_reply_mappers()
     for status, (code, reason) in LOCAL_REPLY_CODES.items():
         mappers.append(

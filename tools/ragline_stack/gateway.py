@@ -456,8 +456,14 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 # Fail closed: auth down or slow is 503, never a pass.
                 "failure_mode_allow": False,
                 "status_on_error": {"code": 503},
+                # x-forwarded-for: the client's address (its last entry, appended by Envoy)
+                # for the auth service's limit on failed attempts per address.
                 "allowed_headers": {
-                    "patterns": [{"exact": "authorization"}, {"exact": "content-type"}]
+                    "patterns": [
+                        {"exact": "authorization"},
+                        {"exact": "content-type"},
+                        {"exact": "x-forwarded-for"},
+                    ]
                 },
                 # A request with a verified JWT (or a cached key) skips the call.
                 "filter_enabled_metadata": _skip_authz_when(cfg),
