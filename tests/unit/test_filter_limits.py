@@ -99,3 +99,27 @@ def test_error_messages_do_not_echo_unbounded_input():
     error = _rejected({"field": {"$" + "y" * 50_000: 1}})
     assert len(error.message) < 300
     assert len(InvalidArgumentError("z" * 10 * MAX_MESSAGE_CHARS).message) == MAX_MESSAGE_CHARS
+
+
+def test_the_filter_runs_once_per_document_not_per_chunk():
+    index = CollectionIndex(4, IndexParams())
+    vector = np.ones(4, dtype=np.float32) / 2
+    for d in range(30):
+        metadata = {"tag": f"t{d % 3}"}
+        chunks = [
+            StoredChunk(f"c{d}-{k}", f"d{d}", 1, k, "t", "x", metadata, vector) for k in range(10)
+        ]
+        index.replace_document(f"d{d}", chunks)
+    index.remove_document("d0")
+    calls = []
+    predicate = compile_filter({"tag": "t1"})
+    assert predicate is not None
+
+    def counted(metadata: dict[str, object]) -> bool:
+        calls.append(1)
+        return predicate(metadata)
+
+    allowed = index.mask(counted)
+    assert len(calls) == 29  # documents, not the 290 live chunks
+    assert allowed.sum() == 10 * 10  # the ten documents tagged t1, every chunk of each
+    assert allowed[index.slots_of["d1"]].all() and not allowed[index.slots_of["d2"]].any()

@@ -14,6 +14,7 @@ compared one by one) and MAX_FILTER_BYTES of JSON in all; more is a 400 FILTER_T
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -48,13 +49,21 @@ def check_encoded_size(encoded_bytes: int) -> None:
         )
 
 
-def _lookup(metadata: dict[str, Any], path: str) -> Any:
-    value: Any = metadata
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    """Reads a dotted path from metadata (_MISSING if absent); split once, not per chunk."""
+    parts = tuple(path.split("."))
+    if len(parts) == 1:
+        return lambda m: m.get(path, _MISSING)
+
+    def get(metadata: dict[str, Any]) -> Any:
+        value: Any = metadata
+        for part in parts:
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
+        return value
+
+    return get
 
 
 def _scalar(value: Any, where: str) -> Any:
@@ -99,10 +108,11 @@ def _equals(actual: Any, expected: Any) -> bool:
 
 def _comparison(op: str, operand: Any, path: str) -> Predicate:
     where = f"{path}.{op}"
+    lookup = _getter(path)
     if op == "$exists":
         if not isinstance(operand, bool):
             raise _bad(f"{where} takes true or false")
-        return lambda m: (_lookup(m, path) is not _MISSING) == operand
+        return lambda m: (lookup(m) is not _MISSING) == operand
     if op in ("$in", "$nin"):
         if not isinstance(operand, list):
             raise _bad(f"{where} takes a list")
@@ -111,7 +121,7 @@ def _comparison(op: str, operand: Any, path: str) -> Predicate:
         options = {_key(_scalar(v, where)) for v in operand}
 
         def is_in(m: dict[str, Any]) -> bool:
-            actual = _lookup(m, path)
+            actual = lookup(m)
             if actual is _MISSING:
                 return False
             if _key(actual) in options:
@@ -122,32 +132,51 @@ def _comparison(op: str, operand: Any, path: str) -> Predicate:
         return is_in if op == "$in" else (lambda m: not is_in(m))
     value = _scalar(operand, where)
     if op == "$eq":
-        return lambda m: _equals(_lookup(m, path), value)
+        return lambda m: _equals(lookup(m), value)
     if op == "$ne":
-        return lambda m: not _equals(_lookup(m, path), value)
+        return lambda m: not _equals(lookup(m), value)
     if value is None or isinstance(value, list | bool):
         raise _bad(f"{where} takes a number or a string")
     compare: dict[str, Callable[[Any, Any], bool]] = {
-        "$gt": lambda a, b: a > b,
-        "$gte": lambda a, b: a >= b,
-        "$lt": lambda a, b: a < b,
-        "$lte": lambda a, b: a <= b,
+        "$gt": operator.gt,
+        "$gte": operator.ge,
+        "$lt": operator.lt,
+        "$lte": operator.le,
     }
     check = compare[op]
 
     def ranged(m: dict[str, Any]) -> bool:
-        actual = _lookup(m, path)
+        actual = lookup(m)
         return actual is not _MISSING and _ordered(actual, value) and check(actual, value)
 
     return ranged
 
 
 def _all_of(parts: list[Predicate]) -> Predicate:
-    return lambda m: all(p(m) for p in parts)
+    # Plain loops: the mask calls this once per chunk, and a generator costs ~2x.
+    if len(parts) == 1:
+        return parts[0]
+
+    def every(m: dict[str, Any]) -> bool:
+        for part in parts:  # noqa: SIM110
+            if not part(m):
+                return False
+        return True
+
+    return every
 
 
 def _any_of(parts: list[Predicate]) -> Predicate:
-    return lambda m: any(p(m) for p in parts)
+    if len(parts) == 1:
+        return parts[0]
+
+    def some(m: dict[str, Any]) -> bool:
+        for part in parts:  # noqa: SIM110
+            if part(m):
+                return True
+        return False
+
+    return some
 
 
 def compile_filter(spec: dict[str, Any] | None) -> Predicate | None:
@@ -199,4 +228,4 @@ def _compile(spec: Any, depth: int, counter: list[int]) -> Predicate:
                 parts.append(_comparison(op, operand, key))
         else:
             parts.append(_comparison("$eq", value, key))
-    return lambda m: all(p(m) for p in parts)
+    return _all_of(parts)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import faiss
 import numpy as np
@@ -163,15 +164,18 @@ class CollectionIndex:
             self.ann_size = size
 
     # -- search -----------------------------------------------------------------------
-    def mask(self, predicate: object | None) -> Mask:
-        """Live slots whose metadata passes the filter predicate."""
+    def mask(self, predicate: Callable[[dict[str, Any]], bool] | None) -> Mask:
+        """Live slots whose metadata passes the filter predicate. The chunks of a document
+        carry its metadata: the predicate runs once per document, not per chunk (it runs
+        on the event loop, between awaits)."""
         size = len(self.chunks)
         allowed = self.alive[:size].copy()
         if predicate is None:
             return allowed
-        for slot in np.flatnonzero(allowed):
-            chunk = self.chunks[slot]
-            allowed[slot] = chunk is not None and predicate(chunk.metadata)  # type: ignore[operator]
+        for slots in self.slots_of.values():
+            chunk = self.chunks[slots[0]]
+            if chunk is None or not predicate(chunk.metadata):
+                allowed[slots] = False
         return allowed
 
     def dense(
