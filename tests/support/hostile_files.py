@@ -6,7 +6,7 @@ import io
 import zipfile
 import zlib
 
-from tests.support.documents import docx_with
+from tests.support.documents import docx_with, pdf_of
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
@@ -72,17 +72,4 @@ def pdf_heavy_content(content_bytes: int = 5 * 1024 * 1024, pages: int = 1) -> b
             + stream
             + b"\nendstream"
         )
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    )
-    return out.getvalue()
+    return pdf_of(objects)
