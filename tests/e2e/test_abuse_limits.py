@@ -19,6 +19,7 @@ from tests.support.assertions import error_body, reason_of
 from tests.support.auth import DEV_KEY_2
 from tests.support.gateway import bearer, create_key, wait_until
 from tests.support.hostile_files import (
+    BLANK_TEXT_OP,
     docx_billion_laughs,
     docx_paragraph_bomb,
     pdf_heavy_content,
@@ -209,11 +210,12 @@ async def test_hostile_uploads_are_400_and_cost_the_service_nothing(
 
 
 async def test_a_slow_upload_is_cut_at_the_time_limit(api, stack, victim):
-    """Twenty pages of 1 MB content streams (each under the page cap) take well over
-    UPLOAD_EXTRACT_TIMEOUT_S (10 s) to read: the child is killed at the limit."""
-    reply, elapsed, latencies = await _during(
-        _listing_probe(victim), _upload(api, "slow.pdf", pdf_heavy_content(1000 * 1024, 20))
-    )
+    """Twenty pages of 1 MB content streams (each under the page cap) of blank text take
+    well over UPLOAD_EXTRACT_TIMEOUT_S (10 s) to read and yield no characters: the child is
+    killed at the limit, on a fast machine too."""
+    slow = pdf_heavy_content(1000 * 1024, 20, BLANK_TEXT_OP)
+    upload = _upload(api, "slow.pdf", slow)
+    reply, elapsed, latencies = await _during(_listing_probe(victim), upload)
     _report("slow.pdf", elapsed, latencies)
     assert reason_of(error_body(reply, 400)) == "EXTRACTION_TIMEOUT"
     assert 10 <= elapsed < 15 and max(latencies) < 1.5, (elapsed, latencies)

@@ -51,10 +51,17 @@ def docx_billion_laughs() -> bytes:
     return _replace_part(docx_with("t", ["p"], [["a"]]), "word/document.xml", xml)
 
 
-def pdf_heavy_content(content_bytes: int = 5 * 1024 * 1024, pages: int = 1) -> bytes:
+TEXT_OP = b"BT /F1 12 Tf 72 720 Td (x) Tj ET\n"
+# Shows a blank: as slow to interpret as text (~2.5 s per MB here), yet no characters come
+# out, so only the time limit can stop it (not MAX_DOCUMENT_CHARS, whatever the CPU speed).
+BLANK_TEXT_OP = b"BT /F1 12 Tf 72 720 Td ( ) Tj ET\n"
+
+
+def pdf_heavy_content(
+    content_bytes: int = 5 * 1024 * 1024, pages: int = 1, op: bytes = TEXT_OP
+) -> bytes:
     """A PDF of a few KB whose pages' compressed content streams each inflate to
-    `content_bytes` of text operators (one page: the 15 KB file that took 5.9 s)."""
-    op = b"BT /F1 12 Tf 72 720 Td (x) Tj ET\n"
+    `content_bytes` of operators (one page of text: the 15 KB file that took 5.9 s)."""
     stream = zlib.compress(op * (content_bytes // len(op)), 9)
     kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(pages)).encode()
     objects = [
