@@ -99,6 +99,10 @@ class InternalTokens:
         return jwt.encode(claims, self._signing, "HS256", headers={"kid": _kid(self._signing)})
 
     def verify(self, token: str) -> Caller:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[Caller, float]:
+        """The token's caller and its expiry (epoch seconds)."""
         try:
             kid = jwt.get_unverified_header(token).get("kid", "")
             key = self._keys.get(kid)
@@ -124,7 +128,7 @@ class InternalTokens:
             raise UnauthenticatedError(
                 f"the internal identity token is not valid: {exc}", reason="BAD_INTERNAL_TOKEN"
             ) from None
-        return _caller(claims, str(claims.get("auth") or "internal"))
+        return _caller(claims, str(claims.get("auth") or "internal")), float(claims["exp"])
 
 
 def _caller(claims: dict[str, Any], method: str) -> Caller:
@@ -164,6 +168,10 @@ class UserTokens:
         return key
 
     async def verify(self, token: str) -> Caller:
+        return (await self.verify_until(token))[0]
+
+    async def verify_until(self, token: str) -> tuple[Caller, float]:
+        """The token's caller and its expiry (epoch seconds)."""
         try:
             kid = str(jwt.get_unverified_header(token).get("kid", ""))
             claims = jwt.decode(
@@ -181,7 +189,7 @@ class UserTokens:
             raise UnauthenticatedError(
                 f"the token is not valid: {exc}", reason="INVALID_TOKEN"
             ) from None
-        return _caller(claims, "jwt")
+        return _caller(claims, "jwt"), float(claims["exp"])
 
 
 class _Verified:
@@ -199,11 +207,7 @@ class _Verified:
             return None
         return found[0]
 
-    def put(self, token: str, who: Caller) -> None:
-        try:
-            expires = float(jwt.decode(token, options={"verify_signature": False})["exp"])
-        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
-            return
+    def put(self, token: str, who: Caller, expires: float) -> None:
         if len(self._entries) >= VERIFIED_CACHE_MAX:
             self._entries.clear()  # simple bound: start over
         self._entries[token] = (who, expires)
@@ -227,11 +231,13 @@ class Authenticator:
             elif key == "authorization" and isinstance(value, str):
                 bearer = value
         if token:
-            return self._remembered(token) or self._remember(token, self.internal.verify(token))
+            return self._remembered(token) or self._remember(
+                token, self.internal.verify_until(token)
+            )
         if bearer.lower().startswith("bearer ") and self.users is not None:
             jwt_token = bearer[7:].strip()
             return self._remembered(jwt_token) or self._remember(
-                jwt_token, await self.users.verify(jwt_token)
+                jwt_token, await self.users.verify_until(jwt_token)
             )
         raise UnauthenticatedError(
             "no verified identity: call through the gateway with an API key or token",
@@ -241,9 +247,9 @@ class Authenticator:
     def _remembered(self, token: str) -> Caller | None:
         return self._verified.get(token)
 
-    def _remember(self, token: str, who: Caller) -> Caller:
-        self._verified.put(token, who)
-        return who
+    def _remember(self, token: str, verified: tuple[Caller, float]) -> Caller:
+        self._verified.put(token, *verified)
+        return verified[0]
 
     def metadata_for(self, tenant: str, service: str) -> tuple[tuple[str, str], ...]:
         """Metadata for a call to another service on `tenant`'s behalf: the current caller
