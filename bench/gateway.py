@@ -79,14 +79,21 @@ def _session_cpu() -> dict[int, float]:
 
 
 def _load(
-    base_url: str, headers: dict[str, str], seconds: float, concurrency: int
+    base_url: str,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    body_file: Path | None = None,
+    path: str = PATH,
 ) -> tuple[int, float, float, float]:
-    """requests done, requests/s, p50 and p99 latency in ms."""
+    """requests done, requests/s, p50 and p99 latency in ms (a POST of `body_file` if any)."""
     argv = [str(BOMBARDIER), "-c", str(concurrency), "-d", f"{seconds}s", "-l", "-p", "r"]
     argv += ["-o", "json"]
+    if body_file is not None:
+        argv += ["-m", "POST", "-f", str(body_file), "-H", "content-type: application/json"]
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*argv, base_url + PATH], capture_output=True, text=True, check=True)
+    out = subprocess.run([*argv, base_url + path], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)["result"]
     done = sum(result[f"req{n}xx"] for n in range(1, 6)) + result["others"]
     if result["req2xx"] != done or result.get("errors"):
@@ -163,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per cell per round")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--body-check-only", action="store_true", help="only the unknown-field check's cost"
+    )
     args = parser.parse_args(argv)
     if not BOMBARDIER.exists():
         subprocess.run(["scripts/install_go_tools.sh", "bombardier"], cwd=ROOT, check=True)
@@ -172,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         fixed = InternalTokens(stack.cfg.env()["INTERNAL_TOKEN_KEYS"].split(",")).mint(
             Caller("bench", "bench", ("embeddings",)), ttl_s=86_400
         )
+        if args.body_check_only:
+            _print_body_check(_body_check(stack, fixed, args), args)
+            return
         plain, plain_url = _extra_envoy(stack, "noauth", auth_enabled=False, static_identity=fixed)
         authed, authed_url = _extra_envoy(stack, "auth", ratelimit_enabled=False)
         uncached, uncached_url = _extra_envoy(
@@ -232,7 +245,78 @@ def main(argv: Sequence[str] | None = None) -> None:
             for proc in extra:
                 proc.terminate()
                 proc.wait(10)
+        body_cells = _body_check(stack, fixed, args)
     _print(cells, args, list(components))
+    _print_body_check(body_cells, args)
+
+
+# POST bodies for the unknown-field check (envoy/json_fields.lua): a small request, and a
+# large one whose strings the scan must skip (the embedder answers both from its cache).
+_BODIES = {
+    "small (90 B)": {"texts": ["What does Envoy do?"], "model": "all-MiniLM-L6-v2"},
+    "large (64 KiB)": {
+        "texts": [f"passage {i} " + "Envoy transcodes JSON. " * 90 for i in range(32)]
+    },
+}
+_EMBEDDINGS = "/api/v1/embeddings"
+
+
+def _body_check(stack: Stack, identity: str, args: argparse.Namespace) -> dict[str, Cell]:
+    """Envoy's CPU per POST with the unknown-field check on and off (no auth, so Envoy's
+    own work is mostly the body: buffer, the Lua filter, the transcoder)."""
+    envoys = {
+        on: _extra_envoy(
+            stack,
+            f"fields-{on}",
+            auth_enabled=False,
+            static_identity=identity,
+            json_field_check=on,
+        )
+        for on in (True, False)
+    }
+    cells: dict[str, Cell] = {}
+    try:
+        for _, url in envoys.values():
+            _wait_ready(url, {})
+        for label, body in _BODIES.items():
+            body_file = stack.cfg.run_dir / f"body-{len(cells)}.json"
+            body_file.write_text(json.dumps(body))
+            for on in (True, False):
+                cells[f"{label}, check {'on' if on else 'off'}"] = Cell()
+            for round_no in range(args.rounds):
+                order = (True, False) if round_no % 2 == 0 else (False, True)
+                for on in order:
+                    proc, url = envoys[on]
+                    before = _session_cpu()
+                    done, rps, p50, p99 = _load(
+                        url, {}, args.seconds, args.concurrency, body_file, _EMBEDDINGS
+                    )
+                    after = _session_cpu()
+                    cell = cells[f"{label}, check {'on' if on else 'off'}"]
+                    cell.rps.append(rps)
+                    cell.p50_ms.append(p50)
+                    cell.p99_ms.append(p99)
+                    used = after.get(proc.pid, 0) - before.get(proc.pid, 0)
+                    cell.cpu.setdefault("envoy", []).append(used / done)
+    finally:
+        for proc, _ in envoys.values():
+            proc.terminate()
+            proc.wait(10)
+    return cells
+
+
+def _print_body_check(cells: dict[str, Cell], args: argparse.Namespace) -> None:
+    med = statistics.median
+    print(
+        f"\nPOST {_EMBEDDINGS} without auth, unknown-field check on/off, concurrency "
+        f"{args.concurrency}, {args.rounds} rounds x {args.seconds:g}s (median of rounds)\n"
+    )
+    print(f"{'body':<28}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'Envoy CPU µs/req':>18}")
+    for name, cell in cells.items():
+        print(
+            f"{name:<28}{med(cell.rps):>8.0f}{med(cell.p50_ms):>8.2f}{med(cell.p99_ms):>8.2f}"
+            f"{med(cell.cpu['envoy']) * 1e6:>18.0f}"
+        )
 
 
 def _total_cpu(cell: Cell) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ragline_stack import bindings, components, gateway
+from ragline_stack import bindings, components, gateway, json_fields
 
 TEMPLATE = gateway.ENVOY_DIR / "envoy.yaml.tmpl"
 # One upstream cluster per service of the component list (ragline_stack.components).
@@ -194,6 +194,8 @@ class GatewayConfig:
     # a benchmark column). How long a check is reused is the auth service's choice
     # (GATEWAY_KEY_CACHE_TTL).
     key_cache: bool = True
+    # False: unknown JSON fields pass (as before envoy/json_fields.lua; a benchmark column).
+    json_field_check: bool = True
     # OTLP/gRPC collector ("host:port" or a URL): the gateway starts each request's trace
     # there, and the services continue it (OTEL_EXPORTER_OTLP_ENDPOINT).
     otlp_endpoint: str | None = None
@@ -440,12 +442,18 @@ def _body_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
     prelude = (
         f'local MAX_DEPTH = {cfg.max_json_depth}\nlocal REPLY_NAMESPACE = "{REPLY_NAMESPACE}"\n'
     )
+    # The unknown-field check rides in the same filter: one copy of the body, one Lua call.
+    if cfg.json_field_check:
+        prelude += gateway.lua_source("json_fields.lua", json_fields.lua_table())["inline_string"]
+    else:
+        prelude += "local function unknown_json_field() return nil end\n"
+    source = gateway.lua_source("json_depth.lua", prelude)
     return [
         {
             "name": "ragline.json_depth",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
-                "default_source_code": gateway.lua_source("json_depth.lua", prelude),
+                "default_source_code": source,
             },
         }
     ]
@@ -648,6 +656,12 @@ def _edge_reply_mappers() -> list[dict[str, Any]]:
             "body_format_override": gateway.status_json(4, too_slow, "DEADLINE_EXCEEDED"),
         },
         {
+            # An unknown JSON field (envoy/json_fields.lua): the field as a BadRequest
+            # violation too, as the services render a bad field.
+            "filter": _reply_metadata("field"),
+            "body_format_override": _field_violation(),
+        },
+        {
             # A Lua filter's own reply (the JSON depth cap) says its reason in metadata.
             "filter": {
                 "metadata_filter": {
@@ -665,6 +679,36 @@ def _edge_reply_mappers() -> list[dict[str, Any]]:
             ),
         },
     ]
+
+
+def _reply_metadata(key: str) -> dict[str, Any]:
+    """Matches a reply whose Lua filter set `key` in the reply namespace."""
+    return {
+        "metadata_filter": {
+            "matcher": {
+                "filter": REPLY_NAMESPACE,
+                "path": [{"key": key}],
+                "value": {"present_match": True},
+            },
+            # Envoy's default matches every reply without the key.
+            "match_if_key_not_found": False,
+        }
+    }
+
+
+def _field_violation() -> dict[str, Any]:
+    reply = gateway.status_json(
+        3, "%LOCAL_REPLY_BODY%", f"%DYNAMIC_METADATA({REPLY_NAMESPACE}:reason)%"
+    )
+    field = f"%DYNAMIC_METADATA({REPLY_NAMESPACE}:field)%"
+    reply["json_format"]["details"][0]["metadata"] = {"field": field}
+    reply["json_format"]["details"].append(
+        {
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "field_violations": [{"field": field, "description": "%LOCAL_REPLY_BODY%"}],
+        }
+    )
+    return reply
 
 
 def _local_reply_mappers() -> list[dict[str, Any]]:

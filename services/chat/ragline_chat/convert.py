@@ -3,12 +3,14 @@ the same JSON the gateway's transcoder produces for the gRPC stream)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline_chat import domain as d
+from ragline_core import json_fields
 
 STATUS = {
     d.COMPLETE: pb.MESSAGE_STATUS_COMPLETE,
@@ -30,8 +32,13 @@ def chat_input(request: pb.ChatRequest | pb.StreamChatRequest) -> d.ChatInput:
     )
 
 
+_CHAT_FIELDS = json_fields.schema_of(cast(Descriptor, pb.StreamChatRequest.DESCRIPTOR))
+
+
 def chat_input_from_json(body: dict[str, Any]) -> d.ChatInput:
-    """Parses a JSON chat request exactly as the gateway would (unknown fields rejected)."""
+    """Parses a JSON chat request exactly as the gateway would: an unknown field is the
+    gateway's 400 (UNKNOWN_FIELD, snake_case names), anything else malformed a ParseError."""
+    json_fields.reject_unknown(body, _CHAT_FIELDS)
     request = json_format.ParseDict(body, pb.StreamChatRequest())
     return chat_input(request)
 

@@ -235,6 +235,9 @@ class ChatHttpEdge:
                     state["conversation_id"] = ""
                 try:
                     inp = convert.chat_input_from_json(body)
+                except InvalidArgumentError as exc:  # an unknown field
+                    await refuse(exc, started)
+                    continue
                 except json_format.ParseError as exc:
                     await refuse(
                         InvalidArgumentError(
