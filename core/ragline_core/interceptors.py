@@ -16,7 +16,8 @@ from typing import Any
 import grpc
 
 from ragline_core import caller, deadlines
-from ragline_core.errors import InternalError, RaglineError
+from ragline_core.errors import InternalError, PermissionDeniedError, RaglineError
+from ragline_core.internal_tls import EDGE_WORKLOADS, peer_workload
 from ragline_core.metrics import RPC_DURATION, RPC_REQUESTS
 from ragline_core.rpc_types import Context, Handler
 from ragline_core.telemetry import GATEWAY_PLUMBING_PREFIX
@@ -57,11 +58,29 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Wraps every handler with error mapping, logging, metrics, deadline capture and, with
     an authenticator, the verified caller (UNAUTHENTICATED without one)."""
 
-    def __init__(self, service: str, authenticator: caller.Authenticator | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        authenticator: caller.Authenticator | None = None,
+        *,
+        gateway_peer_required: bool = False,
+    ) -> None:
         self.service = service
         self.authenticator = authenticator
+        # With mutual TLS, the edge's calls (ext_authz checks, the usage access log, from
+        # Envoy and from the chat WebSocket) carry no caller token: the certificate must
+        # then be an edge workload's.
+        self.gateway_peer_required = gateway_peer_required
 
     async def _authenticate(self, method: str, context: Context) -> None:
+        if self.gateway_peer_required and method.startswith(f"/{GATEWAY_PLUMBING_PREFIX}"):
+            peer = peer_workload(context)
+            if peer not in EDGE_WORKLOADS:
+                raise PermissionDeniedError(
+                    f"{method} is for the gateway only; the caller's certificate names "
+                    f"{peer or 'no workload'}",
+                    reason="GATEWAY_ONLY",
+                )
         if self.authenticator is None or method.startswith(_ANONYMOUS_PREFIXES):
             return
         caller.set_current(await self.authenticator.caller(context.invocation_metadata()))
@@ -87,7 +106,24 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_unary is not None:
+            # Envoy's usage access log (client stream): only the caller check applies.
+            return grpc.stream_unary_rpc_method_handler(
+                self._client_stream(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler
+
+    def _client_stream(self, method: str, behavior: Any) -> Any:
+        async def wrapper(requests: Any, context: Context) -> Any:
+            try:
+                await self._authenticate(method, context)
+            except RaglineError as exc:
+                await abort_with(context, exc)
+            return await behavior(requests, context)
+
+        return wrapper
 
     def _unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         async def wrapper(request: Any, context: Context) -> Any:

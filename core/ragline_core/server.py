@@ -31,6 +31,8 @@ from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
 from ragline_core import caller
 from ragline_core.channels import CHANNEL_OPTIONS, service_channel
 from ragline_core.interceptors import ServerInterceptor
+from ragline_core.internal_tls import TlsConfigError, TlsFiles
+from ragline_core.internal_tls import load as load_tls
 from ragline_core.logs import configure_logging
 from ragline_core.settings import CoreSettings, make_settings
 from ragline_core.stores import mongo_client, redis_client
@@ -52,6 +54,8 @@ class Runtime:
     mongo: Any
     redis: Any
     channels: dict[str, grpc.aio.Channel]
+    # This workload's mutual-TLS identity (INTERNAL_TLS_DIR), None on plaintext.
+    tls: TlsFiles | None = None
     cleanups: list[Cleanup] = field(default_factory=list)
 
     def set_component(self, name: str, serving: bool) -> None:
@@ -102,10 +106,44 @@ def authenticator(
     return found
 
 
+def internal_tls(settings: CoreSettings, service: str) -> TlsFiles | None:
+    """This workload's certificate (INTERNAL_TLS_DIR), checked; exits naming the problem."""
+    if not settings.INTERNAL_TLS_DIR:
+        return None
+    try:
+        found = load_tls(settings.INTERNAL_TLS_DIR)
+    except TlsConfigError as exc:
+        print(f"invalid configuration: INTERNAL_TLS_DIR: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if found.workload != service:
+        print(
+            f"invalid configuration: INTERNAL_TLS_DIR: the certificate names workload "
+            f"{found.workload!r}, not {service!r}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return found
+
+
+async def health_only_server(address: str, servicer: Any, reuse_port: bool) -> grpc.aio.Server:
+    """Plaintext grpc.health.v1 and nothing else, for probes that cannot present a client
+    certificate (HEALTH_ADDR): it tells whether the service serves, never any data."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if reuse_port else 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(address)
+    await server.start()
+    return server
+
+
 async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool = False) -> None:
     """Runs one server process until SIGTERM/SIGINT, then drains."""
-    channels = {name: service_channel(settings, name) for name in SERVICES}
-    interceptor = ServerInterceptor(spec.name, authenticator(settings, spec.name, channels["auth"]))
+    tls = internal_tls(settings, spec.name)
+    channels = {name: service_channel(settings, name, tls) for name in SERVICES}
+    interceptor = ServerInterceptor(
+        spec.name,
+        authenticator(settings, spec.name, channels["auth"]),
+        gateway_peer_required=tls is not None,
+    )
     options = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
     server = grpc.aio.server(interceptors=[interceptor], options=options)
 
@@ -113,7 +151,7 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     mongo = mongo_client(settings, appname=f"ragline-{spec.name}")
     redis = redis_client(settings)
-    runtime = Runtime(settings, spec.name, health_servicer, mongo, redis, channels)
+    runtime = Runtime(settings, spec.name, health_servicer, mongo, redis, channels, tls)
 
     checker = HealthChecker(mongo, redis, channels, settings.API_VERSION)
     system_service_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(checker), server)
@@ -129,11 +167,20 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
         )
 
     address = settings.service_addr(spec.name)
-    server.add_insecure_port(address)
+    if tls is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, tls.server_credentials())
     await server.start()
+    probes = None
+    if settings.HEALTH_ADDR:
+        probes = await health_only_server(settings.HEALTH_ADDR, health_servicer, reuse_port)
     for name in ("", *names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving", extra={"address": address, "pid": os.getpid()})
+    log.info(
+        "serving",
+        extra={"address": address, "pid": os.getpid(), "mutual_tls": tls is not None},
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -146,6 +193,8 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     if settings.DRAIN_DELAY:
         await asyncio.sleep(settings.DRAIN_DELAY)
     await server.stop(settings.SHUTDOWN_GRACE)
+    if probes is not None:
+        await probes.stop(0)
     for cleanup in reversed(runtime.cleanups):
         with contextlib.suppress(Exception):
             await cleanup()

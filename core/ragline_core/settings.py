@@ -96,6 +96,15 @@ class CoreSettings(BaseSettings):
     JWT_ISSUER: str = "ragline"
     JWT_AUDIENCE: str = "ragline-api"
 
+    # Mutual TLS between the gateway and the services and between services (docs/gateway.md):
+    # a folder with this workload's tls.crt, tls.key and ca.crt (a kubernetes.io/tls Secret
+    # or cert-manager's layout). Set, the gRPC port accepts only clients with a certificate
+    # from that CA, and calls to other services present this one. Unset: plaintext.
+    INTERNAL_TLS_DIR: str | None = None
+    # A plaintext listener that serves only grpc.health.v1 (e.g. 0.0.0.0:50050), for probes
+    # that cannot speak mutual TLS such as Kubernetes' native gRPC probes. Unset: none.
+    HEALTH_ADDR: str | None = None
+
     # On SIGTERM: report NOT_SERVING for DRAIN_DELAY seconds so load balancers stop
     # sending, then wait up to SHUTDOWN_GRACE seconds for in-flight calls.
     DRAIN_DELAY: float = Field(default=0.0, ge=0, le=60)

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from ragline_stack.stack import ROOT, Stack, StackConfig
 from ragline_stack.status import component_status, render
 
@@ -21,6 +23,10 @@ def config_from_env() -> StackConfig:
     cfg.envoy_metrics_port = int(os.environ.get("ENVOY_METRICS_PORT", cfg.envoy_metrics_port))
     cfg.request_timeout_s = float(os.environ.get("REQUEST_TIMEOUT", cfg.request_timeout_s))
     cfg.database = os.environ.get("MONGODB_DATABASE", cfg.database)
+    # On unless turned off: the local stack runs the zero-trust setup production runs.
+    dotenv = dotenv_values(ROOT / ".env") if (ROOT / ".env").exists() else {}
+    setting = os.environ.get("INTERNAL_TLS") or dotenv.get("INTERNAL_TLS") or "true"
+    cfg.internal_tls = setting.strip().lower() != "false"
     if os.environ.get("CORS_ORIGINS"):
         cfg.cors_origins = list(json.loads(os.environ["CORS_ORIGINS"]))
     for name, port in (
@@ -83,6 +89,11 @@ def main() -> int:
   Redis         redis://127.0.0.1:{cfg.redis_port}
   services      """
         + ", ".join(f"{s} {cfg.service_addr(s)}" for s in cfg.service_ports)
+        + (
+            f"\n  mutual TLS    on: certificates in {cfg.tls_dir} (INTERNAL_TLS=false: plaintext)"
+            if cfg.internal_tls
+            else "\n  mutual TLS    off (INTERNAL_TLS=false)"
+        )
         + f"""
   logs          {cfg.log_dir}
 stop with: make stop"""

@@ -17,6 +17,10 @@ from typing import Any
 
 import yaml
 
+from ragline_core.internal_tls import CA_FILE as TLS_CA_FILE
+from ragline_core.internal_tls import CERT_FILE as TLS_CERT_FILE
+from ragline_core.internal_tls import KEY_FILE as TLS_KEY_FILE
+from ragline_core.internal_tls import spiffe_id
 from ragline_stack import bindings, components, gateway, json_fields
 
 TEMPLATE = gateway.ENVOY_DIR / "envoy.yaml.tmpl"
@@ -199,6 +203,9 @@ class GatewayConfig:
     # OTLP/gRPC collector ("host:port" or a URL): the gateway starts each request's trace
     # there, and the services continue it (OTEL_EXPORTER_OTLP_ENDPOINT).
     otlp_endpoint: str | None = None
+    # Mutual TLS to the services: the gateway's tls.crt, tls.key and ca.crt are in this
+    # folder (as Envoy sees it), and each upstream must show its own workload's SPIFFE ID.
+    tls_dir: str | None = None
 
 
 def render(cfg: GatewayConfig) -> str:
@@ -553,15 +560,54 @@ def _tracing(cfg: GatewayConfig) -> dict[str, Any]:
     }
 
 
+def _upstream_tls(cfg: GatewayConfig, workloads: list[str], alpn: str) -> dict[str, Any]:
+    """Envoy's client side of mutual TLS: its certificate, the CA, and the workloads (SPIFFE
+    IDs) an upstream may prove to be — a certificate for another service is refused."""
+    folder = (cfg.tls_dir or "").rstrip("/")
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
+            ".UpstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": [alpn],
+                "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": f"{folder}/{TLS_CERT_FILE}"},
+                        "private_key": {"filename": f"{folder}/{TLS_KEY_FILE}"},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": f"{folder}/{TLS_CA_FILE}"},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": spiffe_id(w)}} for w in workloads
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _with_tls(cluster: dict[str, Any], cfg: GatewayConfig, workloads: list[str]) -> dict[str, Any]:
+    if cfg.tls_dir:
+        alpn = "http/1.1" if cluster["name"] == CHAT_HTTP else "h2"
+        cluster["transport_socket"] = _upstream_tls(cfg, workloads, alpn)
+    return cluster
+
+
 def _clusters(cfg: GatewayConfig) -> list[dict[str, Any]]:
-    clusters = [_cluster(s, [cfg.service_addrs[s]], cfg) for s in SERVICES]
+    clusters = [_with_tls(_cluster(s, [cfg.service_addrs[s]], cfg), cfg, [s]) for s in SERVICES]
     if cfg.otlp_endpoint:
         collector = _cluster("otel_collector", [_otlp_addr(cfg.otlp_endpoint)], cfg)
         del collector["health_checks"]
         clusters.append(collector)
-    clusters.append(_cluster("system", [cfg.service_addrs[s] for s in SERVICES], cfg))
+    system = _cluster("system", [cfg.service_addrs[s] for s in SERVICES], cfg)
+    clusters.append(_with_tls(system, cfg, list(SERVICES)))
     if CHAT_HTTP in cfg.service_addrs:
-        chat_http = _cluster(CHAT_HTTP, [cfg.service_addrs[CHAT_HTTP]], cfg)
+        chat_http = _with_tls(
+            _cluster(CHAT_HTTP, [cfg.service_addrs[CHAT_HTTP]], cfg), cfg, ["chat"]
+        )
         # Plain HTTP/1.1 (WebSocket upgrades), checked by TCP connect.
         del chat_http["typed_extension_protocol_options"]
         chat_http["health_checks"][0].pop("grpc_health_check")
@@ -753,6 +799,9 @@ def main() -> None:
     )
     parser.add_argument("--chat-http", default="chat:50063", help="host:port of chat's HTTP")
     parser.add_argument("--otlp-endpoint", default=None, help="OTLP/gRPC collector for traces")
+    parser.add_argument(
+        "--tls-dir", default=None, help="mutual TLS to the services: the gateway's cert folder"
+    )
     for c in components.SERVICES:
         parser.add_argument(
             f"--{c.name}", default=f"{c.name}:{c.grpc_port}", help=f"host:port of {c.name}"
@@ -775,6 +824,7 @@ def main() -> None:
                 ratelimit_addr=args.ratelimit,
                 cors_origins=tuple(json.loads(args.cors_origins)),
                 otlp_endpoint=args.otlp_endpoint,
+                tls_dir=args.tls_dir,
             )
         ),
         end="",

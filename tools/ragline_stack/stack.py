@@ -27,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from ragline_core.internal_tls import GATEWAY
 from ragline_stack.envoy_config import CHAT_HTTP, SERVICES, GatewayConfig, render
 from ragline_stack.gateway import USAGE_LOG_FLUSH_S, ratelimit_config
+from ragline_stack.local_ca import stack_tls
 from ragline_stack.supervisor import read_state, state_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +80,12 @@ class StackConfig:
     service_env: dict[str, str] = field(default_factory=dict)
     # Multiplies every global rate limit: benchmarks measure the limiter's cost, not its limits.
     rate_limit_scale: int = 1
+    # Mutual TLS between Envoy and the services and between services, with certificates
+    # from a CA made in run_dir/tls (ragline_stack.local_ca).
+    internal_tls: bool = False
+    # Plaintext health-only listeners (HEALTH_ADDR) per service, for probes without a
+    # client certificate; none by default.
+    health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -86,6 +94,10 @@ class StackConfig:
     @property
     def pid_dir(self) -> Path:
         return self.run_dir / "pids"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.run_dir / "tls"
 
     @property
     def base_url(self) -> str:
@@ -336,8 +348,17 @@ class Stack:
         )
         self._spawn("ratelimit", [ratelimit_binary()], env)
 
+    def tls_folders(self) -> dict[str, Path]:
+        """Each workload's certificate folder (made on first use), {} without mutual TLS."""
+        return stack_tls(self.cfg.tls_dir) if self.cfg.internal_tls else {}
+
     def start_service(self, name: str) -> None:
-        self._spawn(name, [str(VENV_BIN / "python"), "-m", f"ragline_{name}"], self.cfg.env())
+        env = self.cfg.env()
+        if self.cfg.internal_tls:
+            env["INTERNAL_TLS_DIR"] = str(self.tls_folders()[name])
+        if name in self.cfg.health_ports:
+            env["HEALTH_ADDR"] = f"127.0.0.1:{self.cfg.health_ports[name]}"
+        self._spawn(name, [str(VENV_BIN / "python"), "-m", f"ragline_{name}"], env)
 
     def envoy_config_path(self) -> Path:
         return self.cfg.run_dir / "envoy.yaml"
@@ -359,6 +380,7 @@ class Stack:
             otlp_endpoint=self.cfg.service_env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             or None,
+            tls_dir=str(self.tls_folders()[GATEWAY]) if self.cfg.internal_tls else None,
         )
         path = self.envoy_config_path()
         path.parent.mkdir(parents=True, exist_ok=True)

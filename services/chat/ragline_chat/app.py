@@ -139,8 +139,12 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         settings.CHAT_MAX_MESSAGE_CHARS * 4 + 16_384,
         guards,
     )
-    runner = await start_http(edge, settings.CHAT_HTTP_ADDR)
-    log.info("chat http edge listening", extra={"address": settings.CHAT_HTTP_ADDR})
+    tls_context = runtime.tls.server_ssl_context() if runtime.tls else None
+    runner = await start_http(edge, settings.CHAT_HTTP_ADDR, tls_context)
+    log.info(
+        "chat http edge listening",
+        extra={"address": settings.CHAT_HTTP_ADDR, "mutual_tls": tls_context is not None},
+    )
 
     local = providers["local"]
     assert isinstance(local, LocalProvider)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -493,10 +494,14 @@ def _with_conversation(inp: ChatInput, conversation_id: str) -> ChatInput:
     return replace(inp, conversation_id=conversation_id)
 
 
-async def start_http(edge: ChatHttpEdge, addr: str) -> web.AppRunner:
+async def start_http(
+    edge: ChatHttpEdge, addr: str, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
+    """Listens on `addr`; with `ssl_context` (mutual TLS) only for clients with a
+    certificate from the internal CA."""
     host, _, port = addr.rpartition(":")
     runner = web.AppRunner(edge.app(), handler_cancellation=True, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, int(port), reuse_port=True)
+    site = web.TCPSite(runner, host, int(port), reuse_port=True, ssl_context=ssl_context)
     await site.start()
     return runner
