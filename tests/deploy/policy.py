@@ -202,9 +202,17 @@ def _check_service(workload: dict[str, Any], app: str, services: list[dict[str, 
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
     if ports.get("grpc") != port:
         problems.append(f"{name}: container port 'grpc' must be {port}")
+    # Under mutual TLS the kubelet (no client certificate) probes the health-only port.
+    env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+    probed = port
+    if env.get("INTERNAL_TLS_DIR"):
+        health = env.get("HEALTH_ADDR", "").rpartition(":")[2]
+        probed = int(health) if health.isdigit() else -1
+        if ports.get("health") != probed:
+            problems.append(f"{name}: mutual TLS needs HEALTH_ADDR and a container port 'health'")
     for probe in ("readinessProbe", "livenessProbe"):
-        if container.get(probe, {}).get("grpc", {}).get("port") != port:
-            problems.append(f"{name}: {probe} must be a native grpc probe on {port}")
+        if container.get(probe, {}).get("grpc", {}).get("port") != probed:
+            problems.append(f"{name}: {probe} must be a native grpc probe on {probed}")
     fronting = [
         s
         for s in services

@@ -330,3 +330,47 @@ def test_rendered_overlays_differ_where_intended(
     assert config["ragline-config"]["data"]["ENABLE_REFLECTION"] == "false"
     envoy_config = load_docs(config["envoy-config"]["data"]["envoy.yaml"])[0]
     assert envoy_config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+
+
+def _container_env(deployment: dict[str, Any]) -> dict[str, str]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_production_runs_mutual_tls_to_every_service(
+    manifests: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Prod: every service and Envoy mount their own certificate Secret, the services turn
+    mutual TLS on and probe a plaintext health-only port, and the gateway config carries a
+    client certificate pinned to each upstream's workload. Dev stays plaintext."""
+    dev, prod = manifests["dev"], manifests["prod"]
+    for c in components.SERVICES:
+        deployment = _find(prod, "Deployment", c.name)
+        pod = deployment["spec"]["template"]["spec"]
+        secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert f"ragline-{c.name}-tls" in secrets, c.name
+        env = _container_env(deployment)
+        assert env["INTERNAL_TLS_DIR"] == "/etc/ragline/tls"
+        health_port = int(env["HEALTH_ADDR"].rpartition(":")[2])
+        container = pod["containers"][0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"]["port"] == health_port, (c.name, probe)
+        assert "INTERNAL_TLS_DIR" not in _container_env(_find(dev, "Deployment", c.name))
+    envoy_pod = _find(prod, "Deployment", "envoy")["spec"]["template"]["spec"]
+    assert any(
+        v.get("secret", {}).get("secretName") == "ragline-gateway-tls" for v in envoy_pod["volumes"]
+    )
+    config = {d["metadata"]["name"].rsplit("-", 1)[0]: d for d in prod if d["kind"] == "ConfigMap"}
+    gateway = load_docs(config["envoy-config"]["data"]["envoy.yaml"])[0]
+    clusters = {c["name"]: c for c in gateway["static_resources"]["clusters"]}
+    for c in components.SERVICES:
+        context = clusters[c.name]["transport_socket"]["typed_config"]["common_tls_context"]
+        pinned = context["validation_context"]["match_typed_subject_alt_names"]
+        assert pinned == [{"san_type": "URI", "matcher": {"exact": f"spiffe://ragline/{c.name}"}}]
+        assert context["tls_certificates"][0]["certificate_chain"]["filename"].startswith(
+            "/etc/ragline/tls/"
+        )
+    dev_config = {
+        d["metadata"]["name"].rsplit("-", 1)[0]: d for d in dev if d["kind"] == "ConfigMap"
+    }
+    assert "transport_socket" not in dev_config["envoy-config"]["data"]["envoy.yaml"]
