@@ -88,6 +88,7 @@ REST_ROUTES = (
         {"path": "/v1/chat/completions"}, CHAT_HTTP, streaming=True, chat_body=True, scope="chat"
     ),
     Route({"path": "/v1/models"}, CHAT_HTTP, scope="chat"),
+    Route({"prefix": "/v1/models/"}, CHAT_HTTP, scope="chat"),
     Route({"path": "/api/v1/ingest"}, "ingest"),
     Route({"safe_regex": {"regex": "^/api/v1/jobs/[^/]+:watch$"}}, "ingest", streaming=True),
     Route({"prefix": "/api/v1/jobs/"}, "ingest"),

@@ -97,7 +97,10 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     except Exception:
         log.warning("could not create conversation indexes yet", exc_info=True)
     service = ChatService(
-        ModelRegistry(settings.OPENAI_COMPATIBLE_MODELS),
+        ModelRegistry(
+            settings.OPENAI_COMPATIBLE_MODELS,
+            passthrough=[n for n in ("openai", "anthropic") if providers[n].configured],
+        ),
         providers,
         store,
         GrpcRetriever(runtime.channels["retriever"]),

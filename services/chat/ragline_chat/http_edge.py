@@ -22,7 +22,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import WSMessage, WSMsgType, web
@@ -42,7 +42,7 @@ from ragline_chat.domain import (
 )
 from ragline_chat.service import ChatService
 from ragline_chat.ws_guard import Close, SocketGuard, SocketGuards
-from ragline_core.errors import InternalError, InvalidArgumentError, RaglineError
+from ragline_core.errors import InternalError, InvalidArgumentError, NotFoundError, RaglineError
 from ragline_core.identity import tenant_of_headers
 
 log = logging.getLogger("ragline.chat.http")
@@ -109,6 +109,8 @@ class ChatHttpEdge:
         self.max_message_bytes = max_message_bytes
         # Re-checks each WebSocket message (None: trust the upgrade alone; tests only).
         self.guards = guards
+        # OpenAI's `created` of every model: when this service started (models have no date).
+        self.created = int(time.time())
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -117,6 +119,7 @@ class ChatHttpEdge:
         app.router.add_get("/api/v1/chat/ws", self.websocket)
         app.router.add_post("/v1/chat/completions", self.completions)
         app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model_id}", self.model)
         return app
 
     # -- WebSocket ------------------------------------------------------------------------
@@ -272,6 +275,15 @@ class ChatHttpEdge:
             }
         )
 
+    async def model(self, request: web.Request) -> web.Response:
+        await tenant_of_headers(request.headers)
+        name = request.match_info["model_id"]
+        try:
+            spec = self.service.registry.resolve(name)
+        except InvalidArgumentError as exc:
+            raise NotFoundError(exc.message, reason="MODEL_NOT_FOUND", field="model") from None
+        return web.json_response(self._model_json(spec.name, spec.provider))
+
     def _model_json(self, name: str, provider_name: str) -> dict[str, Any]:
         """An OpenAI model object, plus whether it can answer now and, if not, why (the
         reason ListChatModels has no field for)."""
@@ -279,7 +291,7 @@ class ChatHttpEdge:
         entry: dict[str, Any] = {
             "id": name,
             "object": "model",
-            "created": 0,
+            "created": self.created,
             "owned_by": provider_name,
             "available": provider.configured,
         }
@@ -299,7 +311,8 @@ class ChatHttpEdge:
         created = int(time.time())
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if not body.get("stream"):
-            result = await self.service.chat(inp, tenant)
+            with _default_collection_hint(inp.collection, self.service.default_collection):
+                result = await self.service.chat(inp, tenant)
             return web.json_response(
                 {
                     "id": completion_id,
@@ -327,7 +340,8 @@ class ChatHttpEdge:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = aiter(self.service.stream(inp, tenant))
         # Errors before the first event still get an HTTP status.
-        first = await anext(events, None)
+        with _default_collection_hint(inp.collection, self.service.default_collection):
+            first = await anext(events, None)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
@@ -446,6 +460,22 @@ class ChatHttpEdge:
             history=history,
         )
         return inp, model
+
+
+@contextlib.contextmanager
+def _default_collection_hint(collection: str, default: str) -> Iterator[None]:
+    """A request that named no collection and finds no default one is told how to name it."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if collection or exc.reason != "COLLECTION_NOT_FOUND":
+            raise
+        raise NotFoundError(
+            f"{exc.message}: the request named no collection, so the default one "
+            f"({default!r}, CHAT_DEFAULT_COLLECTION) was used; name one with the "
+            f'{COLLECTION_HEADER} header or model "<model>@<collection>"',
+            reason="COLLECTION_NOT_FOUND",
+        ) from None
 
 
 def _role(role: str) -> Any:

@@ -45,18 +45,45 @@ BUILTIN: tuple[ChatModelSpec, ...] = (
 )
 
 
-class ModelRegistry:
-    """Built-in models plus the models of a configured OpenAI-compatible server."""
+# Model names a paid provider serves beyond the catalogue (gpt-3.5-turbo, o3-mini...): with
+# its key set they are passed through, priced as unknown (0; docs/chat.md).
+PASSTHROUGH_PREFIXES: dict[str, tuple[str, ...]] = {
+    "openai": ("gpt-", "chatgpt-", "o1", "o3", "o4"),
+    "anthropic": ("claude-",),
+}
+_MAX_PASSTHROUGH = 256
 
-    def __init__(self, compatible_models: Iterable[str] = ()) -> None:
+
+class ModelRegistry:
+    """Built-in models plus the models of a configured OpenAI-compatible server, and any
+    other model name of a provider whose key is set (`passthrough`: provider names)."""
+
+    def __init__(
+        self, compatible_models: Iterable[str] = (), passthrough: Iterable[str] = ()
+    ) -> None:
         self.models: dict[str, ChatModelSpec] = {m.name: m for m in BUILTIN}
         for name in compatible_models:
             if name not in self.models:
                 self.models[name] = ChatModelSpec(name, "openai_compatible", 8192, 4096, 512)
+        self.passthrough = tuple(passthrough)
+        # Passed-through names seen so far (bounded: names come from clients).
+        self._extra: dict[str, ChatModelSpec] = {}
+
+    def _passed_through(self, name: str) -> ChatModelSpec | None:
+        for provider in self.passthrough:
+            if name.startswith(PASSTHROUGH_PREFIXES.get(provider, ())) and len(name) <= 64:
+                spec = self._extra.get(name)
+                if spec is None:
+                    if len(self._extra) >= _MAX_PASSTHROUGH:
+                        self._extra.clear()
+                    # Limits unknown: the provider enforces its own; no price known.
+                    spec = self._extra[name] = ChatModelSpec(name, provider, 16_384, 4096, 1024)
+                return spec
+        return None
 
     def resolve(self, name: str) -> ChatModelSpec:
         """The model for `name`, or a 400 that lists the valid names."""
-        spec = self.models.get(name)
+        spec = self.models.get(name) or self._passed_through(name)
         if spec is None:
             raise InvalidArgumentError(
                 f"unknown model {name!r}; valid models: {', '.join(self.models)}",
