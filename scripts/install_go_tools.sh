@@ -8,12 +8,15 @@
 #                          the protos by scripts/gen_protos.sh, never written by hand).
 #   bombardier             HTTP load generator for `python -m bench gateway` (a Go client
 #                          costs a fraction of a Python one's CPU on the same cores).
-# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-openapiv2|bombardier]...
+#   grpcurl                gRPC client with server reflection (tests/e2e/test_grpc_reflection.py:
+#                          `list` and `describe` through the gateway).
+# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-openapiv2|bombardier|grpcurl]...
 set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.bin}
 RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
 GRPC_GATEWAY_VERSION=v2.33.0
 BOMBARDIER_VERSION=v1.2.6
+GRPCURL_VERSION=v1.9.3
 export GOFLAGS=-buildvcs=false
 mkdir -p "$BIN"
 tools=("$@")
@@ -32,6 +35,9 @@ for tool in "${tools[@]}"; do
       ;;
     bombardier)
       GOBIN="$BIN" go install "github.com/codesenberg/bombardier@${BOMBARDIER_VERSION}"
+      ;;
+    grpcurl)
+      GOBIN="$BIN" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}"
       ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac

@@ -79,6 +79,9 @@ class ServiceSpec:
     service_names: tuple[str, ...]
     # Registers servicers; may append cleanups to runtime.cleanups.
     register: Callable[[grpc.aio.Server, Runtime], Awaitable[None]]
+    # More services server reflection lists (their descriptors imported by the service): the
+    # auth service answers reflection for the gateway's whole API.
+    also_reflected: tuple[str, ...] = ()
 
 
 def authenticator(
@@ -163,7 +166,12 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     )
     if settings.ENABLE_REFLECTION:
         reflection.enable_server_reflection(
-            (*names, reflection.SERVICE_NAME, health.SERVICE_NAME), server
+            tuple(
+                dict.fromkeys(
+                    (*names, *spec.also_reflected, reflection.SERVICE_NAME, health.SERVICE_NAME)
+                )
+            ),
+            server,
         )
 
     address = settings.service_addr(spec.name)

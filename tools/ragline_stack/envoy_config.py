@@ -115,7 +115,14 @@ GRPC_ROUTES = (
     ("/ragline.analytics.v1.", "auth", "analytics"),
     ("/ragline.system.v1.", "system", "authenticated"),
     ("/grpc.health.v1.Health/", "system", "authenticated"),
+    # Server reflection (grpcurl, buf curl --reflect): the auth service knows every
+    # descriptor. Python serves v1alpha only; v1 answers UNIMPLEMENTED and clients fall back.
+    ("/grpc.reflection.v1.ServerReflection/", "auth", "authenticated"),
+    ("/grpc.reflection.v1alpha.ServerReflection/", "auth", "authenticated"),
 )
+# Bidirectional streams: the buffer filter would wait for the client's end of stream, which
+# a reflection client sends only after its answers (a hang), so it is off on these routes.
+_BIDI_GRPC = ("/grpc.reflection.v1.", "/grpc.reflection.v1alpha.")
 
 # Envoy's own replies as google.rpc.Status JSON: HTTP status → (gRPC code, reason).
 LOCAL_REPLY_CODES = {
@@ -412,6 +419,8 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 "max_stream_duration": {"grpc_timeout_header_max": "0s"},
             },
         }
+        if prefix.startswith(_BIDI_GRPC):
+            entry["typed_per_filter_config"] = _no_buffer()
         routes.append(_component(gateway.protect(entry, scope, cfg), cluster))
     # /health stays public. /metrics here needs the admin scope: Prometheus scrapes the
     # internal metrics listener instead, and the public port shows no internals to strangers.
@@ -419,8 +428,18 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
     gateway.protect(routes[1], "admin", cfg)
     _component(routes[0], "system")
     catch_all = gateway.catch_all(cfg)
-    catch_all.setdefault("typed_per_filter_config", {}).update(no_transcoder())
+    # Nothing is sent upstream: no body to wait for (an unknown bidi method fails at once).
+    catch_all.setdefault("typed_per_filter_config", {}).update({**no_transcoder(), **_no_buffer()})
     return [_head_health(routes[0]), *_method_not_allowed(cfg), *routes, catch_all]
+
+
+def _no_buffer() -> dict[str, Any]:
+    return {
+        "envoy.filters.http.buffer": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
+            "disabled": True,
+        }
+    }
 
 
 def _chat_extras(entry: dict[str, Any], route: Route, cfg: GatewayConfig) -> None:

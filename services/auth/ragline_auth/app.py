@@ -17,7 +17,7 @@ from ragline.analytics.v1 import analytics_service_pb2 as an_pb
 from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
-from ragline_auth import docs
+from ragline_auth import docs, gateway_api
 from ragline_auth.authz import AuthorizationServicer, Authorizer
 from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyHasher, KeyService
@@ -177,4 +177,6 @@ SPEC = ServiceSpec(
         als_pb2.DESCRIPTOR.services_by_name["AccessLogService"].full_name,
     ),
     register=register,
+    # Reflection through the gateway reaches this service (ragline_stack.envoy_config).
+    also_reflected=gateway_api.SERVICE_NAMES,
 )
