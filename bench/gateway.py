@@ -173,9 +173,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--body-check-only", action="store_true", help="only the unknown-field check's cost"
     )
+    parser.add_argument("--mtls-only", action="store_true", help="only mutual TLS's cost")
     args = parser.parse_args(argv)
     if not BOMBARDIER.exists():
         subprocess.run(["scripts/install_go_tools.sh", "bombardier"], cwd=ROOT, check=True)
+    from bench import mtls  # here: it imports this module's load helpers
+
+    if args.mtls_only:
+        mtls.report(mtls.measure(args), args)
+        return
     with bench_stack() as stack:
         # No authentication: every request acts as one tenant, with a token minted here
         # (the services verify it as they verify the auth service's).
@@ -248,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         body_cells = _body_check(stack, fixed, args)
     _print(cells, args, list(components))
     _print_body_check(body_cells, args)
+    mtls.report(mtls.measure(args), args)
 
 
 # POST bodies for the unknown-field check (envoy/json_fields.lua): a small request, and a

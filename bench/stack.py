@@ -15,8 +15,9 @@ DEV_HEADERS = {"Authorization": "Bearer dev-key-1"}
 
 
 @contextlib.contextmanager
-def bench_stack(**env: str) -> Iterator[Stack]:
-    """Starts FerretDB, Redis, the services and Envoy; stops them afterwards."""
+def bench_stack(*, internal_tls: bool = False, **env: str) -> Iterator[Stack]:
+    """Starts FerretDB, Redis, the services and Envoy; stops them afterwards (with
+    `internal_tls`, every hop behind Envoy on mutual TLS)."""
     with tempfile.TemporaryDirectory(prefix="ragline-bench-") as tmp:
         # The dev key gets the highest rate-limit tier: benchmarks measure speed, not limits.
         cfg = free_port_config(Path(tmp), LOG_LEVEL="WARNING", DEV_KEYS_TIER="enterprise", **env)
@@ -24,6 +25,7 @@ def bench_stack(**env: str) -> Iterator[Stack]:
         cfg.request_timeout_s = 120.0
         cfg.max_request_bytes = 16 * 1024 * 1024
         cfg.rate_limit_scale = 1000
+        cfg.internal_tls = internal_tls
         stack = Stack(cfg)
         try:
             stack.start_all(timeout=300)
