@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -9,6 +12,8 @@ from google.rpc import error_details_pb2, status_pb2
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
+from tests.support.fake_providers import Call
+from tests.support.gateway import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +46,33 @@ async def test_grpc_error_carries_rich_status(gateway_channel):
 
 
 async def test_client_deadline_propagates_to_the_provider_call(gateway_channel, fake_voyage):
+    """The client's deadline reaches the embedder's call to Voyage: the fake sees the
+    embedder hang up while it is still delaying, and no call (no retry) after that.
+    Without the deadline the embedder would wait out the 1.5 s delay (its own attempt
+    timeout is 2 s) and the fake would answer. DEADLINE_EXCEEDED alone proves nothing: the
+    client produces it itself."""
+    text = f"deadline test {uuid.uuid4().hex[:8]}"
     fake_voyage.reset(delay_s=1.5)
     try:
         stub = pb_grpc.EmbedderServiceStub(gateway_channel)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.CreateEmbeddings(
-                pb.CreateEmbeddingsRequest(text="deadline test", model="voyage-3.5"), timeout=0.7
+                pb.CreateEmbeddingsRequest(text=text, model="voyage-3.5"), timeout=0.7
             )
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        def ours() -> list[Call]:
+            return [c for c in fake_voyage.script.calls if text in json.dumps(c.body)]
+
+        async def settled() -> bool:
+            calls = ours()
+            return bool(calls) and all(c.answered_at or c.hung_up_at for c in calls)
+
+        # Conditions, not clocks: wait (generously) until the fake has finished with it.
+        await wait_until(settled, timeout=30, interval=0.1)
+        [call] = ours()  # one attempt: nothing retried once the deadline had passed
+        assert call.answered_at is None, "the provider call outlived the caller's deadline"
+        assert call.hung_up_at is not None
     finally:
         fake_voyage.reset()
 

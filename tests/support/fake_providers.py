@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -38,6 +40,18 @@ def fake_vector(model: str, text: str) -> list[float]:
 
 
 @dataclass
+class Call:
+    """One request as the fake saw it (time.monotonic() clock, as in the tests): when it
+    arrived, and whether it was answered or the client hung up while the fake delayed."""
+
+    path: str
+    body: dict[str, Any]
+    arrived_at: float
+    answered_at: float | None = None
+    hung_up_at: float | None = None
+
+
+@dataclass
 class Script:
     """What the fake answers next: statuses to fail with first, and a delay."""
 
@@ -45,6 +59,7 @@ class Script:
     delay_s: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
 
 
 class FakeProvider:
@@ -93,10 +108,16 @@ class FakeProvider:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                fake.script.requests.append(body)
-                fake.script.auth_headers.append(self.headers.get("authorization", ""))
-                if fake.script.delay_s:
-                    time.sleep(fake.script.delay_s)
+                call = Call(self.path, body, time.monotonic())
+                script = fake.script
+                script.requests.append(body)
+                script.auth_headers.append(self.headers.get("authorization", ""))
+                script.calls.append(call)
+                if script.delay_s and self._client_hung_up_within(script.delay_s):
+                    call.hung_up_at = time.monotonic()
+                    self.close_connection = True
+                    return
+                call.answered_at = time.monotonic()
                 if not self.path.endswith("/embeddings"):
                     self._send(404, {"error": {"message": "not found"}})
                     return
@@ -105,6 +126,26 @@ class FakeProvider:
                     self._send(status, fake._error_body(status))
                     return
                 self._send(200, fake._success(body))
+
+            def _client_hung_up_within(self, seconds: float) -> bool:
+                """Waits `seconds`, returning early (True) if the client closes the
+                connection: a caller that gave up is seen, not only a slow answer."""
+                until = time.monotonic() + seconds
+                while (left := until - time.monotonic()) > 0:
+                    readable, _, _ = select.select([self.connection], [], [], left)
+                    if not readable:
+                        continue
+                    try:
+                        peeked = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        return True  # reset
+                    if not peeked:
+                        return True  # orderly close
+                    time.sleep(left)  # a pipelined request: just wait out the delay
+                    return False
+                return False
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
