@@ -154,7 +154,8 @@ async def test_body_over_the_cap_is_413_even_while_auth_is_slow(api, stack):
     assert auth is not None
     os.kill(auth, signal.SIGSTOP)
     try:
-        # Generous for a loaded machine, far below the gateway's 20 s auth/request timeouts.
+        # Generous for a loaded machine. Had Envoy waited for auth, this would time out or
+        # end in ext_authz's own failure (503 after its 2 s timeout), never a 413.
         reply = await asyncio.wait_for(
             api.post("/api/v1/embeddings", json={"text": "a" * (2 * 1024 * 1024)}), timeout=10
         )
