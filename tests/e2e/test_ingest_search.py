@@ -7,10 +7,13 @@ import io
 import uuid
 import zipfile
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.assertions import error_body, reason_of
 from tests.support.documents import docx_with, pdf_with_text
+from tests.support.fake_providers import Call
 
 pytestmark = pytest.mark.e2e
 
@@ -193,11 +196,63 @@ async def test_fuzzy_keyword_matching_and_suggestions(api, corpus):
     assert "fermentation" in response.json()["suggestions"]
 
 
-async def test_rerank_reorders_and_says_so(api, corpus):
+RERANK_MODEL = "rerank-2.5-lite"  # the retriever's default VOYAGE_RERANK_MODEL
+
+
+def rerank_calls(fake_voyage) -> list[Call]:
+    return [c for c in fake_voyage.script.calls if c.path.endswith("/rerank")]
+
+
+async def voyage_rerank_errors(stack) -> float:
+    """ragline_provider_requests_total{provider=voyage, model=<rerank>, outcome=error} as
+    the retriever exports it: the searches whose Voyage rerank failed and fell back."""
+    async with httpx.AsyncClient() as client:
+        url = f"http://127.0.0.1:{stack.cfg.metrics_ports['retriever']}/metrics"
+        text = (await client.get(url, timeout=10)).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "ragline_provider_requests_total" and sample.labels == {
+                "provider": "voyage",
+                "model": RERANK_MODEL,
+                "outcome": "error",
+            }:
+                return float(sample.value)
+    return 0.0
+
+
+async def test_voyage_rerank_order_is_the_result_order(api, corpus, fake_voyage):
+    """The stack has a Voyage key, so `rerank` asks Voyage's rerank API (the wire fake).
+    The fake ranks the candidates in reverse of the order they were sent (the fused
+    order), which puts the obvious best hit last: only Voyage's order can produce that."""
     name, ids = corpus
+    fake_voyage.reset()
     body = await search(api, name, "blend roasted tomatoes", rerank=True)
     assert body["reranked"] is True
-    assert body["hits"][0]["document_id"] == ids[3]
+    [call] = rerank_calls(fake_voyage)
+    assert call.body["query"] == "blend roasted tomatoes" and call.body["model"] == RERANK_MODEL
+    sent = call.body["documents"]
+    assert len(sent) == len(body["hits"]) == 4
+    assert [h["text"] for h in body["hits"]] == sent[::-1]
+    assert [h["score"] for h in body["hits"]] == pytest.approx([1.0, 0.75, 0.5, 0.25])
+    # The fused order (and the local reranker) put the tomato soup first.
+    assert ids[3] != body["hits"][0]["document_id"] and ids[3] == body["hits"][-1]["document_id"]
+
+
+async def test_voyage_rerank_failure_falls_back_to_the_local_reranker_visibly(
+    api, corpus, fake_voyage, stack
+):
+    name, ids = corpus
+    errors_before = await voyage_rerank_errors(stack)
+    fake_voyage.reset(failures=[500])
+    try:
+        body = await search(api, name, "blend roasted tomatoes", rerank=True)
+        asked = rerank_calls(fake_voyage)
+    finally:
+        fake_voyage.reset()
+    assert len(asked) == 1  # Voyage was asked once (no retries) and answered 500
+    assert body["reranked"] is True
+    assert body["hits"][0]["document_id"] == ids[3]  # the local reranker's order
+    assert await voyage_rerank_errors(stack) == errors_before + 1
 
 
 async def test_collections_and_documents_are_listed_described_and_deleted(api, corpus):

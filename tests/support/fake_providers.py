@@ -3,6 +3,11 @@
 The official SDKs (openai, voyageai) talk to these exactly as they would to the real APIs;
 only the far end is ours. Each server can be scripted: a queue of HTTP statuses to answer
 before succeeding, and a delay before answering.
+
+The Voyage fake also serves POST /v1/rerank ({query, documents, model, top_k} →
+{data: [{index, relevance_score}], usage: {total_tokens}}). It ranks the documents in
+reverse of the order they were sent: deliberately unlike any real relevance order, so a
+test can tell that the paid reranker's order, and not a local one, reached the result.
 """
 
 from __future__ import annotations
@@ -118,14 +123,15 @@ class FakeProvider:
                     self.close_connection = True
                     return
                 call.answered_at = time.monotonic()
-                if not self.path.endswith("/embeddings"):
+                rerank = fake.kind == "voyage" and self.path.endswith("/rerank")
+                if not (self.path.endswith("/embeddings") or rerank):
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 status = fake._next_failure()
                 if status is not None:
                     self._send(status, fake._error_body(status))
                     return
-                self._send(200, fake._success(body))
+                self._send(200, fake._reranked(body) if rerank else fake._success(body))
 
             def _client_hung_up_within(self, seconds: float) -> bool:
                 """Waits `seconds`, returning early (True) if the client closes the
@@ -164,6 +170,23 @@ class FakeProvider:
         if self.kind == "voyage":
             return {"detail": message}
         return {"error": {"message": message, "type": "server_error", "code": None}}
+
+    @staticmethod
+    def _reranked(body: dict[str, Any]) -> dict[str, Any]:
+        """Voyage's rerank reply, best first: the documents in reverse of their order."""
+        documents: list[str] = body["documents"]
+        n = len(documents)
+        order = list(reversed(range(n)))[: body.get("top_k") or n]
+        tokens = sum(max(1, len(d) // 4) for d in documents) + n * max(1, len(body["query"]) // 4)
+        return {
+            "object": "list",
+            "data": [
+                {"index": i, "relevance_score": round(1.0 - rank / n, 6)}
+                for rank, i in enumerate(order)
+            ],
+            "model": body["model"],
+            "usage": {"total_tokens": tokens},
+        }
 
     def _success(self, body: dict[str, Any]) -> dict[str, Any]:
         model = body["model"]

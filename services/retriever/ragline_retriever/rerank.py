@@ -5,6 +5,10 @@ it, a local method re-scores every candidate on both signals exactly — its cos
 query and its BM25 score, each min-max normalised over the candidates — and orders by a
 weighted sum. Rank fusion throws the scores away; this keeps them, which measurably helps
 on the retrieval benchmark (bench/retrieval.py reports hybrid vs hybrid+rerank).
+
+A Voyage failure falls back to the local method (the search still says `reranked`) and is
+counted: ragline_provider_requests_total{provider="voyage", model=<rerank model>,
+outcome="error"} is the number of searches that fell back.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy.typing as npt
 import voyageai
 
 from ragline_core.corpus import StoredChunk
+from ragline_core.metrics import PROVIDER_REQUESTS
 from ragline_retriever.index import CollectionIndex
 from ragline_retriever.ranking import Ranked
 from ragline_retriever.text import analyze
@@ -63,9 +68,12 @@ class Reranker:
         may change while the API answers); the local method if Voyage fails."""
         try:
             order = await self._voyage(query, [c.text for c, _ in candidates])
-            return [(candidates[i][0], score) for i, score in order]
         except Exception:
+            PROVIDER_REQUESTS.labels("voyage", self.voyage_model, "error").inc()
             log.warning("voyage rerank failed; using the local reranker", exc_info=True)
+        else:
+            PROVIDER_REQUESTS.labels("voyage", self.voyage_model, "ok").inc()
+            return [(candidates[i][0], score) for i, score in order]
         vector = await self.embed_query(tenant, model, query)
         # Back in the index, with no await until the chunks are out again.
         slots = [(index.slot_of_chunk.get(c.chunk_id), s) for c, s in candidates]
