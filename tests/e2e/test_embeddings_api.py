@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import uuid
@@ -11,8 +10,8 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED
 from tests.support.assertions import error_body, reason_of
+from tests.support.reference import load_reference
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +57,8 @@ async def test_repeat_is_served_from_cache(api):
 
 
 async def test_reference_vectors_through_the_api(api):
-    reference = json.loads((SHARED / "testdata" / "minilm_reference.json").read_text())
+    """The repository carries the reference vectors (tests/testdata): never skipped."""
+    reference = load_reference()
     pairs = [
         (t, v) for t, v in zip(reference["texts"], reference["vectors"], strict=True) if t.strip()
     ]
