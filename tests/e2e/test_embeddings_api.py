@@ -57,7 +57,7 @@ async def test_repeat_is_served_from_cache(api):
 
 
 async def test_reference_vectors_through_the_api(api):
-    """The repository carries the reference vectors (tests/testdata): never skipped."""
+    """The repository carries the reference vectors (tests/data/minilm): never skipped."""
     reference = load_reference()
     pairs = [
         (t, v) for t, v in zip(reference["texts"], reference["vectors"], strict=True) if t.strip()

@@ -1,4 +1,4 @@
-"""The MiniLM reference vectors (tests/testdata/minilm_reference.json).
+"""The MiniLM reference vectors (tests/data/minilm/minilm_reference.json).
 
 Carried by the repository rather than read from ../shared/testdata: that folder is absent
 in the GitHub workflow, where reading it meant the faithfulness tests skipped (or crashed)
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT / "tests" / "testdata" / "minilm_reference.json"
+REFERENCE = ROOT / "tests" / "data" / "minilm" / "minilm_reference.json"
 # The original, next to the repository in a full workspace (not in CI).
 SHARED_REFERENCE = ROOT.parent / "shared" / "testdata" / "minilm_reference.json"
 

@@ -36,7 +36,7 @@ INT8_MEAN_COSINE = 0.985
 @pytest.fixture(scope="session")
 def reference() -> dict[str, Any]:
     """Produced with sentence-transformers, max_seq_length 256. Carried by the repository
-    (tests/testdata), so these tests run wherever the suite runs, the GitHub workflow
+    (tests/data/minilm), so these tests run wherever the suite runs, the GitHub workflow
     included: when the file was read from ../shared/testdata, absent there, they skipped."""
     return load_reference()
 
