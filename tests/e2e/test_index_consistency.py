@@ -87,9 +87,15 @@ async def test_a_killed_ingest_job_is_resumed_by_another_process(api, stack, tmp
                     timeout=30,
                     metadata=AS_DEV_TENANT,
                 )
-            await asyncio.sleep(2.0)
-            before = (await api.get(f"/api/v1/jobs/{reply.job_id}")).json()["job"]
-            assert before["state"] == "JOB_STATE_RUNNING", before  # killed mid-job
+            # Kill it mid-job: wait until the job has left PENDING (a condition, not a clock:
+            # on a loaded machine it may still be pending after 2 s); it must be RUNNING then.
+            before: dict = {}
+            for _ in range(1200):  # polls 50 ms apart: ~60 s at most
+                before = (await api.get(f"/api/v1/jobs/{reply.job_id}")).json()["job"]
+                if before["state"] != "JOB_STATE_PENDING":
+                    break
+                await asyncio.sleep(0.05)
+            assert before["state"] == "JOB_STATE_RUNNING", before
             proc_a.send_signal(signal.SIGKILL)  # no drain: the job is left "running"
             proc_a.wait(10)
         job = {}

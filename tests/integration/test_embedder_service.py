@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import grpc
@@ -15,6 +18,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from tests.conftest import free_port
+from tests.support.fake_providers import Call
+from tests.support.gateway import wait_until
 from tests.support.identity import identity_channel
 from tests.support.processes import extra_service
 
@@ -116,8 +121,13 @@ async def test_missing_key_is_503_saying_which_key(stack, tmp_path):
 
 
 async def test_sigterm_drains_in_flight_calls(stack, fake_voyage, tmp_path):
+    """A call in flight at the provider when SIGTERM arrives still gets its answer, and the
+    process exits 0. Conditions, not clocks: SIGTERM is sent once the fake holds the call,
+    health is polled until NOT_SERVING, and the fake's answer must come after the SIGTERM."""
     port = free_port()
-    fake_voyage.reset(delay_s=1.5)
+    text = f"slow one {uuid.uuid4().hex[:8]}"
+    # Long enough for the drain delay to pass while the call waits (attempt timeout raised).
+    fake_voyage.reset(delay_s=8)
     try:
         with extra_service(
             stack,
@@ -125,25 +135,40 @@ async def test_sigterm_drains_in_flight_calls(stack, fake_voyage, tmp_path):
             port,
             free_port(),
             tmp_path / "drain.log",
-            DRAIN_DELAY="1",
-            SHUTDOWN_GRACE="10",
+            DRAIN_DELAY="3",
+            SHUTDOWN_GRACE="30",
+            PROVIDER_TIMEOUT="60",
         ) as proc:
             async with identity_channel(f"127.0.0.1:{port}") as channel:
                 stub = pb_grpc.EmbedderServiceStub(channel)
                 health = health_pb2_grpc.HealthStub(channel)
                 call = asyncio.ensure_future(
                     stub.CreateEmbeddings(
-                        pb.CreateEmbeddingsRequest(text="slow one", model="voyage-3.5"), timeout=20
+                        pb.CreateEmbeddingsRequest(text=text, model="voyage-3.5"), timeout=60
                     )
                 )
-                await asyncio.sleep(0.5)  # the call is now waiting on the provider
+
+                def ours() -> list[Call]:
+                    return [c for c in fake_voyage.script.calls if text in json.dumps(c.body)]
+
+                async def at_the_provider() -> bool:
+                    return bool(ours())
+
+                await wait_until(at_the_provider, timeout=30, interval=0.05)
+                assert not call.done()
+                sigterm_at = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
-                await asyncio.sleep(0.3)
-                status = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+                async def not_serving() -> bool:
+                    status = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    return status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+                await wait_until(not_serving, timeout=10, interval=0.05)
                 reply = await call  # finishes despite the SIGTERM
                 assert reply.model == "voyage-3.5"
-            assert await asyncio.to_thread(proc.wait, 20) == 0
+                [answered] = ours()
+                assert answered.answered_at is not None and answered.answered_at > sigterm_at
+            assert await asyncio.to_thread(proc.wait, 60) == 0
     finally:
         fake_voyage.reset()
 

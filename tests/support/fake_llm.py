@@ -51,6 +51,8 @@ class LlmScript:
     # One entry per streamed answer: "completed" or "aborted" (client went away).
     streams: list[str] = field(default_factory=list)
     tokens_sent: list[int] = field(default_factory=list)
+    # time.monotonic() when each answer's first-token delay ended (the test's clock).
+    first_token_at: list[float] = field(default_factory=list)
 
 
 class FakeLlm:
@@ -122,6 +124,7 @@ class FakeLlm:
                 prompt_tokens = sum(len(m["content"]) for m in messages) // 4 + 1
                 if script.first_token_delay_s:
                     time.sleep(script.first_token_delay_s)
+                script.first_token_at.append(time.monotonic())
                 if not body.get("stream"):
                     self._json(200, self._complete(body, "".join(words), prompt_tokens, len(words)))
                     return
