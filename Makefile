@@ -12,7 +12,7 @@ FERRETDB_VERSION := v1.24.2
 LLAMA_CPP_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools load
+.PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools load test-tools
 
 help:
 	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
@@ -23,7 +23,7 @@ help:
 	@echo "make load    locust load test of the running stack (LOAD_USERS, LOAD_TIME)"
 
 ## Installation -------------------------------------------------------------------------
-setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2 .redis-installed gen/ragline.binpb
+setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit .redis-installed tools/docs-ui/node_modules/.installed gen/ragline.binpb
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,11 +42,18 @@ $(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch 
 $(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2 $(BIN)/bombardier: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
 
+# npm projects (lockfiles pinned): Swagger UI for GET /docs, and the TypeScript client check
+# of tests/e2e/test_openapi_clients.py.
+tools/docs-ui/node_modules/.installed tools/openapi-ts-check/node_modules/.installed: %/node_modules/.installed: %/package-lock.json
+	npm ci --prefix $* --no-audit --no-fund --silent
+	@touch $@
+
 .redis-installed:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 	@touch $@
 
-gen/ragline.binpb: $(PROTOS) buf.yaml buf.gen.yaml protos/openapi.yaml scripts/gen_protos.sh $(VENV)/.installed $(BIN)/protoc-gen-openapiv2
+# The OpenAPI document follows the protos and the gateway's route table (tools/ragline_openapi).
+gen/ragline.binpb: $(PROTOS) buf.yaml scripts/gen_protos.sh $(VENV)/.installed $(wildcard tools/ragline_openapi/*.py) tools/ragline_stack/envoy_config.py tools/docs-ui/node_modules/.installed
 	VENV=$(VENV) scripts/gen_protos.sh
 
 gen: gen/ragline.binpb
@@ -83,7 +90,15 @@ fmt: setup
 deploy-tools:
 	bash scripts/install-deploy-tools.sh
 
-test: setup deploy-tools lint
+# What only the tests use: Debian's chromium (the /docs page test drives it with Playwright;
+# no browser download) and the TypeScript client check's npm packages.
+test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed
+
+.chromium-installed:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@touch $@
+
+test: setup deploy-tools test-tools lint
 	$(PY) -m pytest -q
 
 bench: setup $(BIN)/bombardier
@@ -102,4 +117,4 @@ load: $(ROOT)/.venv-load/.installed
 	  -u $(LOAD_USERS) -r 4 --run-time $(LOAD_TIME) --only-summary --loglevel WARNING
 
 clean: stop
-	rm -rf gen run .cache $(VENV) $(BIN) .redis-installed
+	rm -rf gen run .cache $(VENV) $(BIN) .redis-installed .chromium-installed

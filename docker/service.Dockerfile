@@ -30,8 +30,9 @@ RUN python -m venv /opt/venv \
 COPY buf.yaml ./
 COPY protos/ protos/
 COPY scripts/gen_protos.sh scripts/
-# The OpenAPI step needs a Go tool (protoc-gen-openapiv2): its output is built on the host by
-# `make gen` and copied into the auth target instead. envoy_api: ext_authz/access-log stubs.
+# The OpenAPI step needs the project and npm (tools/ragline_openapi, tools/docs-ui): its output
+# is built on the host by `make gen` and copied into the auth target instead.
+# envoy_api: ext_authz/access-log stubs.
 RUN VENV=/opt/buildtools RAGLINE_SKIP_OPENAPI=1 bash scripts/gen_protos.sh \
     && cp -r gen/python/ragline gen/python/envoy_api "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
 
@@ -102,9 +103,10 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 CMD ["python", "-m", "ragline_ingest"]
 
 FROM runtime AS auth
-# GET /openapi.json serves this document: `make gen` builds it on the host (see above).
-COPY gen/openapi/openapi.json /opt/ragline/openapi.json
-ENV AUTH_ADDR=0.0.0.0:50055 AUTH_METRICS_PORT=9105 OPENAPI_PATH=/opt/ragline/openapi.json
+# GET /openapi.json serves this document and GET /docs renders it with the Swagger UI files
+# beside it: `make gen` builds them on the host (see above).
+COPY gen/openapi/ /opt/ragline/openapi/
+ENV AUTH_ADDR=0.0.0.0:50055 AUTH_METRICS_PORT=9105 OPENAPI_PATH=/opt/ragline/openapi/openapi.json
 EXPOSE 50055 9105
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "ragline_core.healthcheck", "127.0.0.1:50055"]

@@ -17,13 +17,17 @@ mapfile -t envoy_files < <(cd protos && find envoy_api -name '*.proto' | sort)
   "${envoy_files[@]/#/protos/}"
 # Packages for the generated tree (protoc does not write __init__.py files).
 find gen.tmp/python/ragline gen.tmp/python/envoy_api -type d -exec touch {}/__init__.py \;
-# The OpenAPI document of the REST API, from the google.api.http annotations
-# (grpc-gateway's protoc-gen-openapiv2, pinned in scripts/install_go_tools.sh). Image builds
-# skip it (no Go there): the auth image copies the host's gen/openapi/openapi.json.
+# The OpenAPI 3.1 document of the gateway, from the descriptor set and the gateway's route
+# table (tools/ragline_openapi), beside the renderer of GET /docs (Swagger UI from npm,
+# pinned in tools/docs-ui). Image builds skip both (the build-tools venv has neither the
+# project nor node): the auth image copies the host's gen/openapi/.
 if [ "${RAGLINE_SKIP_OPENAPI:-0}" != 1 ]; then
-  [ -x .bin/protoc-gen-openapiv2 ] || BIN="$PWD/.bin" scripts/install_go_tools.sh protoc-gen-openapiv2
-  "$VENV/bin/buf" generate --template buf.gen.yaml --path protos/ragline
-  "$VENV/bin/python" services/auth/ragline_auth/openapi.py gen.tmp/openapi/ragline.swagger.json
+  mkdir -p gen.tmp/openapi
+  PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}" "$VENV/bin/python" -m ragline_openapi \
+    gen.tmp/ragline.binpb gen.tmp/openapi/openapi.json
+  ui=tools/docs-ui/node_modules/swagger-ui-dist
+  [ -f "$ui/swagger-ui-bundle.js" ] || npm ci --prefix tools/docs-ui --no-audit --no-fund --silent
+  cp "$ui/swagger-ui-bundle.js" "$ui/swagger-ui.css" gen.tmp/openapi/
 fi
 rm -rf gen && mv gen.tmp gen
 # Make the generated tree importable from the venv.

@@ -47,7 +47,7 @@ VENV_BIN = Path(sys.executable).parent
 # Paths inside the images and where the same files are in a developer checkout.
 IMAGE_PATHS = {
     "/opt/ragline/models": str(ROOT / ".cache" / "models"),
-    "/opt/ragline/openapi.json": str(ROOT / "gen" / "openapi" / "openapi.json"),
+    "/opt/ragline/openapi": str(ROOT / "gen" / "openapi"),
     "/etc/envoy/ragline.binpb": str(ROOT / "gen" / "ragline.binpb"),
 }
 _VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")

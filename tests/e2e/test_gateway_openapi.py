@@ -27,7 +27,7 @@ async def test_documented_endpoints_show_their_shapes(anon_api):
         ("/health", "get"),
     ]:
         assert method in paths[path], path
-    defs = doc["definitions"]
+    defs = doc["components"]["schemas"]
     assert {"text", "texts", "model"} <= set(defs["CreateEmbeddingsRequest"]["properties"])
     assert {"embeddings", "model", "dimensions", "usage"} <= set(
         defs["CreateEmbeddingsResponse"]["properties"]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ragline.auth.v1 import auth_service_pb2 as pb
+from ragline_auth.docs import DocsPage
 from ragline_auth.keys import ApiKey
 from ragline_auth.servicer import AuthServicer
 from ragline_core import caller
@@ -50,7 +51,7 @@ class _Context:
 
 
 def _servicer(key: ApiKey) -> AuthServicer:
-    return AuthServicer(_Keys(key), _Signer(), 900, b"{}", b"")  # type: ignore[arg-type]
+    return AuthServicer(_Keys(key), _Signer(), 900, b"{}", DocsPage(b"", ()))  # type: ignore[arg-type]
 
 
 async def test_an_active_key_gets_a_token_of_the_full_lifetime():

@@ -115,6 +115,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     usage = UsageStore(db["usage_hourly"])
     await usage.setup()
     openapi = docs.load(settings.OPENAPI_PATH)
+    docs_page = docs.page(openapi, docs.path_of(settings.OPENAPI_PATH).parent)
 
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         AuthorizationServicer(
@@ -132,7 +133,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     sink = UsageSink(usage, settings.USAGE_FLUSH_INTERVAL)
     als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(sink), server)
     pb_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs.page(openapi)), server
+        AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs_page), server
     )
     an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage), server)
 

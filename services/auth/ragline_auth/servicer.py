@@ -13,6 +13,7 @@ from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
 from ragline_auth import scopes as sc
+from ragline_auth.docs import DocsPage
 from ragline_auth.keys import ApiKey, KeyService
 from ragline_auth.tokens import Signer
 from ragline_auth.usage import Stats, UsageStore, period
@@ -74,7 +75,7 @@ def to_proto(key: ApiKey) -> pb.ApiKey:
 
 class AuthServicer(pb_grpc.AuthServiceServicer):
     def __init__(
-        self, keys: KeyService, signer: Signer, jwt_ttl: int, openapi: bytes, docs_page: bytes
+        self, keys: KeyService, signer: Signer, jwt_ttl: int, openapi: bytes, docs_page: DocsPage
     ) -> None:
         self.keys = keys
         self.signer = signer
@@ -167,7 +168,11 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def GetApiDocs(
         self, request: pb.GetApiDocsRequest, context: Context
     ) -> httpbody_pb2.HttpBody:
-        return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=self.docs_page)
+        # gRPC response headers reach the client as HTTP headers (the transcoder keeps them).
+        await context.send_initial_metadata(self.docs_page.headers)
+        return httpbody_pb2.HttpBody(
+            content_type="text/html; charset=utf-8", data=self.docs_page.body
+        )
 
 
 def _stats(stats: Stats) -> an_pb.UsageStats:
