@@ -20,6 +20,13 @@ BY_NAME: dict[str, Any] = {
     "message": "What does Envoy do?",
     "collection": "notes",
     "title": "Envoy",
+    "documents": [
+        {
+            "title": "Envoy",
+            "content": "Envoy transcodes JSON to gRPC.",
+            "metadata": {"category": "tutorial"},
+        }
+    ],
     "content": "Envoy transcodes JSON to gRPC.",
     "prefix": "env",
     "filename": "envoy.md",
