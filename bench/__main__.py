@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import chat, embedder, ferretdb, gateway, retrieval
+from bench import chat, embedder, ferretdb, gateway, qa, retrieval
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "embedder": embedder.main,
@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "chat": chat.main,
     "gateway": gateway.main,
     "ferretdb": ferretdb.main,
+    "qa": qa.main,
 }
 
 
