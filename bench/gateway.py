@@ -258,12 +258,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 # POST bodies for the unknown-field check (envoy/json_fields.lua): a small request, and a
-# large one whose strings the scan must skip (the embedder answers both from its cache).
+# large one whose string the scan must skip, escapes and all (the embedder answers both from
+# its cache after the first call).
 _BODIES = {
-    "small (90 B)": {"texts": ["What does Envoy do?"], "model": "all-MiniLM-L6-v2"},
-    "large (64 KiB)": {
-        "texts": [f"passage {i} " + "Envoy transcodes JSON. " * 90 for i in range(32)]
-    },
+    "small (70 B)": {"texts": ["What does Envoy do?"], "model": "all-MiniLM-L6-v2"},
+    "large (64 KiB)": {"texts": ['Envoy "transcodes" JSON.\n' * 2600]},
 }
 _EMBEDDINGS = "/api/v1/embeddings"
 
@@ -288,6 +287,7 @@ def _body_check(stack: Stack, identity: str, args: argparse.Namespace) -> dict[s
         for label, body in _BODIES.items():
             body_file = stack.cfg.run_dir / f"body-{len(cells)}.json"
             body_file.write_text(json.dumps(body))
+            httpx.post(envoys[True][1] + _EMBEDDINGS, json=body, timeout=60).raise_for_status()
             for on in (True, False):
                 cells[f"{label}, check {'on' if on else 'off'}"] = Cell()
             for round_no in range(args.rounds):
