@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -94,3 +95,24 @@ def test_unknown_model_lists_the_valid_ones():
         ModelRegistry(["my-vllm-model"]).resolve("gpt-99")
     assert caught.value.reason == "UNKNOWN_MODEL"
     assert "extractive" in caught.value.message and "my-vllm-model" in caught.value.message
+
+
+def test_concise_extractive_answer_is_the_span_with_its_sentence_as_quote():
+    answer, citations = extractive_answer("Who created Rust?", PASSAGES, concise=True)
+    assert answer == "Graydon Hoare [1]"
+    assert [c.quote for c in citations] == ["Rust was created by Graydon Hoare at Mozilla."]
+    when, _ = extractive_answer("When did Go appear?", PASSAGES, concise=True)
+    assert when == "2009 [2]"
+
+
+def test_every_marker_of_an_extractive_answer_names_a_citation_and_back():
+    for concise in (False, True):
+        answer, citations = extractive_answer("When did Rust and Go appear?", PASSAGES, 2, concise)
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+        assert markers == {c.index for c in citations}, answer
+        by_number = {p.number: p for p in PASSAGES}
+        assert all(c.quote in by_number[c.index].text for c in citations)
+
+
+def test_no_relevant_sentence_means_no_answer_and_no_citation():
+    assert extractive_answer("What is the boiling point of mercury?", PASSAGES) == ("", [])

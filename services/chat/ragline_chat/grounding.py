@@ -13,10 +13,15 @@ from dataclasses import dataclass
 
 from ragline_chat.domain import Citation, Passage
 from ragline_chat.prompt import looks_like_injection
+from ragline_chat.spans import REASON, best_span, question_type
 from ragline_chat.text import Sentence, content_words, sentences
 
 _MARKER = re.compile(r"\[(\d{1,2})(?:\s*,\s*(\d{1,2}))*\]")
 _MARKER_NUMBERS = re.compile(r"\d{1,2}")
+# No span score separated right spans from wrong ones on the tune split, so any span is
+# taken; a sentence shares at least one content word with the question (as before).
+MIN_SPAN_SCORE = -10.0
+MIN_SHARED_FRACTION = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,23 @@ def rank_sentences(question: str, passages: Sequence[Passage]) -> list[Candidate
 
 
 def extractive_answer(
-    question: str, passages: Sequence[Passage], max_sentences: int = 2
+    question: str, passages: Sequence[Passage], max_sentences: int = 2, concise: bool = False
 ) -> tuple[str, list[Citation]]:
-    """The best supporting sentences, each followed by its citation marker."""
+    """The best supporting sentences, each followed by its citation marker; with `concise`,
+    the answer span of the best sentence with its marker ("Denver Broncos [1]", the
+    sentence being the citation's quote), except for "why" questions. ("", []) when no
+    sentence is relevant: the caller says it does not know. Every citation is the exact
+    sentence its marker stands for."""
     ranked = rank_sentences(question, passages)
-    if not ranked:
+    if not ranked or not _relevant(question, ranked[0]):
         return "", []
-    best = ranked[0].score
+    top = ranked[0]
+    if concise and question_type(question) != REASON:
+        span = best_span(question, top.sentence.text)
+        if span is not None and span.score >= MIN_SPAN_SCORE:
+            text = top.sentence.text[span.start : span.end]
+            return f"{text} [{top.passage.number}]", [Citation.of(top.passage, top.sentence.text)]
+    best = top.score
     chosen = [c for c in ranked[:max_sentences] if c.score >= 0.6 * best]
     parts: list[str] = []
     citations: dict[tuple[str, str], Citation] = {}
@@ -82,6 +97,13 @@ def extractive_answer(
             (c.passage.chunk_id, c.sentence.text), Citation.of(c.passage, c.sentence.text)
         )
     return " ".join(parts), list(citations.values())
+
+
+def _relevant(question: str, best: Candidate) -> bool:
+    """Whether the best sentence shares enough of the question to answer it."""
+    asked = set(content_words(question))
+    shared = asked & set(content_words(best.sentence.text + " " + best.passage.title))
+    return len(shared) >= max(1, MIN_SHARED_FRACTION * len(asked))
 
 
 def _best_quote(passage: Passage, claim: str) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ragline_core.errors import InvalidArgumentError
 
 EXTRACTIVE = "extractive"
+# The same extractive answerer, answering a factoid question with its answer span only.
+EXTRACTIVE_SPAN = "extractive-span"
 LOCAL = "local"
 LOCAL_MODEL_ID = "SmolLM2-135M-Instruct"
 
@@ -35,6 +37,7 @@ class ChatModelSpec:
 
 BUILTIN: tuple[ChatModelSpec, ...] = (
     ChatModelSpec(EXTRACTIVE, "extractive", 0, 1024, 256),
+    ChatModelSpec(EXTRACTIVE_SPAN, "extractive", 0, 1024, 256),
     ChatModelSpec(LOCAL, "local", 2048, 512, 192),
     ChatModelSpec("gpt-4o-mini", "openai", 128_000, 16_384, 1024, 0.15, 0.60),
     ChatModelSpec("gpt-4o", "openai", 128_000, 16_384, 1024, 2.50, 10.00),

@@ -419,7 +419,7 @@ class ChatService:
                 if rest:
                     sent.append(rest)
                     yield Delta(rest)
-                citations = cite(guard.text, request.passages)
+                citations = list(last.citations) or cite(guard.text, request.passages)
             usage = self._usage(p, model, request, guard.answer, last)
             await self._save_assistant(p, model, guard.answer, COMPLETE, citations, usage, "")
             for c in citations:

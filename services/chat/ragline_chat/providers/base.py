@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ragline_chat.domain import Passage, PromptMessage
+from ragline_chat.domain import Citation, Passage, PromptMessage
 from ragline_chat.models import ChatModelSpec
 
 
@@ -29,6 +29,9 @@ class Chunk:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    # Set on the last chunk by providers that know what they quoted (extractive); others
+    # leave it empty and the service derives citations from the answer's markers.
+    citations: tuple[Citation, ...] = ()
 
 
 class ChatProvider(Protocol):

@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 
 from ragline_chat.grounding import extractive_answer
+from ragline_chat.models import EXTRACTIVE_SPAN
 from ragline_chat.prompt import NO_CONTEXT
 from ragline_chat.providers.base import Chunk, GenerationRequest
 
@@ -24,7 +25,9 @@ class ExtractiveProvider:
         return ""
 
     async def stream(self, request: GenerationRequest, timeout: float) -> AsyncIterator[Chunk]:
-        answer, _ = extractive_answer(request.question, request.passages)
+        answer, citations = extractive_answer(
+            request.question, request.passages, concise=request.model.name == EXTRACTIVE_SPAN
+        )
         text = answer or NO_CONTEXT
         words = _PIECE.findall(text)
         limit = max(1, request.max_tokens)
@@ -34,6 +37,7 @@ class ExtractiveProvider:
             prompt_tokens=0,
             completion_tokens=0,
             finish_reason="length" if len(words) > limit else "stop",
+            citations=tuple(citations),
         )
 
     async def close(self) -> None:
