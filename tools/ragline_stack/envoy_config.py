@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ragline_core import openai_errors
 from ragline_core.internal_tls import CA_FILE as TLS_CA_FILE
 from ragline_core.internal_tls import CERT_FILE as TLS_CERT_FILE
 from ragline_core.internal_tls import KEY_FILE as TLS_KEY_FILE
@@ -87,6 +88,7 @@ REST_ROUTES = (
     Route(
         {"path": "/v1/chat/completions"}, CHAT_HTTP, streaming=True, chat_body=True, scope="chat"
     ),
+    Route({"path": "/v1/embeddings"}, CHAT_HTTP, scope="embeddings"),
     Route({"path": "/v1/models"}, CHAT_HTTP, scope="chat"),
     Route({"prefix": "/v1/models/"}, CHAT_HTTP, scope="chat"),
     Route({"path": "/api/v1/ingest"}, "ingest"),
@@ -777,26 +779,93 @@ def _field_violation() -> dict[str, Any]:
     return reply
 
 
-def _local_reply_mappers() -> list[dict[str, Any]]:
-    mappers = _edge_reply_mappers()
-    mappers += gateway.auth_reply_mappers()
-    for status, (code, reason) in LOCAL_REPLY_CODES.items():
-        mappers.append(
-            {
-                "filter": {
-                    "status_code_filter": {
-                        "comparison": {
-                            "op": "EQ",
-                            "value": {"default_value": status, "runtime_key": f"ragline_{status}"},
-                        }
-                    }
-                },
-                **gateway.reply_headers(status),
-                "body_format_override": gateway.status_json(
-                    code, MESSAGES.get(status, "%LOCAL_REPLY_BODY%"), reason
-                ),
+def _openai_path() -> dict[str, Any]:
+    return {
+        "header_filter": {
+            "header": {
+                "name": ":path",
+                "string_match": {"prefix": openai_errors.PATH_PREFIX},
             }
+        }
+    }
+
+
+def _openai(mapper: dict[str, Any], status: int) -> dict[str, Any]:
+    """`mapper` for the OpenAI-compatible paths: the same Status JSON plus OpenAI's `error`
+    object (ragline_core.openai_errors), which the `openai` SDKs parse."""
+    found = copy.deepcopy(mapper)
+    found["filter"] = {"and_filter": {"filters": [_openai_path(), found["filter"]]}}
+    body = found["body_format_override"]["json_format"]
+    body["error"] = {
+        "message": body["message"],
+        "type": openai_errors.error_type(status),
+        "code": body["details"][0]["reason"],
+        # An unknown JSON field's reply names it.
+        "param": body["details"][0].get("metadata", {}).get("field"),
+    }
+    return found
+
+
+def _openai_mappers(status_mappers: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Envoy's own replies on /v1/*, first: each Status mapper with OpenAI's `error` added.
+    The auth service's denials pass through as it wrote them (it adds `error` on /v1/*)."""
+    mappers = []
+    for mapper in [*_edge_reply_mappers(), *gateway.auth_reply_mappers()]:
+        body = mapper["body_format_override"]
+        if "json_format" in body:
+            # The auth service unreachable is the only one whose filter names no status.
+            status = 503 if "UAEX" in json.dumps(mapper["filter"]) else 400
+            mappers.append(_openai(mapper, _status_of(mapper["filter"], status)))
+        elif body.get("content_type") == "application/json":
+            # The auth service's own denial, which has the `error` object already.
+            passed = copy.deepcopy(mapper)
+            passed["filter"] = {"and_filter": {"filters": [_openai_path(), mapper["filter"]]}}
+            mappers.append(passed)
+        # (the rest are native gRPC replies: no /v1 path)
+    mappers += [_openai(m, status) for status, m in status_mappers]
+    return mappers
+
+
+def _status_of(mapper_filter: dict[str, Any], default: int) -> int:
+    """The HTTP status a mapper's filter matches (or `default`: a Lua filter's own reply)."""
+    text = json.dumps(mapper_filter)
+    found = re.search(
+        r'"status_code_filter": \{"comparison": \{"op": "EQ", "value": '
+        r'\{"default_value": (\d+)',
+        text,
+    )
+    return int(found.group(1)) if found else default
+
+
+def _local_reply_mappers() -> list[dict[str, Any]]:
+    by_status: list[tuple[int, dict[str, Any]]] = []
+    for status, (code, reason) in LOCAL_REPLY_CODES.items():
+        by_status.append(
+            (
+                status,
+                {
+                    "filter": {
+                        "status_code_filter": {
+                            "comparison": {
+                                "op": "EQ",
+                                "value": {
+                                    "default_value": status,
+                                    "runtime_key": f"ragline_{status}",
+                                },
+                            }
+                        }
+                    },
+                    **gateway.reply_headers(status),
+                    "body_format_override": gateway.status_json(
+                        code, MESSAGES.get(status, "%LOCAL_REPLY_BODY%"), reason
+                    ),
+                },
+            )
         )
+    mappers = _openai_mappers(by_status)
+    mappers += _edge_reply_mappers()
+    mappers += gateway.auth_reply_mappers()
+    mappers += [m for _, m in by_status]
     return mappers
 
 

@@ -26,7 +26,7 @@ from ragline_auth import scopes as sc
 from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyService
 from ragline_auth.tokens import Signer, TokenError, looks_like_jwt
-from ragline_core import caller
+from ragline_core import caller, openai_errors
 from ragline_core.errors import ERROR_DOMAIN, RaglineError
 from ragline_core.identity import KEY_ID_HEADER, TENANT_HEADER
 from ragline_core.rpc_types import Context
@@ -225,7 +225,9 @@ def allowed(identity: Identity) -> authz_pb.CheckResponse:
     )
 
 
-def denied(denial: Denial, grpc_request: bool) -> authz_pb.CheckResponse:
+def denied(denial: Denial, grpc_request: bool, openai: bool = False) -> authz_pb.CheckResponse:
+    """The gateway's reply to a refused call: Status JSON for REST, plus OpenAI's `error`
+    object on the OpenAI-compatible paths (`openai`), a plain message for gRPC."""
     headers = []
     if denial.http_status == 401:
         headers.append(_header("www-authenticate", 'Bearer realm="ragline"'))
@@ -235,19 +237,20 @@ def denied(denial: Denial, grpc_request: bool) -> authz_pb.CheckResponse:
         body = denial.message
     else:
         headers.append(_header("content-type", "application/json"))
-        body = json.dumps(
-            {
-                "code": denial.code,
-                "message": denial.message,
-                "details": [
-                    {
-                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                        "reason": denial.reason,
-                        "domain": ERROR_DOMAIN,
-                    }
-                ],
-            }
-        )
+        reply: dict[str, object] = {
+            "code": denial.code,
+            "message": denial.message,
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": denial.reason,
+                    "domain": ERROR_DOMAIN,
+                }
+            ],
+        }
+        if openai:
+            reply["error"] = openai_errors.error(denial.http_status, denial.message, denial.reason)
+        body = json.dumps(reply)
     return authz_pb.CheckResponse(
         status=status_pb2.Status(code=denial.code, message=denial.message),
         denied_response=authz_pb.DeniedHttpResponse(
@@ -288,5 +291,5 @@ class AuthorizationServicer(authz_grpc.AuthorizationServicer):
             log.warning("authorization failed closed", extra={"reason": exc.reason})
             decision = Denial(503, code_pb2.UNAVAILABLE, exc.reason, exc.message)
         if isinstance(decision, Denial):
-            return denied(decision, _is_grpc(headers))
+            return denied(decision, _is_grpc(headers), openai_errors.is_openai_path(http.path))
         return allowed(decision)

@@ -12,6 +12,7 @@ import grpc
 from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from ragline_chat.auth_client import AuthClient, RateLimiter
+from ragline_chat.embeddings import GrpcEmbedder
 from ragline_chat.http_edge import ChatHttpEdge, start_http
 from ragline_chat.local_runtime.supervisor import Availability
 from ragline_chat.models import ModelRegistry
@@ -141,6 +142,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         settings.CHAT_KEEPALIVE_SECONDS,
         settings.CHAT_MAX_MESSAGE_CHARS * 4 + 16_384,
         guards,
+        GrpcEmbedder(runtime.channels["embedder"]),
     )
     tls_context = runtime.tls.server_ssl_context() if runtime.tls else None
     runner = await start_http(edge, settings.CHAT_HTTP_ADDR, tls_context)

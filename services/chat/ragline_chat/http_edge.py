@@ -11,6 +11,11 @@ API. Both call the same ChatService as the gRPC servicer.
   from the `X-Ragline-Collection` header or a model name of the form "<model>@<collection>".
   Answers are not stored as conversations (the API is stateless); citations ride along in
   an extra `citations` field.
+- `POST /v1/embeddings`: OpenAI's embeddings shape, served by the embedder's
+  CreateEmbeddings for the verified caller (ragline_chat.openai_embeddings); `GET /v1/models`
+  lists the embedding models after the chat models.
+Errors carry OpenAI's `error` object next to the google.rpc.Status fields
+(ragline_core.openai_errors).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from aiohttp import WSMessage, WSMsgType, web
 from google.protobuf import json_format
 
-from ragline_chat import convert
+from ragline_chat import convert, openai_embeddings
 from ragline_chat.domain import (
     ChatInput,
     CitationEvent,
@@ -40,8 +45,10 @@ from ragline_chat.domain import (
     Start,
     UsageEvent,
 )
+from ragline_chat.embeddings import EmbeddingModelInfo, GrpcEmbedder
 from ragline_chat.service import ChatService
 from ragline_chat.ws_guard import Close, SocketGuard, SocketGuards
+from ragline_core import caller, embedding_models, openai_errors
 from ragline_core.errors import InternalError, InvalidArgumentError, NotFoundError, RaglineError
 from ragline_core.identity import tenant_of_headers
 
@@ -51,8 +58,13 @@ HTTP_STATUS = {
     0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
     9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
 }  # fmt: skip
-OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                429: "rate_limit_error", 503: "service_unavailable"}  # fmt: skip
+# Aiohttp's own refusals (unknown path, wrong method, body over its cap): their reasons.
+HTTP_REASONS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "REQUEST_TOO_LARGE"}
+# The embeddings body may be as large as the gateway's body cap (4 MiB by default, which
+# is the real limit); chat bodies keep the edge's small cap.
+EMBEDDINGS_MAX_BYTES = 16 * 1024 * 1024
+# How long an embeddings call may take when the gateway sent no grpc-timeout.
+DEFAULT_TIMEOUT_S = 30.0
 COLLECTION_HEADER = "X-Ragline-Collection"
 # The WebSocket chat's subprotocol (docs/chat.md).
 SUBPROTOCOL = "ragline.chat.v1"
@@ -63,12 +75,7 @@ def status_json(error: RaglineError) -> tuple[int, dict[str, Any]]:
     status = error.to_status()
     body: dict[str, Any] = json_format.MessageToDict(status, preserving_proto_field_name=True)
     http = HTTP_STATUS.get(status.code, 500)
-    body["error"] = {
-        "message": error.message,
-        "type": OPENAI_TYPES.get(http, "api_error"),
-        "code": error.reason,
-        "param": error.field,
-    }
+    body["error"] = openai_errors.error(http, error.message, error.reason, error.field)
     return http, body
 
 
@@ -86,11 +93,14 @@ async def errors_middleware(
     except RaglineError as exc:
         return error_response(exc)
     except web.HTTPException as exc:
-        reason = "NOT_FOUND" if exc.status == 404 else "INVALID_REQUEST"
+        reason = HTTP_REASONS.get(exc.status, "INVALID_REQUEST")
         err = InvalidArgumentError(f"{exc.reason}: {request.method} {request.path}", reason=reason)
         _, body = status_json(err)
         body["code"] = 5 if exc.status == 404 else body["code"]
-        return web.json_response(body, status=exc.status)
+        body["error"]["type"] = openai_errors.error_type(exc.status)
+        allow = exc.headers.get("Allow")
+        headers = {"Allow": allow} if allow else None
+        return web.json_response(body, status=exc.status, headers=headers)
     except Exception:
         log.exception("unhandled error", extra={"path": request.path})
         return error_response(InternalError("internal error"))
@@ -103,8 +113,11 @@ class ChatHttpEdge:
         keepalive_seconds: float,
         max_message_bytes: int,
         guards: SocketGuards | None = None,
+        embedder: GrpcEmbedder | None = None,
     ):
         self.service = service
+        # POST /v1/embeddings and the embedding models of GET /v1/models (None: neither).
+        self.embedder = embedder
         self.keepalive = keepalive_seconds
         self.max_message_bytes = max_message_bytes
         # Re-checks each WebSocket message (None: trust the upgrade alone; tests only).
@@ -120,6 +133,7 @@ class ChatHttpEdge:
         app.router.add_post("/v1/chat/completions", self.completions)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model_id}", self.model)
+        app.router.add_post("/v1/embeddings", self.embeddings)
         return app
 
     # -- WebSocket ------------------------------------------------------------------------
@@ -266,18 +280,44 @@ class ChatHttpEdge:
 
     # -- OpenAI-compatible ----------------------------------------------------------------
     async def models(self, request: web.Request) -> web.Response:
-        await tenant_of_headers(request.headers)  # only for a verified caller
+        tenant = await tenant_of_headers(request.headers)  # only for a verified caller
         models = self.service.registry.ordered(self.service.default_model.name)
-        return web.json_response(
-            {
-                "object": "list",
-                "data": [self._model_json(m.name, m.provider) for m in models],
-            }
-        )
+        data = [self._model_json(m.name, m.provider) for m in models]
+        data += [self._embedding_model_json(m) for m in await self._embedding_models(tenant)]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _embedding_models(self, tenant: str) -> list[EmbeddingModelInfo]:
+        """The embedder's models; none when it cannot be asked (the chat models still list)."""
+        if self.embedder is None:
+            return []
+        try:
+            return await self.embedder.models(tenant)
+        except RaglineError as exc:
+            log.warning("embedding models not listed", extra={"reason": exc.reason})
+            return []
+
+    def _embedding_model_json(self, model: EmbeddingModelInfo) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": model.name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": embedding_models.MODELS[model.name].provider
+            if model.name in embedding_models.MODELS
+            else "ragline",
+            "available": model.available,
+        }
+        if not model.available:
+            entry["unavailable_reason"] = "its provider's API key is not configured"
+        return entry
 
     async def model(self, request: web.Request) -> web.Response:
-        await tenant_of_headers(request.headers)
+        tenant = await tenant_of_headers(request.headers)
         name = request.match_info["model_id"]
+        # Embedding models first: a paid chat provider passes any name through.
+        if name in embedding_models.MODELS:
+            for embedding in await self._embedding_models(tenant):
+                if embedding.name == name:
+                    return web.json_response(self._embedding_model_json(embedding))
         try:
             spec = self.service.registry.resolve(name)
         except InvalidArgumentError as exc:
@@ -298,6 +338,33 @@ class ChatHttpEdge:
         if not provider.configured:
             entry["unavailable_reason"] = provider.unavailable_reason
         return entry
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        who = await caller.of_headers(request.headers)
+        if self.embedder is None:
+            raise NotFoundError("embeddings are not served here", reason="NOT_FOUND")
+        # The embedder's call acts for this caller (its key, scopes and tenant).
+        caller.set_current(who)
+        try:
+            body = await request.clone(client_max_size=EMBEDDINGS_MAX_BYTES).json()
+        except ValueError:
+            raise InvalidArgumentError("the body must be JSON", reason="INVALID_JSON") from None
+        parsed = openai_embeddings.parse(body)
+        if parsed.dimensions is not None:
+            name = parsed.model or (await self.embedder.models(who.tenant))[0].name
+            spec = embedding_models.resolve(name)
+            openai_embeddings.check_dimensions(parsed, spec.name, spec.dimensions)
+        try:
+            result = await self.embedder.embed(
+                who.tenant, parsed.texts, parsed.model, _timeout(request)
+            )
+        except RaglineError as exc:
+            raise openai_embeddings.as_input_error(exc, parsed.single) from None
+        return web.json_response(
+            openai_embeddings.response(result, parsed.encoding),
+            # What the call consumed, for the gateway's usage log (as /api/v1/embeddings).
+            headers=dict(result.usage_headers),
+        )
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         tenant = await tenant_of_headers(request.headers)
@@ -460,6 +527,15 @@ class ChatHttpEdge:
             history=history,
         )
         return inp, model
+
+
+def _timeout(request: web.Request) -> float:
+    """Seconds the gateway gives this call (its grpc-timeout header, e.g. "30000m")."""
+    value = request.headers.get("grpc-timeout", "")
+    units = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+    if len(value) >= 2 and value[:-1].isdigit() and value[-1] in units:
+        return int(value[:-1]) * units[value[-1]]
+    return DEFAULT_TIMEOUT_S
 
 
 @contextlib.contextmanager
