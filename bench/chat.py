@@ -42,7 +42,12 @@ def ingest(client: httpx.Client, collection: str, docs: list[dict[str, str]]) ->
     while time.monotonic() < deadline:
         hits = client.post(
             "/api/v1/search",
-            json={"query": "any", "collection": collection, "limit": 100, "mode": "dense"},
+            json={
+                "query": "any",
+                "collection": collection,
+                "limit": 100,
+                "mode": "SEARCH_MODE_DENSE",
+            },
         )
         if hits.status_code == 200:
             found = {h["chunk_id"]: h for h in hits.json()["hits"]}

@@ -173,7 +173,7 @@ def run_queries(
                 "query": text,
                 "collection": collection,
                 "limit": 100,
-                "mode": mode,
+                "mode": f"SEARCH_MODE_{mode.upper()}",
                 "rerank": rerank,
             },
         )

@@ -68,7 +68,7 @@ async def chunks(api: httpx.AsyncClient, collection: str) -> dict[str, dict[str,
     """Every chunk of a small collection, by chunk id (via search)."""
     reply = await api.post(
         "/api/v1/search",
-        json={"query": "any", "collection": collection, "limit": 100, "mode": "dense"},
+        json={"query": "any", "collection": collection, "limit": 100, "mode": "SEARCH_MODE_DENSE"},
     )
     assert reply.status_code == 200, reply.text
     return {h["chunk_id"]: h for h in reply.json()["hits"]}
@@ -142,11 +142,16 @@ async def test_new_and_continued_conversation_with_citations(api, docs):
 
     conv = await api.get(f"/api/v1/conversations/{body['conversation_id']}")
     assert conv.status_code == 200, conv.text
-    c = conv.json()["conversation"]
+    c = conv.json()
     assert c["message_count"] == 4 and c["collection"] == docs["collection"]
     roles = [(m["role"], m["status"]) for m in c["messages"]]
     assert (
-        roles == [("user", "MESSAGE_STATUS_COMPLETE"), ("assistant", "MESSAGE_STATUS_COMPLETE")] * 2
+        roles
+        == [
+            ("MESSAGE_ROLE_USER", "MESSAGE_STATUS_COMPLETE"),
+            ("MESSAGE_ROLE_ASSISTANT", "MESSAGE_STATUS_COMPLETE"),
+        ]
+        * 2
     )
     assert c["messages"][1]["citations"] and c["messages"][1]["message_id"] == body["message_id"]
 
@@ -186,7 +191,7 @@ async def test_a_full_conversation_is_400_and_keeps_its_messages(api, docs, stac
     )
     body = error_body(full, 400)
     assert reason_of(body) == "CONVERSATION_FULL" and "start a new one" in body["message"]
-    conv = (await api.get(f"/api/v1/conversations/{conversation_id}")).json()["conversation"]
+    conv = (await api.get(f"/api/v1/conversations/{conversation_id}")).json()
     assert conv["message_count"] == 999 and len(conv["messages"]) == 2
 
 
@@ -345,9 +350,9 @@ async def test_client_disconnect_stops_generation(api, docs, fake_chat_openai):
     assert fake_chat_openai.script.streams == ["aborted"]
     assert fake_chat_openai.script.tokens_sent[0] < 200  # well short of the 400 words
     await asyncio.sleep(0.5)
-    conv = (await api.get(f"/api/v1/conversations/{conversation}")).json()["conversation"]
+    conv = (await api.get(f"/api/v1/conversations/{conversation}")).json()
     last = conv["messages"][-1]
-    assert last["role"] == "assistant" and last["status"] == "MESSAGE_STATUS_CANCELLED"
+    assert last["role"] == "MESSAGE_ROLE_ASSISTANT" and last["status"] == "MESSAGE_STATUS_CANCELLED"
     assert last["error_reason"] == "CLIENT_CANCELLED"
 
 

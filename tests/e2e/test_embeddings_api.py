@@ -94,7 +94,7 @@ async def test_list_models_names_default_first(api):
     models = (await api.get("/api/v1/embedding-models")).json()["models"]
     assert models[0]["name"] == "all-MiniLM-L6-v2"
     by_name = {m["name"]: m for m in models}
-    assert by_name["voyage-3-large"]["provider"] == "voyage"
+    assert by_name["voyage-3-large"]["provider"] == "EMBEDDING_PROVIDER_VOYAGE"
     assert by_name["text-embedding-3-small"]["dimensions"] == 1536
 
 

@@ -190,11 +190,14 @@ async def test_created_key_is_shown_once_and_listed_without_secret(api, anon_api
     tenant = _tenant()
     key, record = await create_key(api, tenant, ["embeddings"], name="ci", environment=2)
     assert key.startswith("rl_test_") and len(key) > 40
-    assert record["prefix"] == key[: len(record["prefix"])] and record["state"] == "active"
+    assert (
+        record["prefix"] == key[: len(record["prefix"])]
+        and record["state"] == "API_KEY_STATE_ACTIVE"
+    )
     listed = (await api.get("/api/v1/keys", params={"tenant": tenant})).json()
     assert [k["key_id"] for k in listed["api_keys"]] == [record["key_id"]]
     assert key not in str(listed) and "digest" not in str(listed)
-    got = (await api.get(f"/api/v1/keys/{record['key_id']}")).json()["api_key"]
+    got = (await api.get(f"/api/v1/keys/{record['key_id']}")).json()
     assert got["tenant"] == tenant and key not in str(got)
     # The key works, and its use is recorded.
     assert (await anon_api.get(MODELS, headers=bearer(key))).status_code == 200
@@ -225,7 +228,9 @@ async def test_revoked_key_is_rejected_within_three_seconds(api, anon_api, stack
     key, record = await create_key(api, _tenant(), ["embeddings"])
     assert (await anon_api.get(MODELS, headers=bearer(key))).status_code == 200
     revoked = await api.post(f"/api/v1/keys/{record['key_id']}:revoke", json={})
-    assert revoked.status_code == 200 and revoked.json()["api_key"]["state"] == "revoked"
+    assert (
+        revoked.status_code == 200 and revoked.json()["api_key"]["state"] == "API_KEY_STATE_REVOKED"
+    )
     started = time.monotonic()
 
     async def rejected() -> bool:

@@ -33,7 +33,9 @@ def name() -> str:
 async def grpc_search(addr: str, collection: str, query: str) -> list[tuple[str, str]]:
     async with grpc.aio.insecure_channel(addr) as channel:
         reply = await pb_grpc.RetrieverServiceStub(channel).Search(
-            pb.SearchRequest(query=query, collection=collection, limit=20, mode="hybrid"),
+            pb.SearchRequest(
+                query=query, collection=collection, limit=20, mode=pb.SEARCH_MODE_HYBRID
+            ),
             timeout=30,
             metadata=AS_DEV_TENANT,
         )
@@ -91,7 +93,7 @@ async def test_a_killed_ingest_job_is_resumed_by_another_process(api, stack, tmp
             # on a loaded machine it may still be pending after 2 s); it must be RUNNING then.
             before: dict = {}
             for _ in range(1200):  # polls 50 ms apart: ~60 s at most
-                before = (await api.get(f"/api/v1/jobs/{reply.job_id}")).json()["job"]
+                before = (await api.get(f"/api/v1/jobs/{reply.job_id}")).json()
                 if before["state"] != "JOB_STATE_PENDING":
                     break
                 await asyncio.sleep(0.05)
@@ -100,7 +102,7 @@ async def test_a_killed_ingest_job_is_resumed_by_another_process(api, stack, tmp
             proc_a.wait(10)
         job = {}
         for _ in range(600):
-            job = (await api.get(f"/api/v1/jobs/{reply.job_id}")).json()["job"]
+            job = (await api.get(f"/api/v1/jobs/{reply.job_id}")).json()
             if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
                 break
             await asyncio.sleep(0.25)
@@ -157,12 +159,12 @@ async def test_failed_embedding_leaves_no_half_ingested_document(api, fake_voyag
         )
         assert failed.json()["job"]["state"] == "JOB_STATE_FAILED"
         doc = (await api.get(f"/api/v1/collections/{collection}/documents/v1")).json()
-        assert doc["document"]["content"] == "first version"
+        assert doc["content"] == "first version"
         fake_voyage.reset()
         hits = (
             await api.post(
                 "/api/v1/search",
-                json={"query": "version", "mode": "keyword", "collection": collection},
+                json={"query": "version", "mode": "SEARCH_MODE_KEYWORD", "collection": collection},
             )
         ).json()["hits"]
         assert [h["text"] for h in hits] == ["first version"]
@@ -208,7 +210,12 @@ async def test_hybrid_is_at_least_as_good_as_the_better_signal(api):
             hits = (
                 await api.post(
                     "/api/v1/search",
-                    json={"query": query, "collection": collection, "mode": mode, "limit": 12},
+                    json={
+                        "query": query,
+                        "collection": collection,
+                        "mode": f"SEARCH_MODE_{mode.upper()}",
+                        "limit": 12,
+                    },
                 )
             ).json()["hits"]
             ranked = [h["document_id"] for h in hits]

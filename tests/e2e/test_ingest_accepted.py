@@ -114,7 +114,7 @@ async def get_job(addr: str, job_id: str) -> pb.Job:
         reply = await pb_grpc.IngestServiceStub(channel).GetJob(
             pb.GetJobRequest(job_id=job_id), timeout=10, metadata=AS_DEV_TENANT
         )
-    return reply.job
+    return reply
 
 
 async def poll_job(addr: str, job_id: str, states: tuple[int, ...], within_s: float) -> pb.Job:
@@ -177,7 +177,7 @@ async def test_a_small_ingest_queued_behind_a_backlog_gets_its_job_not_a_504(
     elapsed = time.monotonic() - started
     # Answered within half its deadline (plus the time to accept it), with the job.
     assert elapsed < DEADLINE_S / 2 + 1.5, elapsed
-    assert reply.state in (pb.JOB_STATE_PENDING, pb.JOB_STATE_RUNNING), reply
+    assert reply.job.state in (pb.JOB_STATE_PENDING, pb.JOB_STATE_RUNNING), reply
     assert reply.job.job_id == reply.job_id and reply.job.documents_total == SYNC_MAX
     assert list(reply.document_ids) == [f"d{i}" for i in range(SYNC_MAX)]
     # It really waited behind the backlog.
@@ -222,12 +222,12 @@ async def test_a_retried_idempotency_key_returns_the_job_of_the_attempt_that_tim
     retry = await ingest(slow_ingest.addr, request, timeout=20, key=key)
     first = await only_job_of(jobs_table, collection, 10)
     assert retry.job_id == first["_id"]
-    assert retry.state in (pb.JOB_STATE_RUNNING, pb.JOB_STATE_SUCCEEDED), retry
+    assert retry.job.state in (pb.JOB_STATE_RUNNING, pb.JOB_STATE_SUCCEEDED), retry
     assert list(retry.document_ids) == ["d0", "d1", "d2"]
     job = await poll_job(slow_ingest.addr, retry.job_id, TERMINAL, 20)
     assert job.state == pb.JOB_STATE_SUCCEEDED and job.documents_done == 3, job
     again = await ingest(slow_ingest.addr, request, timeout=20, key=key)
-    assert again.job_id == retry.job_id and again.state == pb.JOB_STATE_SUCCEEDED
+    assert again.job_id == retry.job_id and again.job.state == pb.JOB_STATE_SUCCEEDED
 
     # Through the gateway, to the other ingest process (same database): the same job.
     body = {
@@ -240,7 +240,7 @@ async def test_a_retried_idempotency_key_returns_the_job_of_the_attempt_that_tim
     rest = await api.post("/api/v1/ingest", json=body, headers={"Idempotency-Key": key})
     assert rest.status_code == 200, rest.text
     assert rest.json()["job_id"] == retry.job_id
-    assert rest.json()["state"] == "JOB_STATE_SUCCEEDED"
+    assert rest.json()["job"]["state"] == "JOB_STATE_SUCCEEDED"
 
     # The key with another body is still a 409, over gRPC and REST.
     other = pb.IngestDocumentsRequest(

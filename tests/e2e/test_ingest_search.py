@@ -75,7 +75,7 @@ async def corpus(api):
 
 async def test_ingest_then_search_finds_the_right_chunk(api, corpus):
     name, ids = corpus
-    for mode in ("hybrid", "dense", "keyword"):
+    for mode in ("SEARCH_MODE_HYBRID", "SEARCH_MODE_DENSE", "SEARCH_MODE_KEYWORD"):
         body = await search(api, name, "how do I ferment sourdough starter", mode=mode)
         assert body["hits"], mode
         top = body["hits"][0]
@@ -95,12 +95,12 @@ async def test_reingest_is_idempotent_and_changes_replace(api, corpus):
     # A given id with new content replaces the old chunks, visible to search at once.
     doc = {"id": "stable-1", "title": "Note", "content": "The secret word is avocado."}
     await ingest(api, name, [doc])
-    assert (await search(api, name, "avocado", mode="keyword"))["hits"][0][
+    assert (await search(api, name, "avocado", mode="SEARCH_MODE_KEYWORD"))["hits"][0][
         "document_id"
     ] == "stable-1"
     await ingest(api, name, [{**doc, "content": "The secret word is pineapple."}])
-    assert (await search(api, name, "avocado", mode="keyword"))["hits"] == []
-    hit = (await search(api, name, "pineapple", mode="keyword"))["hits"][0]
+    assert (await search(api, name, "avocado", mode="SEARCH_MODE_KEYWORD"))["hits"] == []
+    hit = (await search(api, name, "pineapple", mode="SEARCH_MODE_KEYWORD"))["hits"][0]
     assert hit["document_id"] == "stable-1" and "pineapple" in hit["text"]
 
 
@@ -109,7 +109,7 @@ async def test_delete_document_is_visible_to_search_at_once(api, corpus):
     response = await api.delete(f"/api/v1/collections/{name}/documents/{ids[1]}")
     assert response.status_code == 200, response.text
     assert response.json()["chunks_deleted"] >= 1
-    hits = (await search(api, name, "sourdough starter", mode="keyword"))["hits"]
+    hits = (await search(api, name, "sourdough starter", mode="SEARCH_MODE_KEYWORD"))["hits"]
     assert all(h["document_id"] != ids[1] for h in hits)
     error_body(await api.get(f"/api/v1/collections/{name}/documents/{ids[1]}"), 404)
     error_body(await api.delete(f"/api/v1/collections/{name}/documents/{ids[1]}"), 404)
@@ -135,7 +135,7 @@ async def test_delete_document_is_visible_to_search_at_once(api, corpus):
 async def test_filters_apply_inside_the_search(api, corpus, filters, expected):
     name, ids = corpus
     body = await search(
-        api, name, "tomato bread python envoy", filters=filters, limit=10, mode="dense"
+        api, name, "tomato bread python envoy", filters=filters, limit=10, mode="SEARCH_MODE_DENSE"
     )
     assert {ids.index(h["document_id"]) for h in body["hits"]} == expected
 
@@ -151,7 +151,9 @@ async def test_limit_hits_come_back_when_that_many_match(api):
         for i in range(12)
     ]
     await ingest(api, name, docs)
-    body = await search(api, name, "oranges", filters={"even": True}, limit=6, mode="dense")
+    body = await search(
+        api, name, "oranges", filters={"even": True}, limit=6, mode="SEARCH_MODE_DENSE"
+    )
     assert len(body["hits"]) == 6
     assert all(h["metadata"]["even"] is True for h in body["hits"])
 
@@ -165,7 +167,7 @@ async def test_pagination_and_facets(api, corpus):
         limit=4,
         page_size=2,
         facets=["category"],
-        mode="dense",
+        mode="SEARCH_MODE_DENSE",
     )
     assert len(first["hits"]) == 2 and first["next_page_token"]
     second = await search(
@@ -175,7 +177,7 @@ async def test_pagination_and_facets(api, corpus):
         limit=4,
         page_size=2,
         facets=["category"],
-        mode="dense",
+        mode="SEARCH_MODE_DENSE",
         page_token=first["next_page_token"],
     )
     assert len(second["hits"]) == 2 and not second["next_page_token"]
@@ -188,7 +190,7 @@ async def test_pagination_and_facets(api, corpus):
 
 async def test_fuzzy_keyword_matching_and_suggestions(api, corpus):
     name, ids = corpus
-    body = await search(api, name, "sourdouhg", mode="keyword")
+    body = await search(api, name, "sourdouhg", mode="SEARCH_MODE_KEYWORD")
     assert body["hits"] and body["hits"][0]["document_id"] == ids[1]
     assert body["corrections"] == {"sourdouhg": "sourdough"}
     response = await api.get(f"/api/v1/collections/{name}/suggestions", params={"prefix": "ferm"})
@@ -257,7 +259,7 @@ async def test_voyage_rerank_failure_falls_back_to_the_local_reranker_visibly(
 
 async def test_collections_and_documents_are_listed_described_and_deleted(api, corpus):
     name, ids = corpus
-    described = (await api.get(f"/api/v1/collections/{name}")).json()["collection"]
+    described = (await api.get(f"/api/v1/collections/{name}")).json()
     assert described == {
         "name": name,
         "embedding_model": "all-MiniLM-L6-v2",
@@ -266,7 +268,7 @@ async def test_collections_and_documents_are_listed_described_and_deleted(api, c
         "chunk_count": described["chunk_count"],
     }
     assert described["chunk_count"] >= 4
-    doc = (await api.get(f"/api/v1/collections/{name}/documents/{ids[0]}")).json()["document"]
+    doc = (await api.get(f"/api/v1/collections/{name}/documents/{ids[0]}")).json()
     assert doc["content"] == DOCS[0]["content"] and doc["metadata"]["year"] == 2023
     page = (await api.get(f"/api/v1/collections/{name}/documents", params={"page_size": 3})).json()
     assert len(page["documents"]) == 3 and page["next_page_token"]
@@ -326,10 +328,10 @@ async def test_large_ingest_runs_as_a_job_with_progress(api):
         for i in range(40)
     ]
     body = await ingest(api, name, docs)
-    assert body["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED")
+    assert body["job"]["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED")
     job_id = body["job_id"]
     for _ in range(600):
-        job = (await api.get(f"/api/v1/jobs/{job_id}")).json()["job"]
+        job = (await api.get(f"/api/v1/jobs/{job_id}")).json()
         if job["state"] == "JOB_STATE_SUCCEEDED":
             break
         assert job["state"] != "JOB_STATE_FAILED", job
@@ -379,13 +381,13 @@ async def test_upload_files_of_each_format(api):
         assert response.status_code == 200, response.text
         doc_id = response.json()["document_id"]
         doc = (await api.get(f"/api/v1/collections/{name}/documents/{doc_id}")).json()
-        assert needle in doc["document"]["content"]
-        assert "alert" not in doc["document"]["content"]
+        assert needle in doc["content"]
+        assert "alert" not in doc["content"]
     # A .docx keeps its headings (as Markdown, for chunking) and its tables' text.
-    memo = (await api.get(f"/api/v1/collections/{name}/documents/{doc_id}")).json()["document"]
+    memo = (await api.get(f"/api/v1/collections/{name}/documents/{doc_id}")).json()
     assert memo["content"].startswith("# Quarterly memo")
     assert "north | 12" in memo["content"]
-    hits = (await search(api, name, "storms by region", mode="keyword"))["hits"]
+    hits = (await search(api, name, "storms by region", mode="SEARCH_MODE_KEYWORD"))["hits"]
     assert hits and hits[0]["document_id"] == doc_id
     bad = await api.post(
         f"/api/v1/collections/{name}/documents:upload",
@@ -487,21 +489,21 @@ async def test_unknown_collection_is_404(api):
 async def test_search_cache_never_serves_stale_hits(api):
     name = collection_name()
     await ingest(api, name, [{"title": "a", "content": "zebras live in Africa"}])
-    first = await search(api, name, "zebras", mode="keyword")
+    first = await search(api, name, "zebras", mode="SEARCH_MODE_KEYWORD")
     assert len(first["hits"]) == 1
     await ingest(api, name, [{"title": "b", "content": "zebras are striped horses"}])
-    second = await search(api, name, "zebras", mode="keyword")
+    second = await search(api, name, "zebras", mode="SEARCH_MODE_KEYWORD")
     assert len(second["hits"]) == 2
 
 
 async def test_a_deleted_and_recreated_collection_shows_none_of_the_old_data(api):
     name = collection_name()
     await ingest(api, name, [{"id": "old", "content": "walruses sleep on ice floes"}])
-    assert (await search(api, name, "walruses", mode="keyword"))["hits"]  # cached now
+    assert (await search(api, name, "walruses", mode="SEARCH_MODE_KEYWORD"))["hits"]  # cached now
     response = await api.delete(f"/api/v1/collections/{name}")
     assert response.status_code == 200, response.text
     await ingest(api, name, [{"id": "new", "content": "walruses have tusks"}])
-    for mode in ("keyword", "hybrid"):
+    for mode in ("SEARCH_MODE_KEYWORD", "SEARCH_MODE_HYBRID"):
         hits = (await search(api, name, "walruses", mode=mode))["hits"]
         assert [h["document_id"] for h in hits] == ["new"], mode
 

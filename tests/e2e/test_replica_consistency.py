@@ -129,11 +129,9 @@ async def wait_jobs(addr: str, job_ids: list[str]) -> None:
         for job_id in job_ids:
             deadline = time.monotonic() + 300
             while True:
-                job = (
-                    await stub.GetJob(
-                        ingest_pb.GetJobRequest(job_id=job_id), timeout=20, metadata=AS_DEV_TENANT
-                    )
-                ).job
+                job = await stub.GetJob(
+                    ingest_pb.GetJobRequest(job_id=job_id), timeout=20, metadata=AS_DEV_TENANT
+                )
                 if job.state == ingest_pb.JOB_STATE_SUCCEEDED:
                     break
                 assert job.state != ingest_pb.JOB_STATE_FAILED, (job.failure_reason, job.errors[:3])

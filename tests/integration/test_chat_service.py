@@ -77,21 +77,19 @@ async def test_provider_down_without_fallback_is_503_and_marks_the_turn(
         assert streamed.value.code() == grpc.StatusCode.UNAVAILABLE
         fake_chat_openai.reset()
 
-        conv = (
-            await stub.GetConversation(
-                pb.GetConversationRequest(conversation_id=ok.conversation_id),
-                metadata=TENANT,
-                timeout=10,
-            )
-        ).conversation
+        conv = await stub.GetConversation(
+            pb.GetConversationRequest(conversation_id=ok.conversation_id),
+            metadata=TENANT,
+            timeout=10,
+        )
         turns = [(m.role, m.status, m.error_reason) for m in conv.messages]
         assert turns == [
-            ("user", pb.MESSAGE_STATUS_COMPLETE, ""),
-            ("assistant", pb.MESSAGE_STATUS_COMPLETE, ""),
-            ("user", pb.MESSAGE_STATUS_COMPLETE, ""),
-            ("assistant", pb.MESSAGE_STATUS_FAILED, "PROVIDER_UNAVAILABLE"),
-            ("user", pb.MESSAGE_STATUS_COMPLETE, ""),
-            ("assistant", pb.MESSAGE_STATUS_FAILED, "PROVIDER_UNAVAILABLE"),
+            (pb.MESSAGE_ROLE_USER, pb.MESSAGE_STATUS_COMPLETE, ""),
+            (pb.MESSAGE_ROLE_ASSISTANT, pb.MESSAGE_STATUS_COMPLETE, ""),
+            (pb.MESSAGE_ROLE_USER, pb.MESSAGE_STATUS_COMPLETE, ""),
+            (pb.MESSAGE_ROLE_ASSISTANT, pb.MESSAGE_STATUS_FAILED, "PROVIDER_UNAVAILABLE"),
+            (pb.MESSAGE_ROLE_USER, pb.MESSAGE_STATUS_COMPLETE, ""),
+            (pb.MESSAGE_ROLE_ASSISTANT, pb.MESSAGE_STATUS_FAILED, "PROVIDER_UNAVAILABLE"),
         ]
         # Another tenant cannot see or continue it.
         with pytest.raises(grpc.aio.AioRpcError) as hidden:

@@ -212,7 +212,7 @@ def ingest(
     deadline = time.monotonic() + 600
     for job_id in jobs:
         while True:
-            job = client.get(f"/api/v1/jobs/{job_id}").json()["job"]
+            job = client.get(f"/api/v1/jobs/{job_id}").json()
             if job["state"] == "JOB_STATE_SUCCEEDED":
                 break
             if job["state"] == "JOB_STATE_FAILED" or time.monotonic() > deadline:

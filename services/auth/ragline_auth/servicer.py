@@ -69,8 +69,15 @@ def to_proto(key: ApiKey) -> pb.ApiKey:
         last_used_time=_ts(key.last_used_at),
         revoke_time=_ts(key.revoked_at),
         replaced_by=key.replaced_by,
-        state=key.state(now),
+        state=_STATE_ENUM.get(key.state(now), pb.API_KEY_STATE_UNSPECIFIED),
     )
+
+
+_STATE_ENUM = {
+    "active": pb.API_KEY_STATE_ACTIVE,
+    "expired": pb.API_KEY_STATE_EXPIRED,
+    "revoked": pb.API_KEY_STATE_REVOKED,
+}
 
 
 class AuthServicer(pb_grpc.AuthServiceServicer):
@@ -106,11 +113,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         keys, token = await self.keys.list(request.tenant, request.page_size, request.page_token)
         return pb.ListApiKeysResponse(api_keys=[to_proto(k) for k in keys], next_page_token=token)
 
-    async def GetApiKey(
-        self, request: pb.GetApiKeyRequest, context: Context
-    ) -> pb.GetApiKeyResponse:
+    async def GetApiKey(self, request: pb.GetApiKeyRequest, context: Context) -> pb.ApiKey:
         require_admin(context)
-        return pb.GetApiKeyResponse(api_key=to_proto(await self.keys.get(request.key_id)))
+        return to_proto(await self.keys.get(request.key_id))
 
     async def RotateApiKey(
         self, request: pb.RotateApiKeyRequest, context: Context

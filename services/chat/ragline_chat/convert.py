@@ -17,6 +17,29 @@ STATUS = {
     d.FAILED: pb.MESSAGE_STATUS_FAILED,
     d.CANCELLED: pb.MESSAGE_STATUS_CANCELLED,
 }
+# The domain keeps OpenAI's strings (the OpenAI-compatible routes send them as they are);
+# the v1 API names them with enums. A reason it does not name is UNSPECIFIED.
+FINISH_REASON = {
+    "stop": pb.FINISH_REASON_STOP,
+    "length": pb.FINISH_REASON_LENGTH,
+    "content_filter": pb.FINISH_REASON_CONTENT_FILTER,
+}
+ROLE = {"user": pb.MESSAGE_ROLE_USER, "assistant": pb.MESSAGE_ROLE_ASSISTANT}
+PROVIDER = {
+    "extractive": pb.CHAT_PROVIDER_EXTRACTIVE,
+    "local": pb.CHAT_PROVIDER_LOCAL,
+    "openai": pb.CHAT_PROVIDER_OPENAI,
+    "openai_compatible": pb.CHAT_PROVIDER_OPENAI_COMPATIBLE,
+    "anthropic": pb.CHAT_PROVIDER_ANTHROPIC,
+}
+
+
+def finish_reason(reason: str) -> pb.FinishReason:
+    return FINISH_REASON.get(reason, pb.FINISH_REASON_UNSPECIFIED)
+
+
+def provider(name: str) -> pb.ChatProvider:
+    return PROVIDER.get(name, pb.CHAT_PROVIDER_UNSPECIFIED)
 
 
 def chat_input(request: pb.ChatRequest | pb.StreamChatRequest) -> d.ChatInput:
@@ -79,7 +102,9 @@ def event(e: d.Event) -> pb.StreamChatResponse:
         return pb.StreamChatResponse(usage=usage(e.usage))
     if isinstance(e, d.Done):
         return pb.StreamChatResponse(
-            done=pb.StreamDone(finish_reason=e.finish_reason, message_id=e.message_id)
+            done=pb.StreamDone(
+                finish_reason=finish_reason(e.finish_reason), message_id=e.message_id
+            )
         )
     if isinstance(e, d.ErrorEvent):
         return pb.StreamChatResponse(
@@ -106,7 +131,7 @@ def result(r: d.ChatResult) -> pb.ChatResponse:
         conversation_id=r.conversation_id,
         usage=usage(r.usage),
         model=r.model,
-        finish_reason=r.finish_reason,
+        finish_reason=finish_reason(r.finish_reason),
         message_id=r.message_id,
         search_query=r.search_query,
     )
@@ -126,7 +151,7 @@ def conversation(c: d.Conversation, with_messages: bool) -> pb.Conversation:
         for m in c.messages:
             msg = pb.Message(
                 message_id=m.message_id,
-                role=m.role,
+                role=ROLE.get(m.role, pb.MESSAGE_ROLE_UNSPECIFIED),
                 content=m.content,
                 status=STATUS.get(m.status, pb.MESSAGE_STATUS_UNSPECIFIED),
                 citations=[citation(x) for x in m.citations],

@@ -8,6 +8,7 @@ from ragline.chat.v1 import chat_service_pb2 as pb
 from ragline.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from ragline_chat import convert
 from ragline_chat.service import ChatService
+from ragline_core import pages
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
 
@@ -39,9 +40,9 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
 
     async def GetConversation(
         self, request: pb.GetConversationRequest, context: Context
-    ) -> pb.GetConversationResponse:
+    ) -> pb.Conversation:
         conv = await self.service.get_conversation(tenant_of(context), request.conversation_id)
-        return pb.GetConversationResponse(conversation=convert.conversation(conv, True))
+        return convert.conversation(conv, True)
 
     async def DeleteConversation(
         self, request: pb.DeleteConversationRequest, context: Context
@@ -57,17 +58,19 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
         self, request: pb.ListChatModelsRequest, context: Context
     ) -> pb.ListChatModelsResponse:
         models = self.service.registry.ordered(self.service.default_model.name)
+        start, end, token = pages.window(len(models), request.page_size, request.page_token)
         return pb.ListChatModelsResponse(
+            next_page_token=token,
             models=[
                 pb.ChatModel(
                     name=m.name,
-                    provider=m.provider,
+                    provider=convert.provider(m.provider),
                     max_output_tokens=m.max_output_tokens,
                     context_tokens=m.context_tokens,
                     usd_per_million_input_tokens=m.usd_per_million_input,
                     usd_per_million_output_tokens=m.usd_per_million_output,
                     available=self.service.providers[m.provider].configured,
                 )
-                for m in models
-            ]
+                for m in models[start:end]
+            ],
         )

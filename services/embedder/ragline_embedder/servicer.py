@@ -5,12 +5,19 @@ from __future__ import annotations
 from ragline.embedder.v1 import embedder_service_pb2 as pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as pb_grpc
 from ragline_core import embedding_models as models
+from ragline_core import pages
 from ragline_core.errors import InvalidArgumentError
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
 from ragline_core.usage import Usage, report_usage
 from ragline_embedder.providers.base import EmbeddingProvider
 from ragline_embedder.service import EmbeddingService
+
+PROVIDER = {
+    "local": pb.EMBEDDING_PROVIDER_LOCAL,
+    "openai": pb.EMBEDDING_PROVIDER_OPENAI,
+    "voyage": pb.EMBEDDING_PROVIDER_VOYAGE,
+}
 
 
 class EmbedderServicer(pb_grpc.EmbedderServiceServicer):
@@ -63,15 +70,17 @@ class EmbedderServicer(pb_grpc.EmbedderServiceServicer):
     ) -> pb.ListEmbeddingModelsResponse:
         default = self.service.default_model
         ordered = [default, *(m for m in models.MODELS.values() if m != default)]
+        start, end, token = pages.window(len(ordered), request.page_size, request.page_token)
         return pb.ListEmbeddingModelsResponse(
+            next_page_token=token,
             models=[
                 pb.EmbeddingModel(
                     name=m.name,
-                    provider=m.provider,
+                    provider=PROVIDER.get(m.provider, pb.EMBEDDING_PROVIDER_UNSPECIFIED),
                     dimensions=m.dimensions,
                     max_tokens=m.max_tokens,
                     available=self.providers[m.provider].configured,
                 )
-                for m in ordered
-            ]
+                for m in ordered[start:end]
+            ],
         )

@@ -49,7 +49,7 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
 
 
 def job_message(job: Doc) -> pb.Job:
-    return pb.Job(
+    out = pb.Job(
         job_id=job["_id"],
         collection=job["collection"],
         state=pb.JobState.Value(f"JOB_STATE_{job['state']}"),  # type: ignore[arg-type]
@@ -63,9 +63,10 @@ def job_message(job: Doc) -> pb.Job:
             for e in job.get("errors", [])
         ],
         failure_reason=job.get("failure_reason", ""),
-        create_time=job["created_at"].isoformat(),
-        update_time=job["updated_at"].isoformat(),
     )
+    out.create_time.FromDatetime(job["created_at"])
+    out.update_time.FromDatetime(job["updated_at"])
+    return out
 
 
 def collection_message(stats: CollectionStats) -> pb.Collection:
@@ -174,9 +175,7 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
     @staticmethod
     def _reply(job: Doc, document_ids: list[str]) -> pb.IngestDocumentsResponse:
         message = job_message(job)
-        return pb.IngestDocumentsResponse(
-            document_ids=document_ids, job_id=job["_id"], state=message.state, job=message
-        )
+        return pb.IngestDocumentsResponse(document_ids=document_ids, job_id=job["_id"], job=message)
 
     async def _replay(
         self, tenant: str, job_id: str, document_ids: list[str], wait_for_end: bool
@@ -259,14 +258,12 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
         return pb.UploadDocumentResponse(
             document_id=reply.document_ids[0],
             job_id=reply.job_id,
-            state=reply.state,
+            job=reply.job,
             extracted_chars=len(text),
         )
 
-    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.GetJobResponse:
-        return pb.GetJobResponse(
-            job=job_message(await self._job(tenant_of(context), request.job_id))
-        )
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.Job:
+        return job_message(await self._job(tenant_of(context), request.job_id))
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context
@@ -293,15 +290,13 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
             documents=[document_message(d, False) for d in docs], next_page_token=token
         )
 
-    async def GetDocument(
-        self, request: pb.GetDocumentRequest, context: Context
-    ) -> pb.GetDocumentResponse:
+    async def GetDocument(self, request: pb.GetDocumentRequest, context: Context) -> pb.Document:
         check_collection_name(request.collection)
         check_document_id(request.document_id)
         doc = await self.catalog.get_document(
             tenant_of(context), request.collection, request.document_id
         )
-        return pb.GetDocumentResponse(document=document_message(doc, True))
+        return document_message(doc, True)
 
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: Context
@@ -325,9 +320,9 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
 
     async def GetCollection(
         self, request: pb.GetCollectionRequest, context: Context
-    ) -> pb.GetCollectionResponse:
+    ) -> pb.Collection:
         stats = await self.catalog.get_collection(tenant_of(context), request.collection)
-        return pb.GetCollectionResponse(collection=collection_message(stats))
+        return collection_message(stats)
 
     async def DeleteCollection(
         self, request: pb.DeleteCollectionRequest, context: Context

@@ -43,7 +43,7 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
                 limit=request.limit if request.HasField("limit") else None,
                 filters=filters,
                 rerank=request.rerank,
-                mode=request.mode,
+                mode=_mode(request.mode),
                 page_size=request.page_size,
                 page_token=request.page_token,
                 facets=tuple(request.facets),
@@ -67,7 +67,7 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
                 pb.Facet(field=f, values=[pb.FacetValue(value=v, count=c) for v, c in vs])
                 for f, vs in result.facets.items()
             ],
-            mode=result.mode,
+            mode=MODE_ENUM[result.mode],
             corrections=result.corrections,
             reranked=result.reranked,
         )
@@ -88,3 +88,23 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
         return pb.SuggestQueriesResponse(
             suggestions=ranking.suggestions(request.prefix, index.surface, index.titles, limit)
         )
+
+
+# The domain names modes in lower case; unspecified is the default (hybrid).
+MODE_NAME = {
+    pb.SEARCH_MODE_UNSPECIFIED: "",
+    pb.SEARCH_MODE_DENSE: "dense",
+    pb.SEARCH_MODE_KEYWORD: "keyword",
+    pb.SEARCH_MODE_HYBRID: "hybrid",
+}
+MODE_ENUM = {name: mode for mode, name in MODE_NAME.items() if name}
+
+
+def _mode(mode: int) -> str:
+    if mode not in MODE_NAME:  # a number no value names (JSON takes names only)
+        raise InvalidArgumentError(
+            f"mode must be one of {', '.join(pb.SearchMode.keys())}",
+            reason="BAD_MODE",
+            field="mode",
+        )
+    return MODE_NAME[mode]  # type: ignore[index]
