@@ -9,6 +9,7 @@ from ragline.ingest.v1 import ingest_service_pb2_grpc as pb_grpc
 from ragline_core.changefeed import ChangeFeed
 from ragline_core.corpus import database, ensure_indexes
 from ragline_core.embedder_client import EmbedderClient
+from ragline_core.retry import RetryPolicy
 from ragline_core.server import Runtime, ServiceSpec
 from ragline_ingest import extract
 from ragline_ingest.catalog import Catalog
@@ -52,6 +53,11 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             settings.SYNC_INGEST_MAX_DOCUMENTS,
         ),
         settings.EMBEDDING_DEFAULT_MODEL,
+        RetryPolicy(
+            settings.EMBED_RETRY_ATTEMPTS,
+            base_delay=0.5,
+            max_delay=settings.EMBED_RETRY_MAX_DELAY_S,
+        ),
     )
     # Enough documents per batch that the embedder sees full MAX_BATCH_SIZE batches.
     runner = JobRunner(

@@ -25,8 +25,14 @@ from ragline_core.corpus import (
     get_collection,
 )
 from ragline_core.embedder_client import EmbedderClient
-from ragline_core.errors import InvalidArgumentError, RaglineError
+from ragline_core.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    RaglineError,
+    UnavailableError,
+)
 from ragline_core.model_files import find_model_dir
+from ragline_core.retry import RetryPolicy
 from ragline_ingest.chunking import Chunk, ChunkingConfig, chunk_text
 from ragline_ingest.jobs import Item, JobRunner, JobStore, Outcome
 from ragline_ingest.store import ChunkRecord, CorpusWriter, DocumentWrite
@@ -81,6 +87,27 @@ class TokenCounter:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
+async def embed_with_retries(
+    embedder: EmbedderClient, policy: RetryPolicy, tenant: str, model: str, texts: list[str]
+) -> tuple[Any, str, int]:
+    """A job's embedder call, tried again (with jittered backoff) while the embedder is busy
+    or restarting: a transient timeout or outage must not fail accepted documents for good
+    (found by the fault battery: jobs queued behind a busy embedder failed whole)."""
+    attempt = 0
+    while True:
+        try:
+            return await embedder.embed(tenant, model, texts)
+        except (DeadlineExceededError, UnavailableError) as exc:
+            attempt += 1
+            if attempt >= policy.attempts:
+                raise
+            log.warning(
+                "embedder call failed; retrying",
+                extra={"attempt": attempt, "error": exc.message},
+            )
+            await asyncio.sleep(policy.delay(attempt))
+
+
 class IngestService:
     def __init__(
         self,
@@ -92,8 +119,10 @@ class IngestService:
         chunking: ChunkingConfig,
         limits: Limits,
         default_model: str,
+        embed_retry: RetryPolicy | None = None,
     ) -> None:
         self.db = db
+        self.embed_retry = embed_retry or RetryPolicy(attempts=1)
         self.writer = writer
         self.jobs = jobs
         self.embedder = embedder
@@ -238,7 +267,9 @@ class IngestService:
         texts = [_embedding_text(item.title, c.text) for item, chunks in work for c in chunks]
         if texts:
             try:
-                vectors, used_model, _ = await self.embedder.embed(tenant, model, texts)
+                vectors, used_model, _ = await embed_with_retries(
+                    self.embedder, self.embed_retry, tenant, model, texts
+                )
                 if used_model != model:
                     raise InvalidArgumentError(
                         f"the embedder answered with {used_model!r} instead of {model!r}"

@@ -26,6 +26,11 @@ class IngestSettings(CoreSettings):
     # Documents of one job processed at once, and jobs running at once per process.
     INGEST_DOCUMENT_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     INGEST_JOB_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+    # Attempts of a job's embedder call that timed out or found the embedder unavailable
+    # (busy or restarting), with jittered backoff capped at EMBED_RETRY_MAX_DELAY_S, before
+    # its documents fail.
+    EMBED_RETRY_ATTEMPTS: int = Field(default=6, ge=1, le=20)
+    EMBED_RETRY_MAX_DELAY_S: float = Field(default=15.0, gt=0.0, le=300.0)
     # A running job whose heartbeat is older than this is taken over (or failed) by another
     # process: the owner died.
     JOB_STALE_AFTER_S: float = Field(default=30.0, gt=1)
