@@ -122,12 +122,68 @@ def test_every_rest_binding_has_a_route_and_a_405_for_other_methods():
 
 def test_plain_http_routes_turn_the_transcoder_off():
     routes = {r["name"]: r for r in _routes(render(config()))}
-    for name in ("/api/v1/chat/ws", "/v1/chat/completions", "/v1/models", "metrics", "not_found"):
+    for name in (
+        "/api/v1/chat/ws",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "metrics",
+        "not_found",
+    ):
         per_filter = routes[name]["typed_per_filter_config"]
         assert per_filter["envoy.filters.http.grpc_json_transcoder"]["disabled"] is True, name
     assert "envoy.filters.http.grpc_json_transcoder" not in routes["/api/v1/search"].get(
         "typed_per_filter_config", {}
     )
+
+
+def test_v1_embeddings_needs_the_embeddings_scope_and_its_limit_group():
+    route = {r["name"]: r for r in _routes(render(config()))}["/v1/embeddings"]
+    assert route["route"]["cluster"] == "chat_http"
+    authz = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
+    assert authz["check_settings"]["context_extensions"]["scope"] == "embeddings"
+    actions = route["route"]["rate_limits"][0]["actions"]
+    assert {"generic_key": {"descriptor_key": "endpoint", "descriptor_value": "embeddings"}} in (
+        actions
+    )
+
+
+def test_the_gateways_own_replies_on_v1_paths_come_first_in_openai_shape():
+    doc = yaml.safe_load(render(config()))
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    mappers = hcm["typed_config"]["local_reply_config"]["mappers"]
+
+    def on_v1(mapper: dict) -> bool:
+        filters = mapper["filter"].get("and_filter", {}).get("filters", [])
+        return any(f.get("header_filter", {}).get("header", {}).get("name") == ":path"
+                   for f in filters)  # fmt: skip
+
+    first_other = next(i for i, m in enumerate(mappers) if not on_v1(m))
+    assert first_other > 0 and not any(on_v1(m) for m in mappers[first_other:])
+    statuses = set()
+    for mapper in mappers[:first_other]:
+        body = mapper["body_format_override"]
+        if "json_format" not in body:  # the auth service's denial, passed as it wrote it
+            assert body["text_format_source"]["inline_string"] == "%LOCAL_REPLY_BODY%"
+            continue
+        error = body["json_format"]["error"]
+        assert set(error) == {"message", "type", "code", "param"}
+        assert error["message"] == body["json_format"]["message"]
+        text = yaml.safe_dump(mapper["filter"])
+        for status in (401, 403, 404, 405, 413, 429):
+            if f"default_value: {status}" in text:
+                statuses.add((status, error["type"]))
+    assert statuses >= {
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (405, "invalid_request_error"),
+        (413, "invalid_request_error"),
+        (429, "rate_limit_error"),
+    }
+    # The 429 keeps its Retry-After.
+    limited = next(m for m in mappers[:first_other] if "default_value: 429" in yaml.safe_dump(m))
+    assert limited["headers_to_add"][0]["header"]["key"] == "retry-after"
 
 
 def _routes(text: str) -> list[dict]:
