@@ -12,7 +12,7 @@ FERRETDB_VERSION := v1.24.2
 LLAMA_CPP_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help setup run stop status logs test lint fmt gen bench clean deploy-tools load test-tools
+.PHONY: help setup run stop status logs test lint fmt gen bench chaos clean deploy-tools load test-tools
 
 help:
 	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
@@ -20,6 +20,7 @@ help:
 	@echo "make status  show processes and /health"
 	@echo "make test    lint + the whole test suite (starts its own stack on free ports)"
 	@echo "make bench   benchmarks (tables with side-by-side ratios)"
+	@echo "make chaos   fault battery (CHAOS_PROFILE=short|long), results in docs/reliability.md"
 	@echo "make load    locust load test of the running stack (LOAD_USERS, LOAD_TIME)"
 
 ## Installation -------------------------------------------------------------------------
@@ -77,13 +78,13 @@ logs:
 ## Quality ------------------------------------------------------------------------------
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check core services tools tests bench
-	$(VENV)/bin/mypy core services tools bench
+	$(VENV)/bin/ruff format --check core services tools tests bench chaos
+	$(VENV)/bin/mypy core services tools bench chaos
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 
 fmt: setup
-	$(VENV)/bin/ruff format core services tools tests bench
+	$(VENV)/bin/ruff format core services tools tests bench chaos
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/buf format -w
 
@@ -103,6 +104,13 @@ test: setup deploy-tools test-tools lint
 
 bench: setup $(BIN)/bombardier
 	$(PY) -m bench
+
+# Fault battery (chaos/): its own stack on free ports, kills and outages under load, every
+# invariant checked; prints the results and updates docs/reliability.md. The short profile
+# also runs in `make test` (tests/e2e/test_chaos_short.py, without the doc update).
+CHAOS_PROFILE ?= short
+chaos: setup
+	$(PY) -m chaos --profile $(CHAOS_PROFILE)
 
 # Load test against the running stack (`make run` first): LOAD_USERS users for LOAD_TIME.
 LOAD_USERS ?= 8

@@ -1,0 +1,689 @@
+"""The scenarios: each injects one fault under load on the shared battery stack, then checks
+the invariants (chaos.invariants) and reports its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from chaos.harness import (
+    COLLECTION,
+    DEADLINE_S,
+    ChaosStack,
+    Ledger,
+    Outcome,
+    Recorder,
+    Tenant,
+    classify,
+    new_tenant,
+    now,
+    paragraph,
+    run_load,
+    wait_for,
+)
+from chaos.invariants import (
+    Verdict,
+    check_accounting,
+    check_data,
+    check_replicas,
+    check_requests,
+)
+from chaos.profiles import Profile
+from ragline.retriever.v1 import retriever_service_pb2 as ret_pb
+from ragline.retriever.v1 import retriever_service_pb2_grpc as ret_grpc
+from ragline_stack.stack import free_port
+
+TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED")
+
+
+@dataclass
+class Result:
+    scenario: str
+    fault: str
+    load: str
+    figures: str
+    verdicts: list[Verdict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.verdicts)
+
+
+Scenario = Callable[[ChaosStack, Recorder, Profile], Awaitable[Result]]
+
+
+# -- helpers -----------------------------------------------------------------------------
+def job_of(body: Any) -> dict[str, Any]:
+    """The job of an ingest or GetJob reply (wrapped in "job" or the resource itself)."""
+    if isinstance(body, dict):
+        inner = body.get("job", body)
+        return inner if isinstance(inner, dict) else {}
+    return {}
+
+
+def listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        return True
+    return False
+
+
+def docs_of(tenant: Tenant, ids: range, seed: int, words: int = 80) -> list[dict[str, str]]:
+    return [
+        {"id": f"{tenant.prefix}{i}", "title": f"note {i}", "content": paragraph(seed + i, words)}
+        for i in ids
+    ]
+
+
+async def ingest(
+    rec: Recorder,
+    tenant: Tenant,
+    ledger: Ledger,
+    docs: list[dict[str, str]],
+    key: str | None = None,
+    tries: int = 1,
+) -> str | None:
+    """One ingest request (retried with the same Idempotency-Key on a clear error); the job
+    id once accepted. A job that succeeded at once acknowledges its documents."""
+    for d in docs:
+        ledger.attempt(d["id"], d["content"])
+    headers = {"idempotency-key": key or secrets.token_hex(8)}
+    for attempt in range(tries):
+        outcome, body = await rec.call(
+            "ingest",
+            tenant,
+            "POST",
+            "/api/v1/ingest",
+            json={"collection": COLLECTION, "documents": docs},
+            headers=headers,
+        )
+        if outcome.status == 200:
+            job = job_of(body)
+            if job.get("state") == "JOB_STATE_SUCCEEDED" and not int(
+                job.get("documents_failed") or 0
+            ):
+                for d in docs:
+                    ledger.ack(d["id"], d["content"])
+            return str(job.get("job_id") or job.get("id") or job.get("name", "")).rpartition("/")[2]
+        if attempt + 1 < tries:
+            await asyncio.sleep(0.5)
+    return None
+
+
+async def job_state(rec: Recorder, tenant: Tenant, job_id: str) -> dict[str, Any] | None:
+    outcome, body = await rec.call("job", tenant, "GET", f"/api/v1/jobs/{job_id}")
+    return job_of(body) if outcome.status == 200 else None
+
+
+async def finish_jobs(
+    rec: Recorder,
+    tenant: Tenant,
+    ledger: Ledger,
+    jobs: dict[str, list[dict[str, str]]],
+    timeout: float,
+) -> list[str]:
+    """Polls the jobs until each ends; acknowledges the documents of those that succeeded.
+    The problems: jobs that failed or did not end."""
+    problems: list[str] = []
+    pending = dict(jobs)
+    deadline = now() + timeout
+    while pending and now() < deadline:
+        for job_id in list(pending):
+            job = await job_state(rec, tenant, job_id)
+            if job and job.get("state") in TERMINAL:
+                docs = pending.pop(job_id)
+                if job["state"] == "JOB_STATE_SUCCEEDED" and not int(
+                    job.get("documents_failed") or 0
+                ):
+                    for d in docs:
+                        ledger.ack(d["id"], d["content"])
+                else:
+                    problems.append(
+                        f"accepted job {job_id} ended {job.get('state')}: "
+                        f"{job.get('failure_reason')!s} {str(job.get('errors'))[:200]}"
+                    )
+        await asyncio.sleep(0.5)
+    problems += [f"job {j} not finished after {timeout:g}s" for j in pending]
+    return problems
+
+
+async def search(rec: Recorder, tenant: Tenant) -> Outcome:
+    outcome, _ = await rec.call(
+        "search",
+        tenant,
+        "POST",
+        "/api/v1/search",
+        json={"query": "harbour lantern orchard", "collection": COLLECTION, "limit": 5},
+    )
+    return outcome
+
+
+async def embed(rec: Recorder, tenant: Tenant) -> Outcome:
+    outcome, _ = await rec.call(
+        "embed",
+        tenant,
+        "POST",
+        "/api/v1/embeddings",
+        json={"texts": [paragraph(secrets.randbelow(10**6), 12)]},
+    )
+    return outcome
+
+
+async def chat(rec: Recorder, tenant: Tenant) -> Outcome:
+    outcome, _ = await rec.call(
+        "chat",
+        tenant,
+        "POST",
+        "/api/v1/chat",
+        json={
+            "message": "Where is the harbour lantern?",
+            "collection": COLLECTION,
+            "model": "extractive",
+        },
+    )
+    return outcome
+
+
+class Writer:
+    """Writes one new document per call (synchronous ingest), for the ledger."""
+
+    def __init__(self, rec: Recorder, tenant: Tenant, ledger: Ledger, start: int) -> None:
+        self.rec, self.tenant, self.ledger, self.next = rec, tenant, ledger, start
+        self.jobs: dict[str, list[dict[str, str]]] = {}
+        self.acked = 0
+
+    async def __call__(self) -> None:
+        i, self.next = self.next, self.next + 1
+        docs = docs_of(self.tenant, range(i, i + 1), 5000, 30)
+        before = len(self.ledger.acked)
+        job_id = await ingest(self.rec, self.tenant, self.ledger, docs)
+        if len(self.ledger.acked) > before:
+            self.acked += 1
+        elif job_id:  # accepted, still running: acknowledged once it ends
+            self.jobs[job_id] = docs
+
+
+async def seed(rec: Recorder, tenant: Tenant, ledger: Ledger, n: int) -> None:
+    """n documents of the tenant, stored before the fault."""
+    for start in range(0, n, 16):
+        docs = docs_of(tenant, range(start, min(n, start + 16)), 0, 40)
+        job_id = await ingest(rec, tenant, ledger, docs, tries=5)
+        if job_id is None:
+            raise RuntimeError("seeding failed")
+        if docs[0]["id"] not in ledger.acked:
+            problems = await finish_jobs(rec, tenant, ledger, {job_id: docs}, 120)
+            if problems:
+                raise RuntimeError(f"seeding failed: {problems}")
+
+
+async def invariants(
+    cs: ChaosStack,
+    rec: Recorder,
+    tenant: Tenant,
+    ledger: Ledger,
+    replica_ports: list[int] | None = None,
+    accounting: bool = True,
+) -> tuple[list[Verdict], float]:
+    """Every invariant for the tenant after a scenario; also the replicas' catch-up time."""
+    verdicts = [check_requests([o for o in rec.outcomes if o.tenant == tenant.name])]
+    data, truth = await check_data(cs.mongo_uri, cs.cfg.database, tenant.name, COLLECTION, ledger)
+    verdicts.append(data)
+    ports = replica_ports or [cs.cfg.metrics_ports["retriever"]]
+    replicas, took = await check_replicas(ports, tenant.name, COLLECTION, truth, timeout=60)
+    verdicts.append(replicas)
+    if accounting:
+        verdicts.append(await check_accounting(rec, tenant))
+    return verdicts, took
+
+
+def errors(outcomes: list[Outcome], op: str | None = None) -> int:
+    return sum(1 for o in outcomes if o.verdict != "ok" and (op is None or o.op == op))
+
+
+def own(rec: Recorder, tenant: Tenant, since: float = -math.inf) -> list[Outcome]:
+    return [o for o in rec.outcomes if o.tenant == tenant.name and o.started >= since]
+
+
+async def wait_serving(
+    cs: ChaosStack, name: str, old_pid: int | None, timeout: float = 180
+) -> float:
+    """Seconds until the supervisor's new process of `name` listens on its port."""
+    port = cs.stack.port(name)
+
+    async def up() -> bool:
+        child = cs.stack.child_pid(name)
+        return child is not None and child != old_pid and listening(port)
+
+    return await wait_for(up, timeout, f"{name} serving again", 0.1)
+
+
+# -- 1. kill -9 the ingest service during a large ingest ----------------------------------
+async def ingest_kills(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    tenant = await new_tenant(rec, "s1")
+    ledger = Ledger()
+    n, kills, batch = profile.ingest_docs, profile.ingest_kills, 50
+    started = now()
+    jobs: dict[str, list[dict[str, str]]] = {}
+    for start in range(0, n, batch):
+        docs = docs_of(tenant, range(start, min(n, start + batch)), 0)
+        job_id = await ingest(rec, tenant, ledger, docs, tries=10)
+        if job_id is None:
+            raise RuntimeError("the battery's ingest was not accepted")
+        jobs[job_id] = docs
+    stop = asyncio.Event()
+    first_job = next(iter(jobs))
+    # A searcher and a job poller: the poller meets the ingest service while it is down.
+    load = asyncio.create_task(
+        run_load(
+            [lambda: search(rec, tenant), lambda: job_state(rec, tenant, first_job)],
+            2,
+            stop,
+            900,
+            0.2,
+        )
+    )
+    downtimes: list[float] = []
+    killed_at_done: list[int] = []
+    try:
+        for k in range(kills):
+            target = n * (k + 1) // (kills + 1)
+
+            async def progressed(target: int = target) -> bool:
+                done = 0
+                for job_id in jobs:
+                    job = await job_state(rec, tenant, job_id)
+                    done += int((job or {}).get("documents_done") or 0)
+                killed_at_done.append(done)
+                return done >= target
+
+            await wait_for(progressed, 300, f"{target} documents ingested", 0.3)
+            pid = cs.stack.child_pid("ingest")
+            if pid is None:
+                raise RuntimeError("no ingest process to kill")
+            os.kill(pid, signal.SIGKILL)
+            downtimes.append(await wait_serving(cs, "ingest", pid))
+        problems = await finish_jobs(rec, tenant, ledger, jobs, 900)
+        ingest_s = now() - started
+        # Then supersede a tenth and delete a twentieth of the documents (after the jobs:
+        # the last acknowledged write of each is known).
+        updates = docs_of(tenant, range(0, max(1, n // 10)), 90_000)
+        for start in range(0, len(updates), 16):
+            chunk = updates[start : start + 16]
+            job_id = await ingest(rec, tenant, ledger, chunk, tries=5)
+            if job_id is None:
+                problems.append("an update was not accepted")
+            elif any(ledger.acked.get(d["id"]) != d["content"] for d in chunk):
+                problems += await finish_jobs(rec, tenant, ledger, {job_id: chunk}, 120)
+        for i in range(n - max(1, n // 20), n):
+            outcome, _ = await rec.call(
+                "delete",
+                tenant,
+                "DELETE",
+                f"/api/v1/collections/{COLLECTION}/documents/{tenant.prefix}{i}",
+            )
+            if outcome.status == 200:
+                ledger.ack_delete(f"{tenant.prefix}{i}")
+    finally:
+        stop.set()
+        await load
+    verdicts, catch_up = await invariants(cs, rec, tenant, ledger)
+    if problems:
+        verdicts.insert(0, Verdict("jobs", False, "; ".join(problems[:3])))
+    log = cs.stack.log_path("ingest").read_text(errors="replace")
+    resumed = log.count("resuming job")
+    polls = own(rec, tenant)
+    figures = (
+        f"{n} docs in {len(jobs)} jobs done in {ingest_s:.0f}s with {kills} kills; "
+        f"jobs resumed {resumed}x; ingest back in {', '.join(f'{d:.1f}' for d in downtimes)}s; "
+        f"{errors(polls, 'job')}/{sum(1 for o in polls if o.op == 'job')} job polls and "
+        f"{errors(polls, 'search')}/{sum(1 for o in polls if o.op == 'search')} searches "
+        f"answered with an error; index caught up in {catch_up:.1f}s"
+    )
+    return Result(
+        "1 ingest kill -9",
+        f"kill -9 ingest x{kills}",
+        f"{n}-doc ingest in {batch}-doc jobs + 1 searcher + 1 job poller",
+        figures,
+        verdicts,
+    )
+
+
+# -- 2. kill -9 one of two retriever replicas under steady search load -------------------
+async def replica_kill(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    tenant = await new_tenant(rec, "s2")
+    ledger = Ledger()
+    await seed(rec, tenant, ledger, 32)
+    port, metrics = free_port(), free_port()
+    proc = cs.start_extra("retriever", port, metrics)
+    try:
+        main_port = cs.cfg.service_ports["retriever"]
+        await wait_for(lambda: _true(listening(port)), 180, "the second replica serving", 0.2)
+        target = f"ipv4:127.0.0.1:{main_port},127.0.0.1:{port}"
+        identity = cs.identity(tenant.name)
+        direct: list[Outcome] = []
+        async with grpc.aio.insecure_channel(
+            target, options=[("grpc.lb_policy_name", "round_robin")]
+        ) as channel:
+            stub = ret_grpc.RetrieverServiceStub(channel)
+
+            async def direct_search() -> None:
+                t0 = now()
+                status, reason = 200, ""
+                try:
+                    reply = await stub.Search(
+                        ret_pb.SearchRequest(
+                            query="harbour lantern", collection=COLLECTION, limit=5
+                        ),
+                        timeout=DEADLINE_S,
+                        metadata=identity,
+                    )
+                    if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
+                        status, reason = 500, "another tenant's data"
+                except grpc.aio.AioRpcError as exc:
+                    # UNAVAILABLE: the connection to the killed replica dropped; the client
+                    # retries on the other one.
+                    status = {
+                        grpc.StatusCode.UNAVAILABLE: 503,
+                        grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+                    }.get(exc.code(), 500)
+                    reason = f"{exc.code().name} retriever: {exc.details()}"
+                verdict, why = classify(status, "", reason)
+                direct.append(
+                    Outcome(
+                        "direct-search",
+                        tenant.name,
+                        t0,
+                        now(),
+                        status,
+                        "",
+                        reason,
+                        verdict,
+                        why,
+                        counted=False,
+                    )
+                )
+
+            # Warm both replicas so round robin uses both.
+            await wait_for(lambda: _direct_ok(direct_search, direct), 60, "direct search ok", 0.2)
+            direct.clear()
+            stop = asyncio.Event()
+            load = asyncio.create_task(
+                run_load(
+                    [direct_search, direct_search, lambda: search(rec, tenant)],
+                    profile.clients,
+                    stop,
+                    profile.replica_load_s * 3,
+                    0.02,
+                )
+            )
+            await asyncio.sleep(profile.replica_load_s / 3)
+            pid = cs.stack.child_pid("retriever")
+            if pid is None:
+                raise RuntimeError("no retriever to kill")
+            killed = now()
+            os.kill(pid, signal.SIGKILL)
+            # Written while the replica is down: the restarted one must load them.
+            writer = Writer(rec, tenant, ledger, 1000)
+            for _ in range(3):
+                await writer()
+            back = await wait_serving(cs, "retriever", pid)
+            await asyncio.sleep(profile.replica_load_s / 3)
+            stop.set()
+            await load
+            jobs_problems = await finish_jobs(rec, tenant, ledger, writer.jobs, 120)
+        verdicts, catch_up = await invariants(
+            cs, rec, tenant, ledger, [cs.cfg.metrics_ports["retriever"], metrics]
+        )
+        verdicts[0] = check_requests(direct + own(rec, tenant))
+        if jobs_problems:
+            verdicts.append(Verdict("jobs", False, "; ".join(jobs_problems)))
+    finally:
+        cs.stop_extra(proc)
+    failed = [o for o in direct if o.verdict != "ok"]
+    during = [o for o in direct if o.started >= killed]
+    last_error = max((o.ended for o in failed), default=killed)
+    gateway = [o for o in own(rec, tenant, killed) if o.op == "search"]
+    figures = (
+        f"direct round-robin: {len(failed)}/{len(direct)} errors "
+        f"({100 * len(failed) / max(1, len(direct)):.1f}%), {len(failed)} of {len(during)} "
+        f"after the kill; zero errors {last_error - killed:.2f}s after the kill; replica back "
+        f"in {back:.1f}s; "
+        f"gateway (one replica) {errors(gateway)}/{len(gateway)} clear errors; "
+        f"index caught up in {catch_up:.1f}s"
+    )
+    return Result(
+        "2 retriever replica kill -9",
+        "kill -9 1 of 2 retrievers",
+        f"{profile.clients} searchers ({profile.replica_load_s:g}s)",
+        figures,
+        verdicts,
+    )
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _direct_ok(call: Callable[[], Awaitable[None]], out: list[Outcome]) -> bool:
+    await call()
+    return out[-1].verdict == "ok"
+
+
+# -- 5. the database down ---------------------------------------------------------------
+async def database_down(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    return await _store_down(
+        cs, rec, profile, "ferretdb", profile.db_down_s, "s5", "5 database down", "FerretDB stopped"
+    )
+
+
+# -- 4. Redis down ----------------------------------------------------------------------
+async def redis_down(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    return await _store_down(
+        cs, rec, profile, "redis", profile.redis_down_s, "s4", "4 Redis down", "Redis stopped"
+    )
+
+
+async def _store_down(
+    cs: ChaosStack,
+    rec: Recorder,
+    profile: Profile,
+    store: str,
+    down_s: float,
+    label: str,
+    scenario: str,
+    fault: str,
+) -> Result:
+    tenant = await new_tenant(rec, label)
+    ledger = Ledger()
+    await seed(rec, tenant, ledger, 16)
+    writer = Writer(rec, tenant, ledger, 1000)
+    ops: list[Callable[[], Awaitable[Any]]] = [
+        writer,
+        lambda: search(rec, tenant),
+        lambda: embed(rec, tenant),
+        lambda: chat(rec, tenant),
+    ]
+    stop = asyncio.Event()
+    load = asyncio.create_task(run_load(ops, profile.clients, stop, down_s * 4 + 120, 0.05))
+    await asyncio.sleep(3)
+    stopped = now()
+    cs.stack.stop(store)
+    try:
+        await asyncio.sleep(down_s)
+    finally:
+        restarted = now()
+        cs.stack.start(store)
+        cs.stack.wait_port(store, cs.stack.port(store), 60)
+
+    async def writes_again() -> bool:
+        return any(
+            o.op == "ingest" and o.verdict == "ok" and o.started >= restarted
+            for o in rec.outcomes
+            if o.tenant == tenant.name
+        )
+
+    try:
+        recovery = await wait_for(writes_again, 120, "writes succeeding again", 0.2)
+    except TimeoutError:
+        recovery = math.nan
+    await asyncio.sleep(5)
+    stop.set()
+    await load
+    problems = await finish_jobs(rec, tenant, ledger, writer.jobs, 120)
+    verdicts, catch_up = await invariants(cs, rec, tenant, ledger)
+    if problems:
+        verdicts.append(Verdict("jobs", False, "; ".join(problems[:3])))
+    outs = own(rec, tenant)
+    window = [o for o in outs if o.started >= stopped and o.started < restarted]
+    last_error = max((o.ended for o in outs if o.verdict != "ok"), default=restarted)
+    ok_rate = 100 * sum(o.verdict == "ok" for o in outs) / max(1, len(outs))
+    by_op = {
+        op: f"{errors(window, op)}/{sum(o.op == op for o in window)}"
+        for op in ("ingest", "search", "embed", "chat")
+    }
+    figures = (
+        f"{len(outs)} requests, {ok_rate:.1f}% succeeded; errors while down per op {by_op}; "
+        f"writes succeed {recovery:.1f}s after restart, last error "
+        f"{last_error - restarted:.1f}s after; {writer.acked} writes acknowledged, 0 lost checked; "
+        f"index caught up in {catch_up:.1f}s"
+    )
+    return Result(
+        scenario,
+        f"{fault} {down_s:g}s",
+        f"{profile.clients} clients: 1-doc ingest, search, embed, chat",
+        figures,
+        verdicts,
+    )
+
+
+# -- 6. the auth service down -----------------------------------------------------------
+async def auth_down(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    tenant = await new_tenant(rec, "s6")
+    models = "/api/v1/embedding-models"
+    await rec.call("models", tenant, "GET", models)  # the key is now in the gateway's cache
+    unseen: list[Outcome] = []
+    cached: list[Outcome] = []
+    stop = asyncio.Event()
+
+    async def unseen_call() -> None:
+        stranger = Tenant("unseen", f"rl_live_{secrets.token_hex(32)}", "")
+        outcome, _ = await rec.call("unseen", stranger, "GET", models, allowed=(401,))
+        unseen.append(outcome)
+
+    async def cached_call() -> None:
+        outcome, _ = await rec.call("cached", tenant, "GET", models)
+        cached.append(outcome)
+
+    cs.stack.stop("auth")
+    stopped = now()
+    try:
+        await run_load([unseen_call, cached_call], profile.clients, stop, profile.auth_down_s, 0.05)
+    finally:
+        cs.stack.start_service("auth")
+        cs.stack.wait_port("auth", cs.cfg.service_ports["auth"], 180)
+    restarted = now()
+
+    async def serving() -> bool:
+        outcome, _ = await rec.call("models", tenant, "GET", models)
+        return outcome.status == 200
+
+    back = await wait_for(serving, 60, "keys accepted again", 0.2)
+    let_through = [o for o in unseen if o.status == 200]
+    served = [o for o in cached if o.status == 200]
+    served_for = max((o.ended - stopped for o in served), default=0.0)
+    verdicts = [check_requests([o for o in rec.outcomes if o.tenant in (tenant.name, "unseen")])]
+    verdicts.append(
+        Verdict(
+            "unseen refused",
+            not let_through,
+            f"{len(unseen) - len(let_through)}/{len(unseen)} refused",
+        )
+    )
+    verdicts.append(await check_accounting(rec, tenant))
+    figures = (
+        f"unseen keys refused {100 * (len(unseen) - len(let_through)) / max(1, len(unseen)):.0f}% "
+        f"({len(unseen)}); the cached key served {len(served)}/{len(cached)}, the last "
+        f"{served_for:.1f}s after the stop (GATEWAY_KEY_CACHE_TTL 1 s); keys accepted "
+        f"{back:.1f}s after auth listened again ({restarted - stopped:.0f}s down)"
+    )
+    return Result(
+        "6 auth down",
+        f"auth stopped {profile.auth_down_s:g}s",
+        f"{profile.clients} clients: unseen + cached keys",
+        figures,
+        verdicts,
+    )
+
+
+# -- 3. SIGTERM each service under load -------------------------------------------------
+async def sigterm_each(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    tenant = await new_tenant(rec, "s3")
+    ledger = Ledger()
+    await seed(rec, tenant, ledger, 16)
+    writer = Writer(rec, tenant, ledger, 1000)
+    ops: list[Callable[[], Awaitable[Any]]] = [
+        writer,
+        lambda: search(rec, tenant),
+        lambda: embed(rec, tenant),
+        lambda: chat(rec, tenant),
+    ]
+    lost: dict[str, int] = {}
+    in_flight: dict[str, int] = {}
+    back: dict[str, float] = {}
+    for name in profile.sigterm_services:
+        stop = asyncio.Event()
+        load = asyncio.create_task(run_load(ops, profile.clients, stop, 300, 0.05))
+        await asyncio.sleep(3)
+        pid = cs.stack.child_pid(name)
+        if pid is None:
+            raise RuntimeError(f"no {name} process")
+        t0 = now()
+        os.kill(pid, signal.SIGTERM)
+        back[name] = await wait_serving(cs, name, pid)
+        await asyncio.sleep(3)
+        stop.set()
+        await load
+        flying = [o for o in own(rec, tenant) if o.started < t0 < o.ended]
+        in_flight[name] = len(flying)
+        lost[name] = sum(1 for o in flying if o.verdict != "ok")
+    problems = await finish_jobs(rec, tenant, ledger, writer.jobs, 120)
+    verdicts, _ = await invariants(cs, rec, tenant, ledger)
+    verdicts.append(
+        Verdict(
+            "in-flight lost",
+            not any(lost.values()),
+            ", ".join(f"{k} {lost[k]}/{in_flight[k]}" for k in lost),
+        )
+    )
+    if problems:
+        verdicts.append(Verdict("jobs", False, "; ".join(problems[:3])))
+    figures = "; ".join(
+        f"{k}: {lost[k]} of {in_flight[k]} in flight lost, back in {back[k]:.1f}s" for k in lost
+    )
+    return Result(
+        "3 SIGTERM under load",
+        f"SIGTERM {', '.join(profile.sigterm_services)}",
+        f"{profile.clients} clients: 1-doc ingest, search, embed, chat",
+        figures,
+        verdicts,
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "ingest-kill": ingest_kills,
+    "replica-kill": replica_kill,
+    "db-down": database_down,
+    "redis-down": redis_down,
+    "sigterm": sigterm_each,
+    "auth-down": auth_down,
+}
