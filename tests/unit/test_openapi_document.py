@@ -126,12 +126,19 @@ def test_errors_are_status_with_error_info_and_bad_request(doc):
     responses = doc["components"]["responses"]
     for path, verb, op in _operations(doc):
         codes = op["responses"]
-        assert codes["default"] == {"$ref": "#/components/responses/Error"}, (path, verb)
+        # The OpenAI-compatible routes answer in OpenAI's shape (Status fields plus `error`).
+        prefix = "#/components/responses/" + ("OpenAI" if path.startswith("/v1/") else "")
+        default = "ErrorDefault" if path.startswith("/v1/") else "Error"
+        assert codes["default"] == {"$ref": prefix + default}, (path, verb)
         if op.get("security") != []:
-            assert codes["401"] == {"$ref": "#/components/responses/Unauthenticated"}
+            assert codes["401"] == {"$ref": prefix + "Unauthenticated"}
     assert responses["BadRequest"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Status"
     }
+    openai_error = responses["OpenAIBadRequest"]["content"]["application/json"]
+    assert openai_error["schema"] == {"$ref": "#/components/schemas/OpenAIError"}
+    assert openai_error["example"]["error"]["type"] == "invalid_request_error"
+    assert "/v1/embeddings" in doc["paths"]
 
 
 def test_one_example_per_operation_valid_against_its_schema(doc):

@@ -13,14 +13,15 @@ VERSION = "1.0.0"
 DESCRIPTION = (
     "ragline's REST API, transcoded by Envoy from the gRPC contract (`protos/ragline`), plus "
     "its OpenAI-compatible routes. Authenticate with `Authorization: Bearer <API key or JWT>`."
-    " Errors are `google.rpc.Status` JSON. Fields are snake_case; 64-bit integers are decimal "
-    "strings and enums their names (proto3 JSON)."
+    " Errors are `google.rpc.Status` JSON (on /v1/* also OpenAI's `error` object). Fields "
+    "are snake_case; 64-bit integers are decimal strings and enums their names (proto3 JSON)."
 )
 
 
 def build(protos: Protos) -> dict[str, Any]:
     components = Components(protos)
     responses = gateway_routes.error_components(components)
+    responses.update(plain_routes.openai_error_responses(responses))
     paths: dict[str, dict[str, Any]] = {}
     tags: dict[str, str] = {}
     counts: dict[str, int] = {}
@@ -70,4 +71,7 @@ def _finish(path: str, op: dict[str, Any]) -> None:
     op["description"] = " ".join(p for p in (op.get("description", ""), note) if p)
     if not op.get("summary"):
         op.pop("summary", None)
-    op["responses"].update(gateway_routes.error_refs(public, "requestBody" in op))
+    refs = gateway_routes.error_refs(public, "requestBody" in op)
+    if path.startswith("/v1/"):  # the OpenAI-compatible routes answer in OpenAI's shape
+        refs = plain_routes.openai_error_refs(refs)
+    op["responses"].update(refs)

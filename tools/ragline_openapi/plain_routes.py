@@ -1,7 +1,8 @@
 """The routes Envoy does not transcode: described here, included when the gateway serves them.
 
-The OpenAI-compatible API (chat service's HTTP port, and the embedder's when present), the
-chat WebSocket and the gateway's Prometheus metrics.
+The OpenAI-compatible API (the chat service's HTTP port; /v1/embeddings is the embedder's
+CreateEmbeddings behind it), the chat WebSocket and the gateway's Prometheus metrics. Errors
+on /v1/* are `OpenAIError`: the Status fields plus OpenAI's `error` object.
 """
 
 from __future__ import annotations
@@ -108,13 +109,29 @@ OPENAI_SCHEMAS: dict[str, Schema] = {
     },
     "OpenAIEmbeddingRequest": {
         "type": "object",
+        "description": "OpenAI's embeddings request. Any other field is a 400 (`UNKNOWN_FIELD`).",
         "properties": {
             "input": {
-                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+                "description": "A text or a list of texts (at most MAX_BATCH_SIZE). Token "
+                "arrays are not supported (400 `TOKEN_INPUT_UNSUPPORTED`).",
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
             },
-            "model": {"type": "string"},
-            "encoding_format": {"type": "string", "enum": ["float", "base64"]},
-            "dimensions": {"type": "integer"},
+            "model": {
+                "type": "string",
+                "description": "An embedding model (GET /api/v1/embedding-models); empty or "
+                "absent: the default model.",
+            },
+            "encoding_format": {
+                "type": "string",
+                "enum": ["float", "base64"],
+                "description": "`float` (default) or `base64`: little-endian float32 bytes.",
+            },
+            "dimensions": {
+                "type": "integer",
+                "description": "Only the model's own size is accepted (no model here "
+                "shortens its vectors).",
+            },
+            "user": {"type": "string", "description": "Accepted and unused."},
         },
         "required": ["input"],
     },
@@ -129,16 +146,104 @@ OPENAI_SCHEMAS: dict[str, Schema] = {
                     "properties": {
                         "object": {"type": "string", "const": "embedding"},
                         "index": {"type": "integer"},
-                        "embedding": {"type": "array", "items": {"type": "number"}},
+                        "embedding": {
+                            "description": "The vector, or its base64 float32 bytes.",
+                            "anyOf": [
+                                {"type": "array", "items": {"type": "number"}},
+                                {"type": "string"},
+                            ],
+                        },
                     },
                 },
             },
             "model": {"type": "string"},
-            "usage": _ref("OpenAIUsage"),
+            "usage": {
+                "type": "object",
+                "properties": {
+                    "prompt_tokens": {"type": "integer"},
+                    "total_tokens": {
+                        "type": "integer",
+                        "description": "Tokens billed: inputs served from the cache cost none.",
+                    },
+                },
+            },
         },
         "required": ["object", "data", "model"],
     },
+    "OpenAIError": {
+        "type": "object",
+        "description": "An error on the OpenAI-compatible routes, from a service or the "
+        "gateway: the google.rpc.Status fields plus OpenAI's `error` object, which the "
+        "`openai` SDKs parse (`code` is the ErrorInfo reason, `param` the field at fault).",
+        "properties": {
+            "code": {"type": "integer", "description": "The gRPC status code."},
+            "message": {"type": "string"},
+            "details": {"type": "array", "items": _OPEN},
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {
+                        "type": "string",
+                        "description": "invalid_request_error, authentication_error, "
+                        "permission_error, not_found_error, rate_limit_error, timeout_error, "
+                        "service_unavailable or api_error.",
+                    },
+                    "code": {"type": "string"},
+                    "param": {"type": ["string", "null"]},
+                },
+                "required": ["message", "type", "code", "param"],
+            },
+        },
+        "required": ["code", "message", "error"],
+    },
 }
+
+_OPENAI_ERROR_TYPES = {
+    "400": "invalid_request_error",
+    "401": "authentication_error",
+    "403": "permission_error",
+    "404": "not_found_error",
+    "413": "invalid_request_error",
+    "429": "rate_limit_error",
+    "503": "service_unavailable",
+    "504": "timeout_error",
+}
+
+
+def openai_error_responses(responses: dict[str, Any]) -> dict[str, Any]:
+    """`OpenAI<Name>` for each named error response: the same status, as `OpenAIError`."""
+    found: dict[str, Any] = {}
+    for code, (name, _) in gateway_routes.ERROR_RESPONSES.items():
+        media = responses[name]["content"]["application/json"]
+        status = dict(media["example"])
+        reason = status["details"][0]["reason"]
+        status["error"] = {
+            "message": status["message"],
+            "type": _OPENAI_ERROR_TYPES[code],
+            "code": reason,
+            "param": None,
+        }
+        found[f"OpenAI{name}"] = {
+            "description": responses[name]["description"],
+            "content": {"application/json": {"schema": _ref("OpenAIError"), "example": status}},
+        }
+    found["OpenAIErrorDefault"] = {
+        "description": "Any other error, in OpenAI's shape.",
+        "content": {"application/json": {"schema": _ref("OpenAIError")}},
+    }
+    return found
+
+
+def openai_error_refs(refs: dict[str, Any]) -> dict[str, Any]:
+    """An operation's error answers, as their OpenAI-shaped responses (/v1/* paths)."""
+    prefix = "#/components/responses/"
+    found = {}
+    for code, ref in refs.items():
+        name = "ErrorDefault" if code == "default" else ref["$ref"].removeprefix(prefix)
+        found[code] = {"$ref": f"{prefix}OpenAI{name}"}
+    return found
+
 
 _CHAT_EXAMPLE = {
     "model": "extractive@notes",
@@ -219,8 +324,9 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
             "get": {
                 "operationId": "ListOpenAIModels",
                 "tags": ["OpenAI"],
-                "summary": "OpenAI-compatible list of chat models",
-                "description": "The chat models, default first, with whether each can answer now.",
+                "summary": "OpenAI-compatible list of models",
+                "description": "The chat models, default first, then the embedding models, "
+                "with whether each can answer now.",
                 "responses": {
                     "200": _json(
                         _ref("OpenAIModelList"),
@@ -243,8 +349,8 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
             "get": {
                 "operationId": "GetOpenAIModel",
                 "tags": ["OpenAI"],
-                "summary": "OpenAI-compatible chat model",
-                "description": "One chat model by name.",
+                "summary": "OpenAI-compatible model",
+                "description": "One chat or embedding model by name (404 `MODEL_NOT_FOUND`).",
                 "parameters": [
                     {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
@@ -261,7 +367,10 @@ def operations() -> dict[str, dict[str, dict[str, Any]]]:
                 "operationId": "CreateOpenAIEmbeddings",
                 "tags": ["OpenAI"],
                 "summary": "OpenAI-compatible embeddings",
-                "description": "OpenAI's embeddings request and response shapes.",
+                "description": "OpenAI's embeddings request and response shapes (the "
+                "`openai` SDK's `embeddings.create` works unchanged, float or base64), served "
+                "by the embedder's CreateEmbeddings with the limits, cache and usage counting "
+                "of POST /api/v1/embeddings.",
                 "requestBody": {
                     "required": True,
                     "content": {
