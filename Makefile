@@ -12,7 +12,7 @@ FERRETDB_VERSION := v1.24.2
 LLAMA_CPP_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help setup run stop status logs test lint fmt gen bench chaos clean deploy-tools load test-tools
+.PHONY: help setup run stop status logs test lint fmt gen go-stubs proto-baseline bench chaos clean deploy-tools load test-tools
 
 help:
 	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
@@ -39,8 +39,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scrip
 $(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch scripts/ferretdb-atomic-writes.patch
 	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
 
-# envoyproxy/ratelimit, protoc-gen-openapiv2 and bombardier (bench), pinned (go install).
-$(BIN)/ratelimit $(BIN)/protoc-gen-openapiv2 $(BIN)/bombardier: scripts/install_go_tools.sh
+# envoyproxy/ratelimit, bombardier (bench) and the Go stub plugins, pinned (go install).
+$(BIN)/ratelimit $(BIN)/bombardier $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
 
 # npm projects (lockfiles pinned): Swagger UI for GET /docs, and the TypeScript client check
@@ -58,6 +58,16 @@ gen/ragline.binpb: $(PROTOS) buf.yaml scripts/gen_protos.sh $(VENV)/.installed $
 	VENV=$(VENV) scripts/gen_protos.sh
 
 gen: gen/ragline.binpb
+
+# The Go stubs committed in clients/go (tests/e2e/test_go_stubs.py checks they are current).
+go-stubs: $(VENV)/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+	rm -rf clients/go/ragline
+	$(VENV)/bin/buf generate --template buf.gen.go.yaml
+
+# Accept the current protos as the v1 contract `buf breaking` checks against (only for a
+# deliberate, reviewed change: v1 clients break otherwise).
+proto-baseline: $(VENV)/.installed
+	$(VENV)/bin/buf build --exclude-source-info -o protos/v1-baseline.binpb
 
 .env:
 	cp .env.example .env
@@ -82,6 +92,7 @@ lint: setup
 	$(VENV)/bin/mypy core services tools bench chaos
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
+	$(VENV)/bin/buf breaking --against protos/v1-baseline.binpb
 
 fmt: setup
 	$(VENV)/bin/ruff format core services tools tests bench chaos
@@ -92,8 +103,8 @@ deploy-tools:
 	bash scripts/install-deploy-tools.sh
 
 # What only the tests use: Debian's chromium (the /docs page test drives it with Playwright;
-# no browser download) and the TypeScript client check's npm packages.
-test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed
+# no browser download), the TypeScript client check's npm packages and the Go stub plugins.
+test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
 .chromium-installed:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
