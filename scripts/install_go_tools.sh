@@ -4,23 +4,25 @@
 #                          project has no release tags; this is the pseudo-version of a commit
 #                          the proxy serves (its go.mod has no replace directives, so
 #                          `go install` builds it as published).
-#   protoc-gen-openapiv2   grpc-gateway's OpenAPI generator (the OpenAPI document is built from
-#                          the protos by scripts/gen_protos.sh, never written by hand).
+#   protoc-gen-go          Go message stubs, and
+#   protoc-gen-go-grpc     Go gRPC stubs: local buf plugins of buf.gen.go.yaml (the committed
+#                          client in clients/go; tests/e2e/test_go_stubs.py regenerates it).
 #   bombardier             HTTP load generator for `python -m bench gateway` (a Go client
 #                          costs a fraction of a Python one's CPU on the same cores).
 #   grpcurl                gRPC client with server reflection (tests/e2e/test_grpc_reflection.py:
 #                          `list` and `describe` through the gateway).
-# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-openapiv2|bombardier|grpcurl]...
+# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-go|protoc-gen-go-grpc|bombardier|grpcurl]...
 set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.bin}
 RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
-GRPC_GATEWAY_VERSION=v2.33.0
+PROTOC_GEN_GO_VERSION=v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.0
 BOMBARDIER_VERSION=v1.2.6
 GRPCURL_VERSION=v1.9.3
 export GOFLAGS=-buildvcs=false
 mkdir -p "$BIN"
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(ratelimit protoc-gen-openapiv2)
+[ ${#tools[@]} -gt 0 ] || tools=(ratelimit protoc-gen-go protoc-gen-go-grpc)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for tool in "${tools[@]}"; do
@@ -29,9 +31,12 @@ for tool in "${tools[@]}"; do
       GOBIN="$work" go install "github.com/envoyproxy/ratelimit/src/service_cmd@${RATELIMIT_VERSION}"
       mv "$work/service_cmd" "$BIN/ratelimit"
       ;;
-    protoc-gen-openapiv2)
+    protoc-gen-go)
+      GOBIN="$BIN" go install "google.golang.org/protobuf/cmd/protoc-gen-go@${PROTOC_GEN_GO_VERSION}"
+      ;;
+    protoc-gen-go-grpc)
       GOBIN="$BIN" go install \
-        "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@${GRPC_GATEWAY_VERSION}"
+        "google.golang.org/grpc/cmd/protoc-gen-go-grpc@${PROTOC_GEN_GO_GRPC_VERSION}"
       ;;
     bombardier)
       GOBIN="$BIN" go install "github.com/codesenberg/bombardier@${BOMBARDIER_VERSION}"
