@@ -180,7 +180,7 @@ def test_ingest(client: httpx.Client, state: dict[str, Any]) -> None:
         assert time.monotonic() < deadline, job
         time.sleep(0.5)
         polled = client.get(f"/api/v1/jobs/{body['job_id']}", headers=_bearer(state["key"]))
-        job = polled.json()["job"]
+        job = polled.json()  # GetJob returns the Job itself
 
 
 def test_search_with_filters_and_rerank(client: httpx.Client, state: dict[str, Any]) -> None:
