@@ -174,3 +174,20 @@ async def test_metrics_endpoint_serves_prometheus_text(api):
     assert response.status_code == 200
     assert "envoy_http_downstream_rq_total" in response.text
     assert "# TYPE" in response.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/embedding-models", "/api/v1/chat-models"])
+async def test_model_lists_page_like_every_list(api, path):
+    everything = (await api.get(path)).json()
+    assert not everything.get("next_page_token") and len(everything["models"]) > 2
+    seen, token = [], ""
+    while True:
+        page = (await api.get(path, params={"page_size": 2, "page_token": token})).json()
+        assert len(page["models"]) <= 2
+        seen += [m["name"] for m in page["models"]]
+        token = page.get("next_page_token", "")
+        if not token:
+            break
+    assert seen == [m["name"] for m in everything["models"]]
+    body = error_body(await api.get(path, params={"page_token": "not-a-token"}), 400)
+    assert reason_of(body) == "INVALID_PAGE_TOKEN"

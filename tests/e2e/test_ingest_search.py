@@ -83,6 +83,8 @@ async def test_ingest_then_search_finds_the_right_chunk(api, corpus):
         assert top["title"] == "Sourdough bread" and "starter" in top["text"]
         assert top["metadata"]["category"] == "recipe"
         assert body["mode"] == mode
+    # Left out, the mode is the default, and the reply says which.
+    assert (await search(api, name, "sourdough"))["mode"] == "SEARCH_MODE_HYBRID"
 
 
 async def test_reingest_is_idempotent_and_changes_replace(api, corpus):
@@ -469,6 +471,8 @@ async def test_bad_ingest_input_is_400_naming_it(api, payload, status, needle):
         ({"query": "x", "collection": "c", "limit": 0}, "limit"),
         ({"query": "x", "collection": "c", "limit": 101}, "limit"),
         ({"query": "x", "collection": "c", "mode": "magic"}, "mode"),
+        # The v0 lower-case form is not an enum name: a 400 naming the field.
+        ({"query": "x", "collection": "c", "mode": "dense"}, "mode"),
         ({"query": "x", "collection": "c", "filters": {"a": {"$regex": "x"}}}, "$regex"),
         ({"query": "x", "collection": "c", "filters": {"$where": "1"}}, "$where"),
         ({"query": "x", "collection": "c", "filters": {"y": {"$gt": [1]}}}, "$gt"),
