@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from redis.exceptions import RedisError
 
 from ragline_core.changefeed import Change, ChangeFeed
 from ragline_core.corpus import (
@@ -198,7 +199,13 @@ class IndexRegistry:
             return self.indexes[key]
         deadline = time.monotonic() + CATCH_UP_WAIT_S
         while key in self.indexes and time.monotonic() < deadline:
-            await self.drain()
+            try:
+                await self.drain()
+            except (RedisError, OSError):
+                # The feed is unreadable (Redis down): the database decides, below, so a
+                # search still answers (found by the fault battery: it was a 500).
+                log.warning("change feed unreadable; reloading from the database")
+                break
             if self._fresh(key, info):
                 return self.indexes[key]
             await asyncio.sleep(0.02)
