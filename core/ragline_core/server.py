@@ -8,7 +8,6 @@ register its servicers, and drains on SIGTERM (health NOT_SERVING, in-flight cal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -200,17 +199,34 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     await health_servicer.enter_graceful_shutdown()
     if settings.DRAIN_DELAY:
         await asyncio.sleep(settings.DRAIN_DELAY)
-    await server.stop(settings.SHUTDOWN_GRACE)
+    await _bounded("grpc server", server.stop(settings.SHUTDOWN_GRACE), settings.SHUTDOWN_GRACE)
     if probes is not None:
-        await probes.stop(0)
+        await _bounded("health probes", probes.stop(0))
     for cleanup in reversed(runtime.cleanups):
-        with contextlib.suppress(Exception):
-            await cleanup()
-    for channel in channels.values():
-        await channel.close(None)
-    await redis.aclose()
-    await mongo.close()
+        await _bounded(getattr(cleanup, "__qualname__", "cleanup"), cleanup())
+    for name, channel in channels.items():
+        await _bounded(f"{name} channel", channel.close(None))
+    await _bounded("redis", redis.aclose())
+    await _bounded("mongodb", mongo.close())
     log.info("stopped")
+
+
+# Seconds a shutdown step may take beyond its own grace before it is given up.
+STEP_TIMEOUT_S = 5.0
+
+
+async def _bounded(step: str, action: Awaitable[Any], grace: float = 0.0) -> None:
+    """One shutdown step, given up and named in the log when it fails or takes longer than
+    its grace + STEP_TIMEOUT_S: a stuck step must not keep a stopped process alive (found
+    by the fault battery: a retriever that outlived a Redis restart never exited)."""
+    try:
+        await asyncio.wait_for(action, grace + STEP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning(
+            "shutdown step timed out", extra={"step": step, "timeout_s": grace + STEP_TIMEOUT_S}
+        )
+    except Exception:
+        log.warning("shutdown step failed", extra={"step": step}, exc_info=True)
 
 
 def _worker(spec_path: str, settings_path: str) -> None:
