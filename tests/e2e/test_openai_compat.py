@@ -260,6 +260,7 @@ async def test_json_nested_too_deep_is_400_in_openai_shape(stack):
     async with _http(stack) as http:
         error = _openai_error(await http.post("/v1/embeddings", json={"input": deep}), 400)
     assert error["code"] == "JSON_TOO_DEEP" and error["type"] == "invalid_request_error"
+    assert error["param"] is None
 
 
 async def test_unknown_v1_paths_are_404_and_wrong_methods_405_in_openai_shape(stack):

@@ -85,8 +85,15 @@ REST_ROUTES = (
     Route({"path": "/api/v1/conversations"}, "chat"),
     Route({"prefix": "/api/v1/conversations/"}, "chat"),
     # OpenAI-compatible API (served by the chat service's HTTP port).
+    # The Lua script enforces the chat body cap here too (the per-route buffer cap alone let
+    # a 70 KB body through to the service); it switches no path but /api/v1/chat's.
     Route(
-        {"path": "/v1/chat/completions"}, CHAT_HTTP, streaming=True, chat_body=True, scope="chat"
+        {"path": "/v1/chat/completions"},
+        CHAT_HTTP,
+        streaming=True,
+        chat_body=True,
+        scope="chat",
+        lua="chat_stream_switch.lua",
     ),
     Route({"path": "/v1/embeddings"}, CHAT_HTTP, scope="embeddings"),
     Route({"path": "/v1/models"}, CHAT_HTTP, scope="chat"),

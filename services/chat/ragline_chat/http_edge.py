@@ -460,9 +460,8 @@ class ChatHttpEdge:
                     }
                     await response.write(f"data: {json.dumps(payload)}\n\n".encode())
             elif isinstance(event, ErrorEvent):
-                err = {
-                    "error": {"message": event.message, "type": "api_error", "code": event.reason}
-                }
+                http = HTTP_STATUS.get(event.code, 500)
+                err = {"error": openai_errors.error(http, event.message, event.reason)}
                 await response.write(f"data: {json.dumps(err)}\n\n".encode())
             elif isinstance(event, Ping):
                 await response.write(b": ping\n\n")
