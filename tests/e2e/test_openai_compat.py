@@ -149,7 +149,12 @@ async def test_embeddings_usage_is_counted_like_the_rest_route(api, anon_api, st
             "encoding_format",
             "base64",
         ),
-        ({"input": "x", "extra_body": {"inptu": "y"}}, "UNKNOWN_FIELD", "inptu", "'inptu'"),
+        (
+            {"input": "x", "extra_body": {"inptu": "y"}},
+            "UNKNOWN_FIELD",
+            "inptu",
+            'unknown field "inptu"; valid fields here: input, model',
+        ),
     ],
 )
 async def test_bad_embedding_requests_are_400_in_openai_shape(stack, kwargs, code, param, words):
@@ -170,6 +175,28 @@ async def test_embedding_bodies_that_are_not_requests(stack):
             reply = await http.post("/v1/embeddings", content=content)
             error = _openai_error(reply, 400)
             assert error["code"] in ("INVALID_JSON", "INVALID_INPUT"), error
+
+
+async def test_a_chat_completion_typo_is_400_and_other_openai_parameters_pass(stack, api):
+    collection = await _collection(api)
+    client = _client(stack)
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.chat.completions.create(
+            model=f"extractive@{collection}",
+            messages=[{"role": "user", "content": "What does Envoy transcode?"}],
+            extra_body={"temprature": 0.2},
+        )
+    assert err.value.code == "UNKNOWN_FIELD" and err.value.param == "temprature"
+    assert "temperature" in err.value.body["message"]
+    reply = await client.chat.completions.create(
+        model=f"extractive@{collection}",
+        messages=[{"role": "user", "content": "What does Envoy transcode?"}],
+        top_p=0.9,
+        n=1,
+        seed=7,
+        user="u-1",
+    )
+    assert reply.choices[0].message.content
 
 
 async def test_models_list_the_embedding_models_too(stack):

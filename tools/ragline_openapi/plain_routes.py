@@ -31,7 +31,9 @@ OPENAI_SCHEMAS: dict[str, Schema] = {
     "OpenAIChatCompletionRequest": {
         "type": "object",
         "description": "OpenAI's chat request. The collection searched comes from the "
-        '`X-Ragline-Collection` header or `model: "<model>@<collection>"`.',
+        '`X-Ragline-Collection` header or `model: "<model>@<collection>"`. OpenAI\'s other '
+        "parameters (n, top_p, seed, tools, user, ...) are accepted and ignored; any other "
+        "field is a 400 (`UNKNOWN_FIELD`).",
         "properties": {
             "model": {"type": "string", "description": "A chat model, optionally `@collection`."},
             "messages": {"type": "array", "items": _ref("OpenAIMessage")},

@@ -48,7 +48,7 @@ from ragline_chat.domain import (
 from ragline_chat.embeddings import EmbeddingModelInfo, GrpcEmbedder
 from ragline_chat.service import ChatService
 from ragline_chat.ws_guard import Close, SocketGuard, SocketGuards
-from ragline_core import caller, embedding_models, openai_errors
+from ragline_core import caller, embedding_models, json_fields, openai_errors
 from ragline_core.errors import InternalError, InvalidArgumentError, NotFoundError, RaglineError
 from ragline_core.identity import tenant_of_headers
 
@@ -63,6 +63,50 @@ HTTP_REASONS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "REQUEST_TOO_L
 # The embeddings body may be as large as the gateway's body cap (4 MiB by default, which
 # is the real limit); chat bodies keep the edge's small cap.
 EMBEDDINGS_MAX_BYTES = 16 * 1024 * 1024
+# OpenAI's chat completion parameters (openai 3.57's CompletionCreateParams): any other field
+# is a 400 UNKNOWN_FIELD. Those this API does not implement (n, tools, top_p, ...) are
+# accepted and ignored; the answer is always one grounded message.
+CHAT_COMPLETION_FIELDS = frozenset(
+    [
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "messages",
+        "metadata",
+        "modalities",
+        "model",
+        "moderation",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    ]
+)
 # How long an embeddings call may take when the gateway sent no grpc-timeout.
 DEFAULT_TIMEOUT_S = 30.0
 COLLECTION_HEADER = "X-Ragline-Collection"
@@ -471,6 +515,14 @@ class ChatHttpEdge:
         return response
 
     def _openai_input(self, body: dict[str, Any], header: str) -> tuple[ChatInput, str]:
+        for name in body:
+            if name not in CHAT_COMPLETION_FIELDS:
+                # As OpenAI does: a typo is refused, not ignored.
+                raise InvalidArgumentError(
+                    json_fields.message_text(str(name), tuple(sorted(CHAT_COMPLETION_FIELDS))),
+                    reason="UNKNOWN_FIELD",
+                    field=str(name),
+                )
         model = body.get("model") or ""
         if not isinstance(model, str):
             raise InvalidArgumentError(

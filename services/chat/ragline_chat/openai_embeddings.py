@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragline_chat.embeddings import Embeddings
+from ragline_core import json_fields
 from ragline_core.errors import InvalidArgumentError, RaglineError
 
 FIELDS = ("input", "model", "encoding_format", "dimensions", "user")
@@ -38,7 +39,7 @@ def parse(body: Any) -> EmbeddingsRequest:
     for name in body:
         if name not in FIELDS:
             raise InvalidArgumentError(
-                f"unknown field {name!r}; valid fields: {', '.join(FIELDS)}",
+                json_fields.message_text(str(name), FIELDS),
                 reason="UNKNOWN_FIELD",
                 field=str(name),
             )
