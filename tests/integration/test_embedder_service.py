@@ -99,6 +99,33 @@ async def test_fallback_uses_next_model_for_the_whole_batch(stack, fake_openai, 
     assert all(len(e.values) == 1024 for e in reply.embeddings)
 
 
+async def test_a_provider_slower_than_its_timeout_falls_back(stack, fake_voyage, tmp_path):
+    """A slow provider is an outage like a 503 while the caller's deadline still runs (the
+    fault battery, chaos/ scenario 7, saw a 504 instead of the configured fallback)."""
+    port = free_port()
+    fake_voyage.reset(delay_s=3.0)
+    try:
+        with extra_service(
+            stack,
+            "embedder",
+            port,
+            free_port(),
+            tmp_path / "slow.log",
+            PROVIDER_TIMEOUT="1",
+            EMBEDDING_FALLBACK_MODELS="all-MiniLM-L6-v2",
+        ):
+            async with identity_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.EmbedderServiceStub(channel)
+                reply = await stub.CreateEmbeddings(
+                    pb.CreateEmbeddingsRequest(texts=["slow one", "slow two"], model="voyage-3.5"),
+                    timeout=30,
+                )
+    finally:
+        fake_voyage.reset()
+    assert reply.model == "all-MiniLM-L6-v2"
+    assert reply.dimensions == 384 and all(len(e.values) == 384 for e in reply.embeddings)
+
+
 async def test_missing_key_is_503_saying_which_key(stack, tmp_path):
     port = free_port()
     with extra_service(

@@ -13,7 +13,12 @@ import numpy.typing as npt
 from ragline_core import deadlines
 from ragline_core import embedding_models as models
 from ragline_core.embedding_models import ModelSpec
-from ragline_core.errors import DeadlineExceededError, InvalidArgumentError, UnavailableError
+from ragline_core.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    RaglineError,
+    UnavailableError,
+)
 from ragline_core.metrics import COST, EMBEDDED_TEXTS, TOKENS
 from ragline_core.spend import SpendGuard
 from ragline_embedder.cache import CachedEmbedding, EmbeddingCache
@@ -88,13 +93,20 @@ class EmbeddingService:
     async def embed(self, texts: list[str], model_name: str, tenant: str) -> EmbeddingResult:
         requested = models.resolve(model_name) if model_name else self.default_model
         candidates = [requested, *(m for m in self.fallbacks if m != requested)]
-        last_error: UnavailableError | None = None
+        last_error: RaglineError | None = None
         for model in candidates:
             try:
                 return await self._embed_with(model, texts, tenant)
-            except UnavailableError as exc:
-                # A provider outage: try the next model for the whole batch, so vectors
-                # in one response always share one model.
+            except (UnavailableError, DeadlineExceededError) as exc:
+                # A provider outage, or a provider slower than PROVIDER_TIMEOUT while the
+                # caller's deadline still runs (found by the fault battery: that was a 504
+                # with a fallback configured): try the next model for the whole batch, so
+                # vectors in one response always share one model.
+                if isinstance(exc, DeadlineExceededError) and (
+                    exc.reason != "PROVIDER_TIMEOUT"
+                    or deadlines.remaining(self.limits.default_timeout) <= 0
+                ):
+                    raise
                 last_error = exc
                 if model is not candidates[-1]:
                     log.warning(
