@@ -63,12 +63,13 @@ class Component:
 SERVICES: tuple[Component, ...] = (
     Component("embedder", 50051, 9101, provider_egress=True),
     Component("retriever", 50052, 9102, calls=("embedder",), provider_egress=True),
-    # The WebSocket re-checks each message with auth and counts it against the rate limit.
+    # The WebSocket re-checks each message with auth and counts it against the rate limit;
+    # the OpenAI-compatible POST /v1/embeddings and GET /v1/models ask the embedder.
     Component(
         "chat",
         50053,
         9103,
-        calls=("retriever", "auth", RATELIMIT),
+        calls=("retriever", "embedder", "auth", RATELIMIT),
         http_port=50063,
         provider_egress=True,
     ),
