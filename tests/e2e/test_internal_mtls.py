@@ -74,8 +74,9 @@ def _embed(channel: grpc.aio.Channel) -> object:
 
 
 async def test_the_api_works_end_to_end_over_mutual_tls(tls_stack):
-    """Ingest (ingest → embedder), search (retriever → embedder), chat (chat → retriever)
-    over REST, the same search over native gRPC, and the WebSocket (HTTP/1.1 upstream)."""
+    """Ingest (ingest → embedder), search (retriever → embedder), chat (chat → retriever),
+    the OpenAI-compatible embeddings (chat → embedder) over REST, the same search over native
+    gRPC, and the WebSocket (HTTP/1.1 upstream)."""
     headers = {"authorization": f"Bearer {DEV_KEY}"}
     async with httpx.AsyncClient(base_url=tls_stack.cfg.base_url, timeout=60) as api:
         assert (await api.get("/health")).status_code == 200
@@ -100,6 +101,12 @@ async def test_the_api_works_end_to_end_over_mutual_tls(tls_stack):
         )
         assert chat.status_code == 200, chat.text
         assert chat.json()["citations"], chat.text
+        # The chat edge's OpenAI-compatible embeddings (chat → embedder).
+        embedded = await api.post(
+            "/v1/embeddings", json={"input": ["wren"], "model": "all-MiniLM-L6-v2"}, headers=headers
+        )
+        assert embedded.status_code == 200, embedded.text
+        assert len(embedded.json()["data"][0]["embedding"]) == 384
 
     async with grpc.aio.insecure_channel(
         f"127.0.0.1:{tls_stack.cfg.api_port}", interceptors=bearer_interceptors(DEV_KEY)
