@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             r.fault,
             r.load,
             f"{r.figures} ({r.seconds:.0f}s)",
-            "; ".join(v.cell() for v in r.verdicts),
+            "; ".join([*(v.cell() for v in r.verdicts), *(t.target_cell() for t in r.targets)]),
             profile.name,
             date,
             load,
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for v in r.verdicts:
             print(f"  {'ok ' if v.ok else 'BAD'} {v.name}: {v.detail}")
+        for t in r.targets:
+            print(f"  target {t.name}: {'met' if t.ok else 'MISSED'} ({t.detail})")
     if not args.no_doc:
         update_doc(DOC, rows)
         print(f"\nupdated {DOC}")

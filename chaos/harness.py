@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ import httpx
 
 from ragline_core.caller import IDENTITY_HEADER, Caller, InternalTokens
 from ragline_stack.stack import ROOT, Stack, free_port_config
+from tests.support.fake_llm import FakeLlm
+from tests.support.fake_providers import FakeProvider
 
 # The gateway's deadline for every request; a client waits this + 1 s before it calls the
 # request hung (the invariant: an answer within the deadline + 1 s).
@@ -133,6 +136,8 @@ class Recorder:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.outcomes: list[Outcome] = []
+        # Calls started and not yet answered, per op (to signal a service mid-request).
+        self.inflight: Counter[str] = Counter()
         self.client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(CLIENT_WAIT_S),
@@ -156,6 +161,7 @@ class Recorder:
         started = now()
         headers = {**tenant.headers(), **kwargs.pop("headers", {})}
         body: Any = None
+        self.inflight[op] += 1
         try:
             reply = await self.client.request(method, path, headers=headers, **kwargs)
             status = reply.status_code
@@ -165,6 +171,8 @@ class Recorder:
             status, body = 0, {"message": f"no answer within {CLIENT_WAIT_S:g}s (hung)"}
         except httpx.HTTPError as exc:
             status, body = 0, {"message": f"connection failed: {type(exc).__name__}"}
+        finally:
+            self.inflight[op] -= 1
         reason, message = _error_info(body) if status >= 300 or status == 0 else ("", "")
         verdict, why = classify(status, reason, message, allowed)
         outcome = Outcome(op, tenant.name, started, now(), status, reason, message, verdict, why)
@@ -226,10 +234,13 @@ async def wait_for(
 
 
 class ChaosStack:
-    """One stack for a whole run, plus the extra processes scenarios start."""
+    """One stack for a whole run, plus the extra processes scenarios start, and wire-level
+    fakes of the paid providers (Voyage embeddings, OpenAI chat) on loopback."""
 
     def __init__(self, run_dir: Path, **env: str) -> None:
         self.token_key = secrets.token_urlsafe(48)
+        self.voyage = FakeProvider("voyage")
+        self.openai = FakeLlm("openai")
         cfg = free_port_config(
             run_dir,
             LOG_LEVEL="INFO",
@@ -237,6 +248,16 @@ class ChaosStack:
             DEV_KEYS_TIER="enterprise",
             # A killed ingest's running job is taken over within seconds, not the default 30.
             JOB_STALE_AFTER_S="3",
+            VOYAGE_AI_API_KEY="pa-chaos-fake-key-0123456789",
+            VOYAGE_BASE_URL=self.voyage.base_url,
+            OPENAI_API_KEY="sk-chaos-fake-key-0123456789",
+            CHAT_OPENAI_BASE_URL=self.openai.base_url,
+            # The first answer of a failing paid model comes from these.
+            EMBEDDING_FALLBACK_MODELS="all-MiniLM-L6-v2",
+            CHAT_FALLBACK_MODELS="extractive",
+            PROVIDER_TIMEOUT="2",
+            PROVIDER_BACKOFF_BASE="0.05",
+            PROVIDER_BACKOFF_MAX="0.2",
             **env,
         )
         cfg.database = "ragline_chaos"
@@ -293,6 +314,9 @@ class ChaosStack:
         for proc in self.extra:
             self.stop_extra(proc)
         self.stack.stop_all()
+        for fake in (self.voyage, self.openai):
+            with contextlib.suppress(Exception):
+                fake.stop()
 
 
 @contextlib.contextmanager
@@ -301,6 +325,8 @@ def chaos_stack(keep: bool = False, **env: str) -> Iterator[ChaosStack]:
     run_dir = Path(tempfile.mkdtemp(prefix="ragline-chaos-"))
     running = ChaosStack(run_dir, **env)
     try:
+        running.voyage.start()
+        running.openai.start()
         running.stack.start_all(timeout=300)
         yield running
     except BaseException:

@@ -38,6 +38,9 @@ class Verdict:
     def cell(self) -> str:
         return f"{self.name} {'ok' if self.ok else 'VIOLATED'}"
 
+    def target_cell(self) -> str:
+        return f"target {self.name}: {'met' if self.ok else 'MISSED'} ({self.detail})"
+
 
 async def check_data(
     mongo_uri: str, database: str, tenant: str, collection: str, ledger: Ledger

@@ -22,6 +22,8 @@ class Profile:
     sigterm_services: tuple[str, ...]
     # Concurrent clients of each load.
     clients: int
+    # Scenario 7: embeddings and chats per provider phase (healthy, 429, 503, slow).
+    provider_requests: int
 
 
 SHORT = Profile(
@@ -34,6 +36,7 @@ SHORT = Profile(
     auth_down_s=5.0,
     sigterm_services=("retriever",),
     clients=4,
+    provider_requests=10,
 )
 
 LONG = Profile(
@@ -46,6 +49,7 @@ LONG = Profile(
     auth_down_s=15.0,
     sigterm_services=("embedder", "retriever", "chat", "ingest", "auth"),
     clients=8,
+    provider_requests=50,
 )
 
 PROFILES = {p.name: p for p in (SHORT, LONG)}
