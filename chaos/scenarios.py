@@ -296,20 +296,24 @@ async def ingest_kills(cs: ChaosStack, rec: Recorder, profile: Profile) -> Resul
         )
     )
     downtimes: list[float] = []
-    killed_at_done: list[int] = []
+    done_by: dict[str, int] = {}
+    finished: set[str] = set()
     try:
         for k in range(kills):
             target = n * (k + 1) // (kills + 1)
 
             async def progressed(target: int = target) -> bool:
-                done = 0
+                # Finished jobs are not asked again: the poll stays below the rate limit.
                 for job_id in jobs:
-                    job = await job_state(rec, tenant, job_id)
-                    done += int((job or {}).get("documents_done") or 0)
-                killed_at_done.append(done)
-                return done >= target
+                    if job_id not in finished:
+                        job = await job_state(rec, tenant, job_id)
+                        if job is not None:
+                            done_by[job_id] = int(job.get("documents_done") or 0)
+                            if job.get("state") in TERMINAL:
+                                finished.add(job_id)
+                return sum(done_by.values()) >= target
 
-            await wait_for(progressed, 300, f"{target} documents ingested", 0.3)
+            await wait_for(progressed, 300, f"{target} documents ingested", 1.0)
             pid = cs.stack.child_pid("ingest")
             if pid is None:
                 raise RuntimeError("no ingest process to kill")
