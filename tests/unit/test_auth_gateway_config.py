@@ -290,9 +290,9 @@ def test_openapi_document_is_generated_and_marks_public_operations():
     assert doc["paths"]["/health"]["get"]["security"] == []
     embeddings = doc["paths"]["/api/v1/embeddings"]["post"]
     assert "401" in embeddings["responses"] and "security" not in embeddings
-    props = doc["definitions"]["CreateEmbeddingsRequest"]["properties"]
+    props = doc["components"]["schemas"]["CreateEmbeddingsRequest"]["properties"]
     assert {"text", "texts", "model"} <= set(props)
-    assert doc["securityDefinitions"]["bearer"]["name"] == "Authorization"
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 def test_gateway_config_type_is_importable():

@@ -13,6 +13,7 @@ from ragline_ingest.extract_worker import EXIT_OUT_OF_MEMORY
 from ragline_ingest.parsing import Caps, Rejected, parse
 from tests.support.documents import docx_with, pdf_with_text
 from tests.support.hostile_files import (
+    BLANK_TEXT_OP,
     docx_billion_laughs,
     docx_paragraph_bomb,
     pdf_heavy_content,
@@ -85,7 +86,7 @@ async def test_the_child_reads_the_file_and_is_killed_at_the_time_limit():
         assert "Second paragraph." in text
         started = time.monotonic()
         with pytest.raises(InvalidArgumentError) as caught:
-            await extract.extract_file(pdf_heavy_content(1000 * 1024, 20), ".pdf")
+            await extract.extract_file(pdf_heavy_content(1000 * 1024, 20, BLANK_TEXT_OP), ".pdf")
         assert caught.value.reason == "EXTRACTION_TIMEOUT"
         assert time.monotonic() - started < 4
         with pytest.raises(InvalidArgumentError) as caught:  # plain text: read in-process
