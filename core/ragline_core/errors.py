@@ -220,7 +220,11 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, *, upstream: str) -> RaglineError:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceededError(f"deadline exceeded waiting for {upstream}")
     if code == grpc.StatusCode.UNAVAILABLE:
-        return UnavailableError(f"{upstream} is unavailable", reason="UPSTREAM_UNAVAILABLE")
+        # The downstream's reason travels on (e.g. PROVIDER_UNAVAILABLE: a paid provider
+        # failed after the embedder's own retries), so a caller can tell it from the
+        # upstream itself being down and not retry what was already retried.
+        reason = _reason_of(exc) or "UPSTREAM_UNAVAILABLE"
+        return UnavailableError(f"{upstream} is unavailable", reason=reason)
     return InternalError(f"{upstream} failed", reason="UPSTREAM_ERROR")
 
 

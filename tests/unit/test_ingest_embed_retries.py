@@ -55,3 +55,12 @@ async def test_a_bad_request_is_not_retried():
     with pytest.raises(InvalidArgumentError):
         await embed_with_retries(embedder, FAST, "t", "m", ["a"])  # type: ignore[arg-type]
     assert embedder.calls == 1
+
+
+async def test_a_provider_failure_the_embedder_already_retried_is_final():
+    embedder = ScriptedEmbedder(
+        UnavailableError("voyage answered 500", reason="PROVIDER_UNAVAILABLE"),
+    )
+    with pytest.raises(UnavailableError):
+        await embed_with_retries(embedder, FAST, "t", "m", ["a"])  # type: ignore[arg-type]
+    assert embedder.calls == 1

@@ -92,14 +92,16 @@ async def embed_with_retries(
 ) -> tuple[Any, str, int]:
     """A job's embedder call, tried again (with jittered backoff) while the embedder is busy
     or restarting: a transient timeout or outage must not fail accepted documents for good
-    (found by the fault battery: jobs queued behind a busy embedder failed whole)."""
+    (found by the fault battery: jobs queued behind a busy embedder failed whole). A paid
+    provider's failure (reason PROVIDER_*) is final here: the embedder has already spent its
+    own retry budget on it, and retrying again would multiply the provider's attempts."""
     attempt = 0
     while True:
         try:
             return await embedder.embed(tenant, model, texts)
         except (DeadlineExceededError, UnavailableError) as exc:
             attempt += 1
-            if attempt >= policy.attempts:
+            if attempt >= policy.attempts or exc.reason.startswith("PROVIDER_"):
                 raise
             log.warning(
                 "embedder call failed; retrying",
