@@ -239,6 +239,7 @@ export class Ingest extends Resource {
     return this.t.json({
       ...options,
       idempotencyKey: options.idempotencyKey ?? randomId(),
+      retry: "keyed",
       method: "POST",
       path: "/api/v1/ingest",
       json: request,
@@ -494,7 +495,7 @@ export class Keys extends Resource {
 
   /** The key stops working everywhere within about a second. */
   revoke(keyId: string, options: RequestOptions = {}): Promise<RevokeApiKeyResponse> {
-    return this.t.json({ ...options, method: "POST", path: `/api/v1/keys/${enc(keyId)}:revoke`, json: {} });
+    return this.t.json({ ...options, method: "POST", path: `/api/v1/keys/${enc(keyId)}:revoke`, json: {}, retry: "safe" });
   }
 }
 

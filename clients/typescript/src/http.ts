@@ -2,14 +2,22 @@
 // else jittered exponential back-off), and error replies turned into the error classes.
 // Browser-safe: fetch, AbortController, Headers, crypto.getRandomValues only.
 import {
-  ApiError,
-  ConnectionError,
+  ConflictError,
+  ConnectionFailedError,
+  DeadlineExceededError,
   RaglineError,
   RateLimitedError,
-  RequestTimeoutError,
   UnavailableError,
   errorFromResponse,
 } from "./errors.js";
+
+/**
+ * Which failures a call may be retried after (as the Python SDK): "safe" for reads and
+ * idempotent writes (429, 503, a lost connection), "keyed" for ingest (as safe: its
+ * Idempotency-Key makes a repeat replay the first try's job), "rejected" for other writes
+ * (only what the gateway refused before any work: a rate limit, the auth service down).
+ */
+export type RetryKind = "safe" | "keyed" | "rejected";
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -22,13 +30,13 @@ export interface ClientOptions {
   token?: TokenSource;
   /** Per attempt, until the reply (a stream: until its headers). Default 60 s. */
   timeoutMs?: number;
-  /** Retries after the first attempt for 429 and 503 (and network errors when safe). Default 3. */
+  /** Retries after the first try (429, 503, lost connections; see RetryKind). Default 3. */
   maxRetries?: number;
-  /** First back-off delay; doubles per retry, with jitter. Default 500 ms. */
+  /** Back-off: a random wait up to base * 2^n ("full jitter"). Default 250 ms. */
   retryBaseDelayMs?: number;
-  /** Largest back-off delay. Default 8 s. */
+  /** Largest back-off wait. Default 8 s. */
   retryMaxDelayMs?: number;
-  /** A Retry-After longer than this is not waited for: the error is raised at once. Default 60 s. */
+  /** A Retry-After longer than this is not waited for: the error is raised at once. Default 30 s. */
   maxRetryAfterMs?: number;
   /** Called before each retry (logging, metrics). */
   onRetry?: (info: RetryInfo) => void;
@@ -65,8 +73,10 @@ export interface RawRequest extends RequestOptions {
   json?: unknown;
   body?: Blob | ArrayBuffer | ArrayBufferView | string;
   contentType?: string;
-  /** Sent as Idempotency-Key, the same on every retry; makes a POST safe to retry after a timeout. */
+  /** Sent as Idempotency-Key, the same on every retry. */
   idempotencyKey?: string;
+  /** Default: "safe" for GET and DELETE, "rejected" for POST. */
+  retry?: RetryKind;
   /** Accept: text/event-stream; the reply's body is returned unread. */
   stream?: boolean;
 }
@@ -130,14 +140,13 @@ export class Transport {
   /** Sends with retries; resolves to a 2xx Response (for a stream, its body unread). */
   async send(request: RawRequest): Promise<Response> {
     const maxRetries = request.maxRetries ?? this.options.maxRetries ?? 3;
-    // A GET or DELETE, or a POST bound to an Idempotency-Key, may be repeated after a lost reply.
-    const idempotent = request.method !== "POST" || request.idempotencyKey !== undefined;
+    const kind = request.retry ?? (request.method === "POST" ? "rejected" : "safe");
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.attempt(request);
       } catch (error) {
         if (!(error instanceof RaglineError) || attempt >= maxRetries) throw error;
-        const delayMs = this.retryDelay(error, attempt, idempotent);
+        const delayMs = this.retryDelay(error, attempt, kind);
         if (delayMs === undefined) throw error;
         this.options.onRetry?.({ attempt: attempt + 1, delayMs, error, method: request.method, path: request.path });
         await sleep(delayMs, request.signal);
@@ -146,25 +155,19 @@ export class Transport {
   }
 
   /** How long to wait before retrying after `error`, or undefined when it is not retried. */
-  private retryDelay(error: RaglineError, attempt: number, idempotent: boolean): number | undefined {
-    const retriable =
-      error instanceof RateLimitedError ||
-      error instanceof UnavailableError ||
-      (idempotent && (error instanceof ConnectionError || error instanceof RequestTimeoutError));
-    if (!retriable) return undefined;
-    const base = this.options.retryBaseDelayMs ?? 500;
+  private retryDelay(error: RaglineError, attempt: number, kind: RetryKind): number | undefined {
+    if (!retryable(error, kind)) return undefined;
+    const base = this.options.retryBaseDelayMs ?? 250;
     const cap = this.options.retryMaxDelayMs ?? 8000;
-    // Full jitter in [half, whole] of the exponential step, so clients that failed together
-    // do not come back together.
-    const step = Math.min(cap, base * 2 ** attempt);
-    const backoff = step / 2 + Math.random() * (step / 2);
-    if (error instanceof ApiError && error.retryAfter !== undefined) {
+    if (error.retryAfter !== undefined) {
       const afterMs = error.retryAfter * 1000;
-      if (afterMs > (this.options.maxRetryAfterMs ?? 60_000)) return undefined;
-      // The server's time, plus up to 10% so a crowd does not return on the same tick.
-      return afterMs + Math.random() * Math.min(afterMs * 0.1, 1000);
+      if (afterMs > (this.options.maxRetryAfterMs ?? 30_000)) return undefined;
+      // At least what the server asked, plus a little jitter so clients told the same
+      // window reset do not all come back at once.
+      return afterMs + Math.random() * base;
     }
-    return backoff;
+    // Full jitter: clients that failed together do not come back together.
+    return Math.random() * Math.min(cap, base * 2 ** attempt);
   }
 
   private async attempt(request: RawRequest): Promise<Response> {
@@ -188,7 +191,7 @@ export class Transport {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new RequestTimeoutError(`no reply within ${timeoutMs} ms`));
+      controller.abort(clientTimeout(request, timeoutMs));
     }, timeoutMs);
     const onAbort = () => controller.abort(request.signal?.reason);
     if (request.signal?.aborted) onAbort();
@@ -205,9 +208,9 @@ export class Transport {
         if (body !== undefined) init.body = body;
         response = await this.fetchImpl(this.url(request.path, request.query), init);
       } catch (cause) {
-        if (timedOut) throw new RequestTimeoutError(`${request.method} ${request.path}: no reply within ${timeoutMs} ms`);
+        if (timedOut) throw clientTimeout(request, timeoutMs);
         if (request.signal?.aborted) throw request.signal.reason;
-        throw new ConnectionError(`${request.method} ${request.path}: ${describe(cause)}`, { cause });
+        throw new ConnectionFailedError(`${request.method} ${request.path}: ${describe(cause)}`, { cause });
       }
       if (!response.ok) {
         const text = await response.text().catch(() => "");
@@ -230,14 +233,29 @@ export class Transport {
       const empty = response.status === 204 || response.status === 205;
       return new Response(empty ? null : text, { status: response.status, headers: response.headers });
     } catch (error) {
-      if (timedOut && !(error instanceof RequestTimeoutError) && !(error instanceof ApiError)) {
-        throw new RequestTimeoutError(`${request.method} ${request.path}: no reply within ${timeoutMs} ms`);
-      }
+      if (timedOut && !(error instanceof RaglineError)) throw clientTimeout(request, timeoutMs);
       throw error;
     } finally {
       if (!request.stream) release();
     }
   }
+}
+
+export function retryable(error: RaglineError, kind: RetryKind): boolean {
+  const safe = kind !== "rejected";
+  // A daily spend cap or a lock-out for unknown keys does not pass by retrying.
+  if (error instanceof RateLimitedError) return error.reason === "" || error.reason === "RATE_LIMITED";
+  if (error instanceof ConnectionFailedError) return safe;
+  if (error instanceof UnavailableError) return safe || error.reason === "AUTH_UNAVAILABLE"; // refused before any work
+  if (error instanceof ConflictError) return kind === "keyed" && error.reason === "IDEMPOTENCY_KEY_IN_USE";
+  return false;
+}
+
+function clientTimeout(request: RawRequest, timeoutMs: number): DeadlineExceededError {
+  return new DeadlineExceededError(
+    `${request.method} ${request.path}: no answer within the client's timeout of ${timeoutMs} ms`,
+    { reason: "CLIENT_TIMEOUT" },
+  );
 }
 
 function describe(cause: unknown): string {

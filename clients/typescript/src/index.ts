@@ -25,7 +25,15 @@ export {
   isTerminal,
 } from "./client.js";
 export * from "./errors.js";
-export { type ClientOptions, type RequestOptions, type RetryInfo, type TokenSource, Transport } from "./http.js";
+export {
+  type ClientOptions,
+  type RequestOptions,
+  type RetryInfo,
+  type RetryKind,
+  type TokenSource,
+  Transport,
+  retryable,
+} from "./http.js";
 export { type Page, type PageFetcher, Paginator } from "./pagination.js";
 export { type ServerSentEvent, parseSse } from "./sse.js";
 export type * from "./types.js";
