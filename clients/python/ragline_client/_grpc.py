@@ -32,6 +32,7 @@ from ragline_client._proto.ragline.ingest.v1 import ingest_service_pb2
 from ragline_client._proto.ragline.retriever.v1 import retriever_service_pb2
 from ragline_client._proto.ragline.system.v1 import system_service_pb2
 from ragline_client.errors import (
+    ERROR_INFO,
     ConnectionFailedError,
     RaglineError,
     from_status,
@@ -96,7 +97,9 @@ def _error(err: grpc.RpcError) -> RaglineError:
 
 def _from_metadata(number: int, message: str, metadata: Sequence[tuple[str, Any]]) -> RaglineError:
     status: Json | None = None
-    retry_after = None
+    retry_after: float | None = None
+    reset: float | None = None
+    limited = False
     for key, value in metadata:
         if key == _DETAILS_KEY and isinstance(value, bytes):
             status = json_format.MessageToDict(
@@ -104,8 +107,23 @@ def _from_metadata(number: int, message: str, metadata: Sequence[tuple[str, Any]
             )
         elif key == "retry-after" and isinstance(value, str):
             retry_after = parse_retry_after(value)
+        elif key == "x-ratelimit-reset" and isinstance(value, str) and number == 8:
+            reset = parse_retry_after(value)
+        elif key == "x-envoy-ratelimited":
+            limited = True
     if number == 14 and status is None and _is_connect_failure(message):
         return ConnectionFailedError(message, code=14)
+    if number == 8 and (limited or reset is not None):
+        # The gateway's global limiter answers native gRPC with a bare RESOURCE_EXHAUSTED
+        # and its x-ratelimit-* headers (no Status details, no Retry-After): the REST 429's
+        # reason and wait are rebuilt from them.
+        retry_after = retry_after if retry_after is not None else reset
+        if status is None:
+            status = {
+                "code": 8,
+                "message": message or "rate limit reached; retry after the window resets",
+                "details": [{"@type": ERROR_INFO, "reason": "RATE_LIMITED"}],
+            }
     return from_status(status, grpc_code=number, message=message, retry_after=retry_after)
 
 

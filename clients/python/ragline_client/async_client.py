@@ -195,10 +195,12 @@ class AsyncClient:
         return await self._run(core.embeddings(texts, model))
 
     def list_embedding_models(
-        self, *, page_size: int | None = None
+        self, *, page_size: int | None = None, page_token: str | None = None
     ) -> AsyncPager[m.EmbeddingModel]:
         """The embedding models, default first."""
-        return AsyncPager(lambda token: self._run(core.embedding_models(page_size, token)))
+        return AsyncPager(
+            lambda token: self._run(core.embedding_models(page_size, token)), page_token or ""
+        )
 
     # -- ingest and jobs -----------------------------------------------------------------------
     async def ingest(
@@ -326,8 +328,12 @@ class AsyncClient:
         return await self._run(core.suggest(collection, prefix, limit))
 
     # -- collections and documents -------------------------------------------------------------
-    def list_collections(self, *, page_size: int | None = None) -> AsyncPager[m.Collection]:
-        return AsyncPager(lambda token: self._run(core.collections(page_size, token)))
+    def list_collections(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> AsyncPager[m.Collection]:
+        return AsyncPager(
+            lambda token: self._run(core.collections(page_size, token)), page_token or ""
+        )
 
     async def get_collection(self, collection: str) -> m.Collection:
         return await self._run(core.get_collection(collection))
@@ -336,9 +342,11 @@ class AsyncClient:
         return await self._run(core.delete_collection(collection))
 
     def list_documents(
-        self, collection: str, *, page_size: int | None = None
+        self, collection: str, *, page_size: int | None = None, page_token: str | None = None
     ) -> AsyncPager[m.Document]:
-        return AsyncPager(lambda token: self._run(core.documents(collection, page_size, token)))
+        return AsyncPager(
+            lambda token: self._run(core.documents(collection, page_size, token)), page_token or ""
+        )
 
     async def get_document(self, collection: str, document_id: str) -> m.Document:
         return await self._run(core.get_document(collection, document_id))
@@ -398,8 +406,12 @@ class AsyncClient:
         )
         return AsyncChatStream(self._stream(call))
 
-    def list_conversations(self, *, page_size: int | None = None) -> AsyncPager[m.Conversation]:
-        return AsyncPager(lambda token: self._run(core.conversations(page_size, token)))
+    def list_conversations(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> AsyncPager[m.Conversation]:
+        return AsyncPager(
+            lambda token: self._run(core.conversations(page_size, token)), page_token or ""
+        )
 
     async def get_conversation(self, conversation_id: str) -> m.Conversation:
         """The conversation with its messages."""
@@ -408,8 +420,12 @@ class AsyncClient:
     async def delete_conversation(self, conversation_id: str) -> m.DeleteConversationResult:
         return await self._run(core.delete_conversation(conversation_id))
 
-    def list_chat_models(self, *, page_size: int | None = None) -> AsyncPager[m.ChatModel]:
-        return AsyncPager(lambda token: self._run(core.chat_models(page_size, token)))
+    def list_chat_models(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> AsyncPager[m.ChatModel]:
+        return AsyncPager(
+            lambda token: self._run(core.chat_models(page_size, token)), page_token or ""
+        )
 
     # -- keys and tokens (admin) ---------------------------------------------------------------
     async def create_api_key(
@@ -435,9 +451,15 @@ class AsyncClient:
         )
 
     def list_api_keys(
-        self, *, tenant: str | None = None, page_size: int | None = None
+        self,
+        *,
+        tenant: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
     ) -> AsyncPager[m.ApiKey]:
-        return AsyncPager(lambda token: self._run(core.api_keys(tenant, page_size, token)))
+        return AsyncPager(
+            lambda token: self._run(core.api_keys(tenant, page_size, token)), page_token or ""
+        )
 
     async def get_api_key(self, key_id: str) -> m.ApiKey:
         return await self._run(core.get_api_key(key_id))

@@ -211,9 +211,13 @@ class Client:
         """Embeds one text or a list of texts (one `Embedding` per text, in order)."""
         return self._run(core.embeddings(texts, model))
 
-    def list_embedding_models(self, *, page_size: int | None = None) -> Pager[m.EmbeddingModel]:
+    def list_embedding_models(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> Pager[m.EmbeddingModel]:
         """The embedding models, default first."""
-        return Pager(lambda token: self._run(core.embedding_models(page_size, token)))
+        return Pager(
+            lambda token: self._run(core.embedding_models(page_size, token)), page_token or ""
+        )
 
     # -- ingest and jobs -----------------------------------------------------------------------
     def ingest(
@@ -337,8 +341,10 @@ class Client:
         return self._run(core.suggest(collection, prefix, limit))
 
     # -- collections and documents -------------------------------------------------------------
-    def list_collections(self, *, page_size: int | None = None) -> Pager[m.Collection]:
-        return Pager(lambda token: self._run(core.collections(page_size, token)))
+    def list_collections(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> Pager[m.Collection]:
+        return Pager(lambda token: self._run(core.collections(page_size, token)), page_token or "")
 
     def get_collection(self, collection: str) -> m.Collection:
         return self._run(core.get_collection(collection))
@@ -346,8 +352,12 @@ class Client:
     def delete_collection(self, collection: str) -> m.DeleteCollectionResult:
         return self._run(core.delete_collection(collection))
 
-    def list_documents(self, collection: str, *, page_size: int | None = None) -> Pager[m.Document]:
-        return Pager(lambda token: self._run(core.documents(collection, page_size, token)))
+    def list_documents(
+        self, collection: str, *, page_size: int | None = None, page_token: str | None = None
+    ) -> Pager[m.Document]:
+        return Pager(
+            lambda token: self._run(core.documents(collection, page_size, token)), page_token or ""
+        )
 
     def get_document(self, collection: str, document_id: str) -> m.Document:
         return self._run(core.get_document(collection, document_id))
@@ -407,8 +417,12 @@ class Client:
         )
         return ChatStream(self._stream(call))
 
-    def list_conversations(self, *, page_size: int | None = None) -> Pager[m.Conversation]:
-        return Pager(lambda token: self._run(core.conversations(page_size, token)))
+    def list_conversations(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> Pager[m.Conversation]:
+        return Pager(
+            lambda token: self._run(core.conversations(page_size, token)), page_token or ""
+        )
 
     def get_conversation(self, conversation_id: str) -> m.Conversation:
         """The conversation with its messages."""
@@ -417,8 +431,10 @@ class Client:
     def delete_conversation(self, conversation_id: str) -> m.DeleteConversationResult:
         return self._run(core.delete_conversation(conversation_id))
 
-    def list_chat_models(self, *, page_size: int | None = None) -> Pager[m.ChatModel]:
-        return Pager(lambda token: self._run(core.chat_models(page_size, token)))
+    def list_chat_models(
+        self, *, page_size: int | None = None, page_token: str | None = None
+    ) -> Pager[m.ChatModel]:
+        return Pager(lambda token: self._run(core.chat_models(page_size, token)), page_token or "")
 
     # -- keys and tokens (admin) ---------------------------------------------------------------
     def create_api_key(
@@ -444,9 +460,15 @@ class Client:
         )
 
     def list_api_keys(
-        self, *, tenant: str | None = None, page_size: int | None = None
+        self,
+        *,
+        tenant: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
     ) -> Pager[m.ApiKey]:
-        return Pager(lambda token: self._run(core.api_keys(tenant, page_size, token)))
+        return Pager(
+            lambda token: self._run(core.api_keys(tenant, page_size, token)), page_token or ""
+        )
 
     def get_api_key(self, key_id: str) -> m.ApiKey:
         return self._run(core.get_api_key(key_id))
