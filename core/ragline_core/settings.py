@@ -105,9 +105,11 @@ class CoreSettings(BaseSettings):
     # that cannot speak mutual TLS such as Kubernetes' native gRPC probes. Unset: none.
     HEALTH_ADDR: str | None = None
 
-    # On SIGTERM: report NOT_SERVING for DRAIN_DELAY seconds so load balancers stop
-    # sending, then wait up to SHUTDOWN_GRACE seconds for in-flight calls.
-    DRAIN_DELAY: float = Field(default=0.0, ge=0, le=60)
+    # On SIGTERM: report NOT_SERVING for DRAIN_DELAY seconds while still serving every call
+    # (in flight and new), so load balancers take the host out before its listener closes
+    # (Envoy's health check needs 2 intervals of 2 s: at least 4 s), then wait up to
+    # SHUTDOWN_GRACE seconds for in-flight calls.
+    DRAIN_DELAY: float = Field(default=5.0, ge=0, le=60)
     SHUTDOWN_GRACE: float = Field(default=10.0, ge=0, le=300)
 
     @field_validator("VALID_API_KEYS", mode="before")

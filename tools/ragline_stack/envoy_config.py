@@ -60,18 +60,44 @@ class Route:
     scope: str | None = None
     # Public routes skip authentication and rate limits (documents, keys for JWTs).
     public: bool = False
+    # Envoy retries (retry_on conditions, see RETRY_TRANSPORT/RETRY_READ) of every request
+    # on the route, whose every method is safe to repeat (reads, searches, embeddings)...
+    retry: str | None = None
+    # ...or of its GET requests only (a twin route matching GET goes first): the route also
+    # serves writes, which are never repeated.
+    get_retry: str | None = None
+    # Requests carrying an Idempotency-Key are repeated too (the service dedupes them).
+    keyed_retry: str | None = None
 
     @property
     def needs(self) -> str:
         return self.scope or CLUSTER_SCOPES.get(self.cluster, "authenticated")
 
 
+# Retries a request that never reached a service, or was refused or cut before any answer:
+# the race of a SIGTERM (a replica's listener closing as Envoy sends to it) or a crash. Envoy
+# never retries once it has sent the client a response byte, so streams are safe too.
+RETRY_TRANSPORT = "reset,connect-failure,refused-stream"
+# Plus a gRPC UNAVAILABLE, only on reads that call no paid provider: a provider's outage is
+# UNAVAILABLE after the service's own PROVIDER_MAX_ATTEMPTS, and repeating it would multiply
+# the calls to a failing provider (docs/reliability.md, "retries are not budgeted").
+RETRY_READ = RETRY_TRANSPORT + ",unavailable"
+RETRY_ATTEMPTS = 2
+# At most this share of a cluster's active requests may be retries at once (plus a floor of
+# RETRY_MIN_CONCURRENCY), so an outage cannot turn into a retry storm.
+RETRY_BUDGET_PERCENT = 20.0
+RETRY_MIN_CONCURRENCY = 3
+
 # REST routes; the order matters where prefixes overlap.
 REST_ROUTES = (
-    Route({"path": "/api/v1/embeddings"}, "embedder"),
-    Route({"path": "/api/v1/embedding-models"}, "embedder"),
-    Route({"path": "/api/v1/search"}, "retriever"),
-    Route({"safe_regex": {"regex": "^/api/v1/collections/[^/]+/suggestions$"}}, "retriever"),
+    Route({"path": "/api/v1/embeddings"}, "embedder", retry=RETRY_TRANSPORT),
+    Route({"path": "/api/v1/embedding-models"}, "embedder", retry=RETRY_READ),
+    Route({"path": "/api/v1/search"}, "retriever", retry=RETRY_TRANSPORT),
+    Route(
+        {"safe_regex": {"regex": "^/api/v1/collections/[^/]+/suggestions$"}},
+        "retriever",
+        retry=RETRY_READ,
+    ),
     Route({"path": "/api/v1/chat/ws"}, CHAT_HTTP, streaming=True, websocket=True, scope="chat"),
     Route(
         {"path": "/api/v1/chat:stream"},
@@ -81,9 +107,9 @@ REST_ROUTES = (
         lua="chat_stream_switch.lua",
     ),
     Route({"path": "/api/v1/chat"}, "chat", chat_body=True, lua="chat_stream_switch.lua"),
-    Route({"path": "/api/v1/chat-models"}, "chat"),
-    Route({"path": "/api/v1/conversations"}, "chat"),
-    Route({"prefix": "/api/v1/conversations/"}, "chat"),
+    Route({"path": "/api/v1/chat-models"}, "chat", retry=RETRY_READ),
+    Route({"path": "/api/v1/conversations"}, "chat", get_retry=RETRY_READ),
+    Route({"prefix": "/api/v1/conversations/"}, "chat", get_retry=RETRY_READ),
     # OpenAI-compatible API (served by the chat service's HTTP port).
     # The Lua script enforces the chat body cap here too (the per-route buffer cap alone let
     # a 70 KB body through to the service); it switches no path but /api/v1/chat's.
@@ -95,22 +121,23 @@ REST_ROUTES = (
         scope="chat",
         lua="chat_stream_switch.lua",
     ),
-    Route({"path": "/v1/embeddings"}, CHAT_HTTP, scope="embeddings"),
-    Route({"path": "/v1/models"}, CHAT_HTTP, scope="chat"),
-    Route({"prefix": "/v1/models/"}, CHAT_HTTP, scope="chat"),
-    Route({"path": "/api/v1/ingest"}, "ingest"),
+    # Plain HTTP upstream: gRPC's "unavailable" does not apply.
+    Route({"path": "/v1/embeddings"}, CHAT_HTTP, scope="embeddings", retry=RETRY_TRANSPORT),
+    Route({"path": "/v1/models"}, CHAT_HTTP, scope="chat", retry=RETRY_TRANSPORT),
+    Route({"prefix": "/v1/models/"}, CHAT_HTTP, scope="chat", retry=RETRY_TRANSPORT),
+    Route({"path": "/api/v1/ingest"}, "ingest", keyed_retry=RETRY_READ),
     Route({"safe_regex": {"regex": "^/api/v1/jobs/[^/]+:watch$"}}, "ingest", streaming=True),
-    Route({"prefix": "/api/v1/jobs/"}, "ingest"),
-    Route({"path": "/api/v1/collections"}, "ingest"),
-    Route({"prefix": "/api/v1/collections/"}, "ingest"),
+    Route({"prefix": "/api/v1/jobs/"}, "ingest", get_retry=RETRY_READ),
+    Route({"path": "/api/v1/collections"}, "ingest", get_retry=RETRY_READ),
+    Route({"prefix": "/api/v1/collections/"}, "ingest", get_retry=RETRY_READ),
     # Gateway: keys, tokens, usage, public documents (served by the auth service).
     Route({"path": "/api/v1/tokens"}, "auth", scope="api_key_only"),
-    Route({"path": "/api/v1/keys"}, "auth"),
-    Route({"prefix": "/api/v1/keys/"}, "auth"),
-    Route({"path": "/api/v1/analytics/usage"}, "auth", scope="analytics"),
-    Route({"path": "/.well-known/jwks.json"}, "auth", public=True),
-    Route({"path": "/openapi.json"}, "auth", public=True),
-    Route({"path": "/docs"}, "auth", public=True),
+    Route({"path": "/api/v1/keys"}, "auth", get_retry=RETRY_READ),
+    Route({"prefix": "/api/v1/keys/"}, "auth", get_retry=RETRY_READ),
+    Route({"path": "/api/v1/analytics/usage"}, "auth", scope="analytics", retry=RETRY_READ),
+    Route({"path": "/.well-known/jwks.json"}, "auth", public=True, retry=RETRY_READ),
+    Route({"path": "/openapi.json"}, "auth", public=True, retry=RETRY_READ),
+    Route({"path": "/docs"}, "auth", public=True, retry=RETRY_READ),
 )
 
 # Native gRPC: method-path prefixes, their cluster and scope (the first match wins).
@@ -129,6 +156,36 @@ GRPC_ROUTES = (
     ("/grpc.reflection.v1.ServerReflection/", "auth", "authenticated"),
     ("/grpc.reflection.v1alpha.ServerReflection/", "auth", "authenticated"),
 )
+# Native gRPC methods that are safe to repeat, and on what (RETRY_TRANSPORT where the method
+# may call a paid provider): each gets an exact route with the retry policy before its
+# service's prefix route. Writes (Chat, IngestDocuments without a key, deletes, key
+# changes, CreateToken) and streams are not listed.
+IDEMPOTENT_GRPC = {
+    "/ragline.embedder.v1.EmbedderService/CreateEmbeddings": RETRY_TRANSPORT,
+    "/ragline.embedder.v1.EmbedderService/ListEmbeddingModels": RETRY_READ,
+    "/ragline.retriever.v1.RetrieverService/Search": RETRY_TRANSPORT,
+    "/ragline.retriever.v1.RetrieverService/SuggestQueries": RETRY_READ,
+    "/ragline.chat.v1.ChatService/ListConversations": RETRY_READ,
+    "/ragline.chat.v1.ChatService/GetConversation": RETRY_READ,
+    "/ragline.chat.v1.ChatService/ListChatModels": RETRY_READ,
+    "/ragline.ingest.v1.IngestService/GetJob": RETRY_READ,
+    "/ragline.ingest.v1.IngestService/ListDocuments": RETRY_READ,
+    "/ragline.ingest.v1.IngestService/GetDocument": RETRY_READ,
+    "/ragline.ingest.v1.IngestService/ListCollections": RETRY_READ,
+    "/ragline.ingest.v1.IngestService/GetCollection": RETRY_READ,
+    "/ragline.auth.v1.AuthService/ListApiKeys": RETRY_READ,
+    "/ragline.auth.v1.AuthService/GetApiKey": RETRY_READ,
+    "/ragline.auth.v1.AuthService/GetJwks": RETRY_READ,
+    "/ragline.auth.v1.AuthService/GetOpenApiDocument": RETRY_READ,
+    "/ragline.auth.v1.AuthService/GetApiDocs": RETRY_READ,
+    "/ragline.analytics.v1.AnalyticsService/GetUsage": RETRY_READ,
+    "/ragline.system.v1.SystemService/GetHealth": RETRY_READ,
+    "/grpc.health.v1.Health/Check": RETRY_READ,
+}
+# Keyed writes (Idempotency-Key metadata): repeated as the REST route's keyed requests are.
+KEYED_GRPC = {"/ragline.ingest.v1.IngestService/IngestDocuments": RETRY_READ}
+IDEMPOTENCY_HEADER = "idempotency-key"
+
 # Bidirectional streams: the buffer filter would wait for the client's end of stream, which
 # a reflection client sends only after its answers (a hang), so it is off on these routes.
 _BIDI_GRPC = ("/grpc.reflection.v1.", "/grpc.reflection.v1alpha.")
@@ -415,21 +472,38 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
         if route.cluster == CHAT_HTTP:
             entry["typed_per_filter_config"] = no_transcoder()
         _chat_extras(entry, route, cfg)
-        protected = gateway.protect(entry, None if route.public else route.needs, cfg)
-        routes.append(_component(protected, route.cluster))
+        protected = _component(
+            gateway.protect(entry, None if route.public else route.needs, cfg), route.cluster
+        )
+        if route.retry:
+            protected["route"]["retry_policy"] = _retry_policy(route.retry)
+        if route.get_retry:
+            routes.append(_retry_twin(protected, _method_is("GET"), route.get_retry))
+        if route.keyed_retry:
+            routes.append(_retry_twin(protected, _keyed(), route.keyed_retry))
+        routes.append(protected)
     # Native gRPC: the client's own grpc-timeout is the deadline.
     for prefix, cluster, scope in GRPC_ROUTES:
-        entry = {
-            "name": prefix,
-            "match": {"prefix": prefix, "grpc": {}},
-            "route": {
-                "cluster": cluster,
-                "timeout": "0s",
-                "max_stream_duration": {"grpc_timeout_header_max": "0s"},
-            },
-        }
-        if prefix.startswith(_BIDI_GRPC):
-            entry["typed_per_filter_config"] = _no_buffer()
+        # One route per retry condition, matching its methods of this service.
+        for retry_on, methods in _grouped(IDEMPOTENT_GRPC, prefix).items():
+            safe = _grpc_route(
+                {"safe_regex": {"regex": _methods_regex(methods)}, "grpc": {}}, prefix, cluster
+            )
+            safe["route"]["retry_policy"] = _retry_policy(retry_on)
+            routes.append(_component(gateway.protect(safe, scope, cfg), cluster))
+        for retry_on, methods in _grouped(KEYED_GRPC, prefix).items():
+            keyed = _grpc_route(
+                {
+                    "safe_regex": {"regex": _methods_regex(methods)},
+                    "grpc": {},
+                    "headers": [_keyed()],
+                },
+                prefix,
+                cluster,
+            )
+            keyed["route"]["retry_policy"] = _retry_policy(retry_on)
+            routes.append(_component(gateway.protect(keyed, scope, cfg), cluster))
+        entry = _grpc_route({"prefix": prefix, "grpc": {}}, prefix, cluster)
         routes.append(_component(gateway.protect(entry, scope, cfg), cluster))
     # /health stays public. /metrics here needs the admin scope: Prometheus scrapes the
     # internal metrics listener instead, and the public port shows no internals to strangers.
@@ -440,6 +514,71 @@ def _routes(cfg: GatewayConfig) -> list[dict[str, Any]]:
     # Nothing is sent upstream: no body to wait for (an unknown bidi method fails at once).
     catch_all.setdefault("typed_per_filter_config", {}).update({**no_transcoder(), **_no_buffer()})
     return [_head_health(routes[0]), *_method_not_allowed(cfg), *routes, catch_all]
+
+
+def _grpc_route(match: dict[str, Any], prefix: str, cluster: str) -> dict[str, Any]:
+    """A native gRPC route; named by its service's prefix (usage groups by route name)."""
+    entry: dict[str, Any] = {
+        "name": prefix,
+        "match": match,
+        "route": {
+            "cluster": cluster,
+            "timeout": "0s",
+            "max_stream_duration": {"grpc_timeout_header_max": "0s"},
+        },
+    }
+    if prefix.startswith(_BIDI_GRPC):
+        entry["typed_per_filter_config"] = _no_buffer()
+    return entry
+
+
+def _grouped(methods: dict[str, str], prefix: str) -> dict[str, list[str]]:
+    """The methods under a route prefix, by retry condition."""
+    groups: dict[str, list[str]] = {}
+    for method, retry_on in methods.items():
+        if method.startswith(prefix):
+            groups.setdefault(retry_on, []).append(method)
+    return groups
+
+
+def _methods_regex(methods: list[str]) -> str:
+    return "^(" + "|".join(re.escape(m) for m in methods) + ")$"
+
+
+def _retry_policy(retry_on: str) -> dict[str, Any]:
+    """Retries of a request that is safe to repeat, on another host where there is one
+    (cluster-wide they are capped by the retry budget, _cluster)."""
+    return {
+        "retry_on": retry_on,
+        "num_retries": RETRY_ATTEMPTS,
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions"
+                    ".retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                },
+            }
+        ],
+        "host_selection_retry_max_attempts": 5,
+    }
+
+
+def _method_is(method: str) -> dict[str, Any]:
+    return {"name": ":method", "string_match": {"exact": method}}
+
+
+def _keyed() -> dict[str, Any]:
+    return {"name": IDEMPOTENCY_HEADER, "present_match": True}
+
+
+def _retry_twin(entry: dict[str, Any], header: dict[str, Any], retry_on: str) -> dict[str, Any]:
+    """The route again, for the requests `header` picks (GETs, keyed writes), with
+    retries; it goes first, so the original route keeps the others, unretried."""
+    twin = copy.deepcopy(entry)
+    twin["match"].setdefault("headers", []).append(header)
+    twin["route"]["retry_policy"] = _retry_policy(retry_on)
+    return twin
 
 
 def _no_buffer() -> dict[str, Any]:
@@ -547,6 +686,18 @@ def _cluster(name: str, addrs: list[str], cfg: GatewayConfig) -> dict[str, Any]:
                 ".HttpProtocolOptions",
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
+        },
+        # Retries may be at most RETRY_BUDGET_PERCENT of the requests in flight.
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "retry_budget": {
+                        "budget_percent": {"value": RETRY_BUDGET_PERCENT},
+                        "min_retry_concurrency": RETRY_MIN_CONCURRENCY,
+                    },
+                }
+            ]
         },
         "health_checks": [
             {

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -416,7 +417,8 @@ class Stack:
         else:
             self.start_service(name)
 
-    def stop(self, name: str, timeout: float = 15.0) -> None:
+    # A service's DRAIN_DELAY (5 s) + SHUTDOWN_GRACE (10 s) + a margin before SIGKILL.
+    def stop(self, name: str, timeout: float = 20.0) -> None:
         pid = self.pid(name)
         if pid is None:
             return
@@ -454,7 +456,13 @@ class Stack:
         time.sleep(USAGE_LOG_FLUSH_S + 0.5)
 
     def stop_all(self) -> None:
-        for name in reversed(self.components()):
+        # The services together: each keeps serving for its DRAIN_DELAY after SIGTERM, and
+        # one after the other that delay would add up.
+        order = [n for n in reversed(self.components()) if n not in SERVICES]
+        self.stop(order[0])  # envoy
+        with ThreadPoolExecutor(len(SERVICES)) as pool:
+            list(pool.map(self.stop, SERVICES))
+        for name in order[1:]:
             self.stop(name)
 
     # -- readiness -------------------------------------------------------------------
