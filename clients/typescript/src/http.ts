@@ -66,7 +66,7 @@ export interface RetryInfo {
 }
 
 export interface RawRequest extends RequestOptions {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PATCH" | "DELETE";
   path: string;
   query?: Record<string, string | number | boolean | undefined | null> | undefined;
   /** A JSON body, or raw bytes (the upload). */
