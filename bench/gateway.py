@@ -174,7 +174,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--body-check-only", action="store_true", help="only the unknown-field check's cost"
     )
     parser.add_argument("--mtls-only", action="store_true", help="only mutual TLS's cost")
+    parser.add_argument(
+        "--sdk-only", action="store_true", help="only the Python SDK's cost on a REST search"
+    )
+    parser.add_argument("--requests", type=int, default=200, help="per SDK column per round")
     args = parser.parse_args(argv)
+    if args.sdk_only:
+        from bench import sdk
+
+        with bench_stack() as stack:
+            times = sdk.measure(stack, args.rounds, args.requests)
+        sdk.report(times, args.rounds, args.requests)
+        return
     if not BOMBARDIER.exists():
         subprocess.run(["scripts/install_go_tools.sh", "bombardier"], cwd=ROOT, check=True)
     from bench import mtls  # here: it imports this module's load helpers
@@ -252,8 +263,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 proc.terminate()
                 proc.wait(10)
         body_cells = _body_check(stack, fixed, args)
+        from bench import sdk
+
+        sdk_times = sdk.measure(stack, args.rounds, args.requests)
     _print(cells, args, list(components))
     _print_body_check(body_cells, args)
+    sdk.report(sdk_times, args.rounds, args.requests)
     mtls.report(mtls.measure(args), args)
 
 

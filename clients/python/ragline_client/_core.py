@@ -56,10 +56,14 @@ class Op:
 
     @property
     def path_fields(self) -> list[str]:
-        return _PATH_VARS.findall(self.path)
+        fields = _PATH_FIELDS.get(self.path)
+        if fields is None:
+            fields = _PATH_FIELDS[self.path] = _PATH_VARS.findall(self.path)
+        return fields
 
 
 _PATH_VARS = re.compile(r"\{(\w+)\}")
+_PATH_FIELDS: dict[str, list[str]] = {}
 
 _EMB = "/ragline.embedder.v1.EmbedderService/"
 _RET = "/ragline.retriever.v1.RetrieverService/"

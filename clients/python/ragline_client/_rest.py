@@ -17,11 +17,17 @@ Json = dict[str, Any]
 def _headers(
     base: Mapping[str, str], call: core.Call[Any], req: core.HttpRequest
 ) -> dict[str, str]:
+    # `base` is empty when the transport made its httpx client with the common headers.
     headers = dict(base)
     headers.update(call.headers)
     if req.content_type:
         headers["content-type"] = req.content_type
     return headers
+
+
+def _timeout(timeout: float, default: float | None) -> Any:
+    # The client's default is set on our own httpx client; pass only a different one.
+    return httpx.USE_CLIENT_DEFAULT if timeout == default else timeout
 
 
 def _transport_error(err: httpx.HTTPError, timeout: float) -> RaglineError:
@@ -39,11 +45,20 @@ def _json(response: httpx.Response) -> Json:
 
 class RestTransport:
     def __init__(
-        self, base_url: str, headers: Mapping[str, str], http_client: httpx.Client | None = None
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        http_client: httpx.Client | None = None,
     ) -> None:
-        self._headers = dict(headers)
+        # An httpx client of our own carries the common headers and timeout, so a call adds
+        # only its own (merging them per request is a measurable part of a search).
         self._owned = http_client is None
-        self._http = http_client or httpx.Client(base_url=base_url)
+        self._headers = {} if self._owned else dict(headers)
+        self._default = timeout if self._owned else None
+        self._http = http_client or httpx.Client(
+            base_url=base_url, headers=dict(headers), timeout=timeout
+        )
 
     def unary(self, call: core.Call[Any], timeout: float) -> Json:
         req = core.http_request(call)
@@ -54,7 +69,7 @@ class RestTransport:
                 params=req.query or None,
                 content=req.content,
                 headers=_headers(self._headers, call, req),
-                timeout=timeout,
+                timeout=_timeout(timeout, self._default),
             )
         except httpx.HTTPError as err:
             raise _transport_error(err, timeout) from err
@@ -71,7 +86,7 @@ class RestTransport:
                 params=req.query or None,
                 content=req.content,
                 headers=_headers(self._headers, call, req),
-                timeout=timeout,
+                timeout=_timeout(timeout, self._default),
             ) as response:
                 if response.status_code >= 400:
                     body = response.read()
@@ -93,11 +108,15 @@ class AsyncRestTransport:
         self,
         base_url: str,
         headers: Mapping[str, str],
+        timeout: float,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._headers = dict(headers)
         self._owned = http_client is None
-        self._http = http_client or httpx.AsyncClient(base_url=base_url)
+        self._headers = {} if self._owned else dict(headers)
+        self._default = timeout if self._owned else None
+        self._http = http_client or httpx.AsyncClient(
+            base_url=base_url, headers=dict(headers), timeout=timeout
+        )
 
     async def unary(self, call: core.Call[Any], timeout: float) -> Json:
         req = core.http_request(call)
@@ -108,7 +127,7 @@ class AsyncRestTransport:
                 params=req.query or None,
                 content=req.content,
                 headers=_headers(self._headers, call, req),
-                timeout=timeout,
+                timeout=_timeout(timeout, self._default),
             )
         except httpx.HTTPError as err:
             raise _transport_error(err, timeout) from err
@@ -125,7 +144,7 @@ class AsyncRestTransport:
                 params=req.query or None,
                 content=req.content,
                 headers=_headers(self._headers, call, req),
-                timeout=timeout,
+                timeout=_timeout(timeout, self._default),
             ) as response:
                 if response.status_code >= 400:
                     body = await response.aread()

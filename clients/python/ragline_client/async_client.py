@@ -132,7 +132,7 @@ class AsyncClient:
             target, tls = core.grpc_target_of(self.base_url)
             self._transport = AsyncGrpcTransport(grpc_target or target, tls, common)
         else:
-            self._transport = AsyncRestTransport(self.base_url, common, http_client)
+            self._transport = AsyncRestTransport(self.base_url, common, timeout, http_client)
 
     # -- plumbing -----------------------------------------------------------------------------
     async def _run(self, call: core.Call[T]) -> T:

@@ -150,7 +150,7 @@ class Client:
             target, tls = core.grpc_target_of(self.base_url)
             self._transport = GrpcTransport(grpc_target or target, tls, common)
         else:
-            self._transport = RestTransport(self.base_url, common, http_client)
+            self._transport = RestTransport(self.base_url, common, timeout, http_client)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _run(self, call: core.Call[T]) -> T:
