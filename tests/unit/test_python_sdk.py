@@ -282,3 +282,26 @@ def test_version_follows_the_api():
     assert json.loads(json.dumps(core.client_headers("k", None)))["user-agent"].endswith(
         ragline_client.__version__
     )
+
+
+def test_wait_for_job_resumes_a_broken_watch(sleeps):
+    running = {**JOB, "state": "JOB_STATE_RUNNING", "documents_done": 0}
+
+    def sse(*jobs: dict[str, Any]) -> bytes:
+        return b"".join(b"data: " + json.dumps({"job": j}).encode() + b"\n\n" for j in jobs)
+
+    script = Script(
+        # The watch ends (a restarted service) before the job has finished ...
+        httpx.Response(200, content=sse(running), headers={"content-type": "text/event-stream"}),
+        httpx.Response(200, json=running),  # ... it is still running ...
+        httpx.Response(200, content=sse(running, JOB)),  # ... so the watch is resumed.
+    )
+    seen: list[Job] = []
+    final = client_for(script).wait_for_job("j1", on_progress=seen.append)
+    assert final.state is JobState.SUCCEEDED
+    assert [j.state for j in seen] == [JobState.RUNNING, JobState.RUNNING, JobState.SUCCEEDED]
+    assert [r.url.path for r in script.requests] == [
+        "/api/v1/jobs/j1:watch",
+        "/api/v1/jobs/j1",
+        "/api/v1/jobs/j1:watch",
+    ]

@@ -34,7 +34,9 @@ def _transport_error(err: httpx.HTTPError, timeout: float) -> RaglineError:
     if isinstance(err, httpx.ConnectTimeout | httpx.ConnectError | httpx.RemoteProtocolError):
         return ConnectionFailedError(f"cannot reach the gateway: {err}")
     if isinstance(err, httpx.TimeoutException):
-        return DeadlineExceededError(f"no answer within the client's timeout of {timeout:g} s")
+        return DeadlineExceededError(
+            f"no answer within the client's timeout of {timeout:g} s", reason="CLIENT_TIMEOUT"
+        )
     return ConnectionFailedError(f"the connection to the gateway failed: {err}")
 
 

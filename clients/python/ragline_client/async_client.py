@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -18,7 +19,7 @@ from ragline_client import _core as core
 from ragline_client import models as m
 from ragline_client._rest import AsyncRestTransport
 from ragline_client.client import FileInput, _read_file
-from ragline_client.errors import RaglineError
+from ragline_client.errors import DeadlineExceededError, RaglineError, UnavailableError
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -282,16 +283,33 @@ class AsyncClient:
         return self._stream(core.watch_job(job_id))
 
     async def wait_for_job(
-        self, job_id: str, *, on_progress: Callable[[m.Job], None] | None = None
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[m.Job], None] | None = None,
+        timeout: float | None = None,
     ) -> m.Job:
-        """Watches the job until it has finished; returns it (check `state`)."""
-        job = None
-        async for job in self.watch_job(job_id):
-            if on_progress is not None:
-                on_progress(job)
-        if job is None or not job.finished:
-            job = await self.get_job(job_id)
-        return job
+        """Watches the job until it has finished; returns it (check `state`). A watch that
+        breaks off (a quiet job past the read timeout, a lost connection, a restarted
+        service) is resumed; `timeout` (seconds) bounds the whole wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = None
+            try:
+                async for job in self.watch_job(job_id):
+                    if on_progress is not None:
+                        on_progress(job)
+            except (DeadlineExceededError, UnavailableError):
+                pass
+            if job is None or not job.finished:
+                job = await self.get_job(job_id)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"job {job_id} has not finished within {timeout:g} s", reason="CLIENT_TIMEOUT"
+                )
+            await asyncio.sleep(0.5)
 
     # -- search --------------------------------------------------------------------------------
     async def search(

@@ -17,7 +17,7 @@ import httpx
 from ragline_client import _core as core
 from ragline_client import models as m
 from ragline_client._rest import RestTransport
-from ragline_client.errors import RaglineError
+from ragline_client.errors import DeadlineExceededError, RaglineError, UnavailableError
 
 T = TypeVar("T")
 Json = dict[str, Any]
@@ -295,16 +295,33 @@ class Client:
         return self._stream(core.watch_job(job_id))
 
     def wait_for_job(
-        self, job_id: str, *, on_progress: Callable[[m.Job], None] | None = None
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[m.Job], None] | None = None,
+        timeout: float | None = None,
     ) -> m.Job:
-        """Watches the job until it has finished; returns it (check `state`)."""
-        job = None
-        for job in self.watch_job(job_id):
-            if on_progress is not None:
-                on_progress(job)
-        if job is None or not job.finished:
-            job = self.get_job(job_id)
-        return job
+        """Watches the job until it has finished; returns it (check `state`). A watch that
+        breaks off (a quiet job past the read timeout, a lost connection, a restarted
+        service) is resumed; `timeout` (seconds) bounds the whole wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = None
+            try:
+                for job in self.watch_job(job_id):
+                    if on_progress is not None:
+                        on_progress(job)
+            except (DeadlineExceededError, UnavailableError):
+                pass
+            if job is None or not job.finished:
+                job = self.get_job(job_id)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceededError(
+                    f"job {job_id} has not finished within {timeout:g} s", reason="CLIENT_TIMEOUT"
+                )
+            time.sleep(0.5)
 
     # -- search --------------------------------------------------------------------------------
     def search(
