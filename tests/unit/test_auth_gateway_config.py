@@ -74,7 +74,8 @@ def test_identity_headers_are_stripped_and_auth_fails_closed():
 
 def test_every_route_is_authenticated_unless_public():
     routes = _hcm(_doc())["route_config"]["virtual_hosts"][0]["routes"]
-    public = {"/health", "/openapi.json", "/docs", "/.well-known/jwks.json"}
+    # /oauth2/token: the client authenticates itself (client id and secret).
+    public = {"/health", "/openapi.json", "/docs", "/.well-known/jwks.json", "/oauth2/token"}
     for route in routes:
         authz = route["typed_per_filter_config"]["envoy.filters.http.ext_authz"]
         path = route["match"].get("path")

@@ -51,7 +51,8 @@ class _Context:
 
 
 def _servicer(key: ApiKey) -> AuthServicer:
-    return AuthServicer(_Keys(key), _Signer(), 900, b"{}", DocsPage(b"", ()))  # type: ignore[arg-type]
+    # No admin or client credentials: the token exchange needs neither.
+    return AuthServicer(_Keys(key), _Signer(), 900, b"{}", DocsPage(b"", ()), None, None)  # type: ignore[arg-type]
 
 
 async def test_an_active_key_gets_a_token_of_the_full_lifetime():

@@ -130,7 +130,11 @@ def test_errors_are_status_with_error_info_and_bad_request(doc):
         prefix = "#/components/responses/" + ("OpenAI" if path.startswith("/v1/") else "")
         default = "ErrorDefault" if path.startswith("/v1/") else "Error"
         assert codes["default"] == {"$ref": prefix + default}, (path, verb)
-        if op.get("security") != []:
+        if path == "/oauth2/token":  # RFC 6749 section 5.2 bodies, not a Status
+            assert codes["401"]["content"]["application/json"]["example"]["error"] == (
+                "invalid_client"
+            )
+        elif op.get("security") != []:
             assert codes["401"] == {"$ref": prefix + "Unauthenticated"}
     assert responses["BadRequest"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Status"

@@ -72,6 +72,9 @@ def _finish(path: str, op: dict[str, Any]) -> None:
     if not op.get("summary"):
         op.pop("summary", None)
     refs = gateway_routes.error_refs(public, "requestBody" in op)
+    if path == "/oauth2/token":  # RFC 6749 error bodies; the client authenticates itself
+        op["security"] = [{"oauth2ClientBasic": []}, {}]
+        refs = gateway_routes.oauth2_error_refs()
     if path.startswith("/v1/"):  # the OpenAI-compatible routes answer in OpenAI's shape
         refs = plain_routes.openai_error_refs(refs)
     op["responses"].update(refs)

@@ -22,7 +22,14 @@ SECURITY_SCHEME = {
         "scheme": "bearer",
         "description": "`Authorization: Bearer <key>`: an API key, or a short-lived JWT from "
         "`POST /api/v1/tokens`.",
-    }
+    },
+    # The token endpoint only: a service account's client id and secret (client_secret_basic;
+    # client_secret_post sends them in the form instead).
+    "oauth2ClientBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "OAuth 2.0 client authentication: client id and secret.",
+    },
 }
 # Media types of the HttpBody replies (the servicer sets them), with an example each.
 RAW_RESPONSES: dict[str, tuple[str, Any]] = {
@@ -39,6 +46,54 @@ RAW_RESPONSES: dict[str, tuple[str, Any]] = {
         {"openapi": "3.1.0", "info": {"title": "RAG API Service"}, "paths": {}},
     ),
     "ragline.auth.v1.AuthService.GetApiDocs": ("text/html", "<!doctype html><html>…</html>"),
+    "ragline.auth.v1.ConsoleService.GetConsoleFile": ("text/html", "<!doctype html><html>…</html>"),
+    "ragline.auth.v1.AuthService.CreateOAuth2Token": (
+        "application/json",
+        {"access_token": "eyJ…", "token_type": "Bearer", "expires_in": 900, "scope": "search"},
+    ),
+}
+# The OAuth 2.0 token endpoint (RFC 6749 section 4.4): a form in, RFC 6749 JSON out.
+OAUTH2_TOKEN = "ragline.auth.v1.AuthService.CreateOAuth2Token"  # noqa: S105 - a method name
+_OAUTH2_FORM: Schema = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"type": "string", "const": "client_credentials"},
+        "scope": {
+            "type": "string",
+            "description": "Space-separated scopes, within the account's role (default: all).",
+        },
+        "client_id": {"type": "string", "description": "Unless sent with HTTP Basic."},
+        "client_secret": {"type": "string", "description": "Unless sent with HTTP Basic."},
+    },
+}
+_OAUTH2_TOKEN_REPLY: Schema = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in", "scope"],
+    "properties": {
+        "access_token": {"type": "string", "description": "The JWT the gateway verifies."},
+        "token_type": {"type": "string", "const": "Bearer"},
+        "expires_in": {"type": "integer"},
+        "scope": {"type": "string"},
+    },
+}
+_OAUTH2_ERROR: Schema = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "enum": [
+                "invalid_request",
+                "invalid_client",
+                "invalid_grant",
+                "unauthorized_client",
+                "unsupported_grant_type",
+                "invalid_scope",
+            ],
+        },
+        "error_description": {"type": "string"},
+    },
 }
 # Files the upload takes (ragline_ingest.extract: the extension, else the content type).
 UPLOAD_TYPES = (
@@ -95,6 +150,17 @@ def _concrete(path: str) -> str:
 
 
 def raw_body(method: Method) -> dict[str, Any]:
+    if f"{method.service}.{method.name}" == OAUTH2_TOKEN:
+        return {
+            "required": True,
+            "description": "RFC 6749 section 4.4: the client credentials grant.",
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": _OAUTH2_FORM,
+                    "example": {"grant_type": "client_credentials", "scope": "search"},
+                }
+            },
+        }
     binary: Schema = {"type": "string", "format": "binary"}
     return {
         "required": True,
@@ -105,8 +171,14 @@ def raw_body(method: Method) -> dict[str, Any]:
 
 
 def raw_response(method: Method) -> dict[str, Any]:
-    media, sample = RAW_RESPONSES[f"{method.service}.{method.name}"]
+    name = f"{method.service}.{method.name}"
+    media, sample = RAW_RESPONSES[name]
     schema: Schema = {"type": "object"} if media == "application/json" else {"type": "string"}
+    if name == OAUTH2_TOKEN:
+        return {
+            "description": "The access token (RFC 6749 section 5.1).",
+            "content": {media: {"schema": _OAUTH2_TOKEN_REPLY, "example": sample}},
+        }
     return {
         "description": "The document.",
         "content": {media: {"schema": schema, "example": sample}},
@@ -199,6 +271,26 @@ def _status_example(http: int, name: str) -> dict[str, Any]:
                 "domain": "ragline.dev",
             }
         ],
+    }
+
+
+def oauth2_error_refs() -> dict[str, Any]:
+    """The token endpoint's errors: RFC 6749 section 5.2 bodies, not a Status."""
+
+    def reply(text: str, error: str) -> dict[str, Any]:
+        example = {"error": error, "error_description": text}
+        return {
+            "description": text,
+            "content": {"application/json": {"schema": _OAUTH2_ERROR, "example": example}},
+        }
+
+    return {
+        "400": reply("A bad request, grant type or scope.", "invalid_request"),
+        "401": reply(
+            "Unknown client or wrong secret (with WWW-Authenticate: Basic).", "invalid_client"
+        ),
+        "429": reply("Too many failed attempts from this address; see Retry-After.", "slow_down"),
+        "default": {"$ref": "#/components/responses/Error"},
     }
 
 

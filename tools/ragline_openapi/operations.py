@@ -22,6 +22,10 @@ class Binding:
     path: str  # OpenAPI form: "/api/v1/jobs/{job_id}:watch"
     body: str  # "", "*" or a field name
     path_fields: list[str] = field(default_factory=list)
+    # Resource names bound with a pattern (`{name=users/*}`): field → its collection
+    # ("users/"). The path shows the id alone (`/api/v1/users/{name}`): a client would
+    # percent-encode the slash of a whole name, which the gateway rejects.
+    patterns: dict[str, str] = field(default_factory=dict)
 
 
 def bindings(method: Method) -> list[Binding]:
@@ -36,8 +40,19 @@ def bindings(method: Method) -> list[Binding]:
             continue
         template = getattr(r, verb)
         fields = [m.group(1) for m in _TEMPLATE_VAR.finditer(template)]
-        path = _TEMPLATE_VAR.sub(lambda m: "{" + m.group(1) + "}", template)
-        found.append(Binding(verb, path, r.body, fields))
+        patterns = {
+            m.group(1): m.group(2)[1:].replace("*", "")
+            for m in _TEMPLATE_VAR.finditer(template)
+            if m.group(2) and "/" in m.group(2)
+        }
+
+        def plain(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name in patterns:
+                return patterns[name] + "{" + name.rsplit(".", 1)[-1] + "}"
+            return "{" + name + "}"
+
+        found.append(Binding(verb, _TEMPLATE_VAR.sub(plain, template), r.body, fields, patterns))
     return found
 
 
@@ -61,7 +76,17 @@ def operation(
     params = [
         _parameter(components, request_type, fields[name], "path")
         for name in binding.path_fields
-        if name in fields
+        if name in fields and name not in binding.patterns
+    ]
+    params += [
+        {
+            "name": name.rsplit(".", 1)[-1],
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": f"The id: `{name}` without its `{prefix}`.",
+        }
+        for name, prefix in binding.patterns.items()
     ]
     in_body: set[str] = set(binding.path_fields)
     if binding.body == "*":

@@ -29,6 +29,18 @@ def _rules(rule: http_pb2.HttpRule) -> list[tuple[str, str]]:
     return found
 
 
+# A variable with a pattern, as resource names are bound (AIP-127): `{name=users/*}`.
+_PATTERNED = re.compile(r"\{(?:[\w.]+\.)?(\w+)=([^}]+)\}")
+
+
+def plain_template(template: str) -> str:
+    """A template whose variables are single segments: `/api/v1/{name=users/*}` and
+    `/api/v1/{user.name=users/*}` are both `/api/v1/users/{name}` (the path they match)."""
+    return _PATTERNED.sub(
+        lambda m: m.group(2).replace("**", "*").replace("*", "{" + m.group(1) + "}", 1), template
+    )
+
+
 def methods_by_path(descriptor: Path = DESCRIPTOR) -> dict[str, tuple[str, ...]]:
     """Path template (e.g. `/api/v1/collections/{collection}`) → the methods it serves."""
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor.read_bytes())
@@ -37,7 +49,7 @@ def methods_by_path(descriptor: Path = DESCRIPTOR) -> dict[str, tuple[str, ...]]
         for service in file.service:
             for method in service.method:
                 for verb, template in _rules(method.options.Extensions[annotations_pb2.http]):
-                    methods[template].add(verb)
+                    methods[plain_template(template)].add(verb)
     return {path: tuple(sorted(verbs)) for path, verbs in sorted(methods.items())}
 
 

@@ -18,9 +18,13 @@ from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
 from ragline_auth import docs, gateway_api
+from ragline_auth.admin import Admin
+from ragline_auth.audit import AuditLog
 from ragline_auth.authz import AuthorizationServicer, Authorizer
+from ragline_auth.directory import Directory
 from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyHasher, KeyService
+from ragline_auth.oauth2 import ClientCredentials
 from ragline_auth.scopes import parse_scopes
 from ragline_auth.servicer import AnalyticsServicer, AuthServicer
 from ragline_auth.settings import DEV_KEYS, AuthSettings
@@ -95,14 +99,19 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, AuthSettings)
     db = runtime.mongo[settings.MONGODB_DATABASE]
+    hasher = KeyHasher(settings.API_KEY_PEPPER.get_secret_value().encode())
     keys = KeyService(
         db["api_keys"],
         runtime.redis,
-        KeyHasher(settings.API_KEY_PEPPER.get_secret_value().encode()),
+        hasher,
         settings.KEY_CACHE_TTL,
         settings.KEY_ROTATION_GRACE,
     )
     await keys.setup()
+    directory = Directory(db["users"], db["service_accounts"], hasher)
+    await directory.setup()
+    audit = AuditLog(db["audit_events"])
+    admin = Admin(keys, directory, audit)
     await seed_dev_keys(keys, settings)
     if settings.ENVIRONMENT == "production":
         await revoke_default_dev_keys(keys)
@@ -132,10 +141,18 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     )
     sink = UsageSink(usage, settings.USAGE_FLUSH_INTERVAL)
     als_pb2_grpc.add_AccessLogServiceServicer_to_server(AccessLogServicer(sink), server)
-    pb_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs_page), server
+    client_credentials = ClientCredentials(
+        directory,
+        signer,
+        audit,
+        settings.JWT_TTL,
+        FailedAttempts(settings.AUTH_MAX_FAILURES_PER_ADDRESS, settings.AUTH_FAILURE_WINDOW_S),
     )
-    an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage), server)
+    pb_grpc.add_AuthServiceServicer_to_server(
+        AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs_page, admin, client_credentials),
+        server,
+    )
+    an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage, admin), server)
 
     # Revocations from other replicas, on a connection without a read timeout.
     listener_redis = aioredis.Redis.from_url(

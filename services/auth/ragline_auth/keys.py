@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import contextlib
 import hashlib
 import hmac
@@ -35,6 +36,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from redis.exceptions import RedisError
 
 from ragline_auth import scopes as sc
+from ragline_auth.roles import OPERATOR
 from ragline_core.errors import InvalidArgumentError, NotFoundError, UnavailableError
 
 log = logging.getLogger("ragline.auth.keys")
@@ -64,6 +66,8 @@ class ApiKey:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     replaced_by: str = ""
+    # "users/{id}", "serviceAccounts/{id}" or OPERATOR (also every key stored before owners).
+    owner: str = OPERATOR
 
     def seconds_left(self, now: datetime) -> float | None:
         """Seconds until the key expires (negative once it has); None if it never does."""
@@ -119,6 +123,7 @@ def _to_doc(key: ApiKey) -> dict[str, Any]:
         "revoked_at": key.revoked_at,
         "last_used_at": key.last_used_at,
         "replaced_by": key.replaced_by,
+        "owner": key.owner,
     }
 
 
@@ -137,6 +142,7 @@ def _from_doc(doc: dict[str, Any]) -> ApiKey:
         revoked_at=doc.get("revoked_at"),
         last_used_at=doc.get("last_used_at"),
         replaced_by=doc.get("replaced_by", ""),
+        owner=doc.get("owner") or OPERATOR,
     )
 
 
@@ -290,6 +296,7 @@ class KeyService:
         tier: str = "",
         environment: str = "",
         ttl_seconds: int = 0,
+        owner: str = OPERATOR,
     ) -> NewKey:
         if not sc.TENANT_RE.match(tenant):
             raise InvalidArgumentError(
@@ -337,6 +344,7 @@ class KeyService:
             name=name,
             created_at=now,
             expires_at=now + timedelta(seconds=ttl_seconds) if ttl_seconds else None,
+            owner=owner,
         )
         await self.collection.insert_one(_to_doc(record))
         await self._index_digest(record)
@@ -368,7 +376,9 @@ class KeyService:
             raise NotFoundError(f"no API key {key_id!r}", reason="KEY_NOT_FOUND")
         return _from_doc(doc)
 
-    async def list(self, tenant: str, page_size: int, page_token: str) -> tuple[list[ApiKey], str]:
+    async def list(
+        self, tenant: str, page_size: int, page_token: str, owner: str = ""
+    ) -> tuple[list[ApiKey], str]:
         size = page_size or 50
         if size < 0 or size > MAX_PAGE_SIZE:
             raise InvalidArgumentError(
@@ -376,6 +386,8 @@ class KeyService:
             )
         offset = _decode_token(page_token)
         query: dict[str, Any] = {"tenant": tenant} if tenant else {}
+        if owner:
+            query["owner"] = owner
         cursor = (
             self.collection.find(query)
             .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
@@ -406,6 +418,7 @@ class KeyService:
             tier=old.tier,
             environment=old.environment,
             ttl_seconds=int(remaining) if remaining > 0 else 0,
+            owner=old.owner,
         )
         expires = now + timedelta(seconds=grace)
         if old.expires_at is not None and old.expires_at < expires:
@@ -423,6 +436,16 @@ class KeyService:
         await self.collection.update_one({"_id": key_id}, {"$set": {"revoked_at": revoked}})
         await self.invalidate(key_id)
         return replace(old, revoked_at=revoked)
+
+    async def of_owner(self, owner: str) -> builtins.list[ApiKey]:
+        """Every key of one owner that is not revoked (an admin action's read: no index)."""
+        docs = self.collection.find({"owner": owner, "revoked_at": None})
+        return [_from_doc(d) async for d in docs]
+
+    async def narrow(self, key: ApiKey, scopes: tuple[str, ...]) -> None:
+        """Takes scopes away from a key (its owner's role no longer holds them)."""
+        await self.collection.update_one({"_id": key.key_id}, {"$set": {"scopes": list(scopes)}})
+        await self.invalidate(key.key_id)
 
     # -- invalidation ------------------------------------------------------------------
     async def invalidate(self, key_id: str) -> None:
@@ -467,6 +490,15 @@ class KeyService:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def encode_page_token(offset: int) -> str:
+    """An opaque page token for an offset (the lists of this service share the format)."""
+    return _encode_token(offset)
+
+
+def decode_page_token(token: str) -> int:
+    return _decode_token(token)
 
 
 def _encode_token(offset: int) -> str:

@@ -12,9 +12,15 @@ from ragline.analytics.v1 import analytics_service_pb2 as an_pb
 from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
+from ragline_auth import roles
 from ragline_auth import scopes as sc
+from ragline_auth.admin import Admin
+from ragline_auth.audit import AuditEvent, Origin
+from ragline_auth.authz import client_address
+from ragline_auth.directory import Member
 from ragline_auth.docs import DocsPage
 from ragline_auth.keys import ApiKey, KeyService
+from ragline_auth.oauth2 import ClientCredentials
 from ragline_auth.tokens import Signer
 from ragline_auth.usage import Stats, UsageStore, period
 from ragline_core.errors import (
@@ -46,6 +52,82 @@ def require_admin(context: Context) -> None:
         raise PermissionDeniedError("key management needs the 'admin' scope", reason="SCOPE_DENIED")
 
 
+def origin_of(context: Context) -> Origin:
+    """Where the request came from: the gateway's x-forwarded-for (its last entry, which
+    Envoy appends), else the peer of a direct call."""
+    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    address = client_address(metadata)
+    if not address:
+        peer = context.peer() or ""
+        address = peer.split(":", 1)[1].rsplit(":", 1)[0] if ":" in peer else peer
+    return Origin(
+        source_ip=address.strip("[]")[:64],
+        user_agent=metadata.get("user-agent", "")[:256],
+        request_id=metadata.get("x-request-id", "")[:128],
+    )
+
+
+_ROLE_ENUM = {
+    roles.OWNER: pb.ROLE_OWNER,
+    roles.ADMIN: pb.ROLE_ADMIN,
+    roles.MEMBER: pb.ROLE_MEMBER,
+    roles.VIEWER: pb.ROLE_VIEWER,
+}
+_ROLE_OF = {v: k for k, v in _ROLE_ENUM.items()}
+
+
+def role_of(value: int) -> str:
+    """The role of a request's enum; "" (a 400 from the domain) when unset or unknown."""
+    return str(_ROLE_OF.get(value, ""))  # type: ignore[call-overload]
+
+
+def user_to_proto(user: Member) -> pb.User:
+    return pb.User(
+        name=user.name,
+        tenant=user.tenant,
+        email=user.email,
+        role=_ROLE_ENUM.get(user.role, pb.ROLE_UNSPECIFIED),
+        display_name=user.display_name,
+        state=pb.USER_STATE_ACTIVE if user.active else pb.USER_STATE_DELETED,
+        scopes=list(user.scopes),
+        create_time=_ts(user.created_at),
+        update_time=_ts(user.updated_at),
+        delete_time=_ts(user.deleted_at),
+    )
+
+
+def account_to_proto(account: Member) -> pb.ServiceAccount:
+    return pb.ServiceAccount(
+        name=account.name,
+        tenant=account.tenant,
+        display_name=account.display_name,
+        role=_ROLE_ENUM.get(account.role, pb.ROLE_UNSPECIFIED),
+        client_id=account.id,
+        state=(
+            pb.SERVICE_ACCOUNT_STATE_ACTIVE if account.active else pb.SERVICE_ACCOUNT_STATE_DELETED
+        ),
+        scopes=list(account.scopes),
+        create_time=_ts(account.created_at),
+        delete_time=_ts(account.deleted_at),
+    )
+
+
+def event_to_proto(event: AuditEvent) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        name=f"auditEvents/{event.id}",
+        tenant=event.tenant,
+        actor=event.actor,
+        actor_credential=event.actor_credential,
+        action=event.action,
+        target=event.target,
+        create_time=_ts(event.created_at),
+        source_ip=event.origin.source_ip,
+        user_agent=event.origin.user_agent,
+        request_id=event.origin.request_id,
+        details=event.details,
+    )
+
+
 def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
@@ -70,6 +152,7 @@ def to_proto(key: ApiKey) -> pb.ApiKey:
         revoke_time=_ts(key.revoked_at),
         replaced_by=key.replaced_by,
         state=_STATE_ENUM.get(key.state(now), pb.API_KEY_STATE_UNSPECIFIED),
+        owner=key.owner,
     )
 
 
@@ -82,8 +165,17 @@ _STATE_ENUM = {
 
 class AuthServicer(pb_grpc.AuthServiceServicer):
     def __init__(
-        self, keys: KeyService, signer: Signer, jwt_ttl: int, openapi: bytes, docs_page: DocsPage
+        self,
+        keys: KeyService,
+        signer: Signer,
+        jwt_ttl: int,
+        openapi: bytes,
+        docs_page: DocsPage,
+        admin: Admin,
+        client_credentials: ClientCredentials,
     ) -> None:
+        self.admin = admin
+        self.client_credentials = client_credentials
         self.keys = keys
         self.signer = signer
         self.jwt_ttl = jwt_ttl
@@ -93,12 +185,15 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def CreateApiKey(
         self, request: pb.CreateApiKeyRequest, context: Context
     ) -> pb.CreateApiKeyResponse:
-        require_admin(context)
+        actor = await self.admin.actor(current_caller(context))
         if request.environment not in _ENVIRONMENTS:
             raise InvalidArgumentError("unknown environment", field="environment")
-        new = await self.keys.create(
-            request.tenant,
-            list(request.scopes),
+        new = await self.admin.create_key(
+            actor,
+            origin_of(context),
+            tenant=request.tenant,
+            scopes=list(request.scopes),
+            owner=request.owner,
             name=request.name,
             tier=request.tier,
             environment=_ENVIRONMENTS[request.environment],
@@ -109,19 +204,23 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def ListApiKeys(
         self, request: pb.ListApiKeysRequest, context: Context
     ) -> pb.ListApiKeysResponse:
-        require_admin(context)
-        keys, token = await self.keys.list(request.tenant, request.page_size, request.page_token)
+        actor = await self.admin.actor(current_caller(context))
+        keys, token = await self.admin.list_keys(
+            actor, request.tenant, request.owner, request.page_size, request.page_token
+        )
         return pb.ListApiKeysResponse(api_keys=[to_proto(k) for k in keys], next_page_token=token)
 
     async def GetApiKey(self, request: pb.GetApiKeyRequest, context: Context) -> pb.ApiKey:
-        require_admin(context)
-        return to_proto(await self.keys.get(request.key_id))
+        actor = await self.admin.actor(current_caller(context))
+        return to_proto(await self.admin.visible_key(actor, request.key_id))
 
     async def RotateApiKey(
         self, request: pb.RotateApiKeyRequest, context: Context
     ) -> pb.RotateApiKeyResponse:
-        require_admin(context)
-        new, old = await self.keys.rotate(request.key_id, request.grace_period_seconds)
+        actor = await self.admin.actor(current_caller(context))
+        new, old = await self.admin.rotate_key(
+            actor, origin_of(context), request.key_id, request.grace_period_seconds
+        )
         return pb.RotateApiKeyResponse(
             api_key=to_proto(new.record), key=new.plaintext, previous=to_proto(old)
         )
@@ -129,8 +228,139 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def RevokeApiKey(
         self, request: pb.RevokeApiKeyRequest, context: Context
     ) -> pb.RevokeApiKeyResponse:
-        require_admin(context)
-        return pb.RevokeApiKeyResponse(api_key=to_proto(await self.keys.revoke(request.key_id)))
+        actor = await self.admin.actor(current_caller(context))
+        revoked = await self.admin.revoke_key(actor, origin_of(context), request.key_id)
+        return pb.RevokeApiKeyResponse(api_key=to_proto(revoked))
+
+    # -- users, service accounts, audit ----------------------------------------------------
+    async def CreateUser(self, request: pb.CreateUserRequest, context: Context) -> pb.User:
+        actor = await self.admin.actor(current_caller(context))
+        user = request.user
+        created = await self.admin.create_user(
+            actor,
+            origin_of(context),
+            user.tenant,
+            user.email,
+            role_of(user.role),
+            user.display_name,
+        )
+        return user_to_proto(created)
+
+    async def GetUser(self, request: pb.GetUserRequest, context: Context) -> pb.User:
+        actor = await self.admin.actor(current_caller(context))
+        return user_to_proto(await self.admin.visible_member(actor, request.name, "user"))
+
+    async def ListUsers(
+        self, request: pb.ListUsersRequest, context: Context
+    ) -> pb.ListUsersResponse:
+        actor = await self.admin.actor(current_caller(context))
+        users, token = await self.admin.list_users(
+            actor,
+            request.tenant,
+            request.filter,
+            request.show_deleted,
+            request.page_size,
+            request.page_token,
+        )
+        return pb.ListUsersResponse(users=[user_to_proto(u) for u in users], next_page_token=token)
+
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context: Context) -> pb.User:
+        actor = await self.admin.actor(current_caller(context))
+        paths = set(request.update_mask.paths) if request.HasField("update_mask") else set()
+        unknown = paths - {"role", "display_name"}
+        if unknown:
+            raise InvalidArgumentError(
+                f"update_mask names {', '.join(sorted(unknown))}; only role and display_name "
+                "can change",
+                reason="INVALID_UPDATE_MASK",
+                field="update_mask",
+            )
+        every = not paths
+        role = None
+        if "role" in paths or (every and request.user.role != pb.ROLE_UNSPECIFIED):
+            role = role_of(request.user.role)
+            if not role:
+                raise InvalidArgumentError(
+                    "user.role must be ROLE_OWNER, ROLE_ADMIN, ROLE_MEMBER or ROLE_VIEWER",
+                    reason="INVALID_ROLE",
+                    field="user.role",
+                )
+        display_name = request.user.display_name if ("display_name" in paths or every) else None
+        if every and not request.user.display_name:
+            display_name = None
+        updated = await self.admin.update_user(
+            actor, origin_of(context), request.user.name, role, display_name
+        )
+        return user_to_proto(updated)
+
+    async def DeleteUser(self, request: pb.DeleteUserRequest, context: Context) -> pb.User:
+        actor = await self.admin.actor(current_caller(context))
+        deleted = await self.admin.delete_member(actor, origin_of(context), request.name, "user")
+        return user_to_proto(deleted)
+
+    async def CreateServiceAccount(
+        self, request: pb.CreateServiceAccountRequest, context: Context
+    ) -> pb.CreateServiceAccountResponse:
+        actor = await self.admin.actor(current_caller(context))
+        account = request.service_account
+        created, secret = await self.admin.create_account(
+            actor, origin_of(context), account.tenant, role_of(account.role), account.display_name
+        )
+        return pb.CreateServiceAccountResponse(
+            service_account=account_to_proto(created), client_secret=secret
+        )
+
+    async def GetServiceAccount(
+        self, request: pb.GetServiceAccountRequest, context: Context
+    ) -> pb.ServiceAccount:
+        actor = await self.admin.actor(current_caller(context))
+        member = await self.admin.visible_member(actor, request.name, "service_account")
+        return account_to_proto(member)
+
+    async def ListServiceAccounts(
+        self, request: pb.ListServiceAccountsRequest, context: Context
+    ) -> pb.ListServiceAccountsResponse:
+        actor = await self.admin.actor(current_caller(context))
+        accounts, token = await self.admin.list_accounts(
+            actor, request.tenant, request.show_deleted, request.page_size, request.page_token
+        )
+        return pb.ListServiceAccountsResponse(
+            service_accounts=[account_to_proto(a) for a in accounts], next_page_token=token
+        )
+
+    async def DeleteServiceAccount(
+        self, request: pb.DeleteServiceAccountRequest, context: Context
+    ) -> pb.ServiceAccount:
+        actor = await self.admin.actor(current_caller(context))
+        deleted = await self.admin.delete_member(
+            actor, origin_of(context), request.name, "service_account"
+        )
+        return account_to_proto(deleted)
+
+    async def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: Context
+    ) -> pb.ListAuditEventsResponse:
+        actor = await self.admin.actor(current_caller(context))
+        events, token = await self.admin.list_audit(
+            actor, request.tenant, request.filter, request.page_size, request.page_token
+        )
+        return pb.ListAuditEventsResponse(
+            audit_events=[event_to_proto(e) for e in events], next_page_token=token
+        )
+
+    async def CreateOAuth2Token(
+        self, request: pb.CreateOAuth2TokenRequest, context: Context
+    ) -> httpbody_pb2.HttpBody:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        body = await self.client_credentials.token(
+            request.form.content_type,
+            request.form.data,
+            metadata.get("authorization", ""),
+            origin_of(context),
+        )
+        # RFC 6749 section 5.1: the reply must not be cached.
+        await context.send_initial_metadata((("cache-control", "no-store"), ("pragma", "no-cache")))
+        return httpbody_pb2.HttpBody(content_type="application/json", data=body)
 
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: Context
@@ -198,8 +428,9 @@ def _stats(stats: Stats) -> an_pb.UsageStats:
 
 
 class AnalyticsServicer(an_grpc.AnalyticsServiceServicer):
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(self, store: UsageStore, admin: Admin) -> None:
         self.store = store
+        self.admin = admin
 
     async def GetUsage(
         self, request: an_pb.GetUsageRequest, context: Context
@@ -208,7 +439,10 @@ class AnalyticsServicer(an_grpc.AnalyticsServiceServicer):
         tenant = request.tenant or own
         if not sc.TENANT_RE.match(tenant):
             raise InvalidArgumentError("tenant is not a valid tenant name", field="tenant")
-        if tenant != own and sc.ADMIN not in caller_scopes(context):
+        if tenant != own and not (
+            sc.ADMIN in caller_scopes(context)
+            and await self.admin.is_operator(current_caller(context))
+        ):
             # 404, not 403: whether another tenant exists is not the caller's business.
             raise NotFoundError(f"no usage for tenant {tenant!r}", reason="TENANT_NOT_FOUND")
         if request.granularity not in (

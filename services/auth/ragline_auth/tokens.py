@@ -62,19 +62,25 @@ class Signer:
         return self.ring.signing.kid
 
     def issue(self, key: ApiKey, ttl_s: int) -> tuple[str, int]:
+        return self.issue_for(key.key_id, key.tenant, key.scopes, key.tier, ttl_s)
+
+    def issue_for(
+        self, subject: str, tenant: str, scopes: tuple[str, ...], tier: str, ttl_s: int
+    ) -> tuple[str, int]:
+        """A token for a key (subject: its id) or a service account (its name)."""
         now = int(time.time())
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
-            "sub": key.key_id,
+            "sub": subject,
             "iat": now,
             "nbf": now,
             "exp": now + ttl_s,
             "jti": secrets.token_hex(8),
-            "tenant": key.tenant,
-            "scopes": list(key.scopes),
-            "scope": " ".join(key.scopes),
-            "tier": key.tier,
+            "tenant": tenant,
+            "scopes": list(scopes),
+            "scope": " ".join(scopes),
+            "tier": tier,
             # Becomes the x-ragline-auth header (jwt_authn claim_to_headers).
             "auth_method": "jwt",
         }

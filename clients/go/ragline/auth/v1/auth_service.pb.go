@@ -11,6 +11,7 @@ import (
 	httpbody "google.golang.org/genproto/googleapis/api/httpbody"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -135,6 +136,174 @@ func (ApiKeyState) EnumDescriptor() ([]byte, []int) {
 	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{1}
 }
 
+// A role: a named set of scopes a user or service account holds in its
+// tenant (docs/gateway.md, "Users, roles and the audit log").
+type Role int32
+
+const (
+	// Not set.
+	Role_ROLE_UNSPECIFIED Role = 0
+	// Every scope; manages every user, owners included.
+	Role_ROLE_OWNER Role = 1
+	// Every scope; manages users and keys, but not owners.
+	Role_ROLE_ADMIN Role = 2
+	// embeddings, search, chat, ingest, analytics.
+	Role_ROLE_MEMBER Role = 3
+	// search, chat, analytics: reads, never writes.
+	Role_ROLE_VIEWER Role = 4
+)
+
+// Enum value maps for Role.
+var (
+	Role_name = map[int32]string{
+		0: "ROLE_UNSPECIFIED",
+		1: "ROLE_OWNER",
+		2: "ROLE_ADMIN",
+		3: "ROLE_MEMBER",
+		4: "ROLE_VIEWER",
+	}
+	Role_value = map[string]int32{
+		"ROLE_UNSPECIFIED": 0,
+		"ROLE_OWNER":       1,
+		"ROLE_ADMIN":       2,
+		"ROLE_MEMBER":      3,
+		"ROLE_VIEWER":      4,
+	}
+)
+
+func (x Role) Enum() *Role {
+	p := new(Role)
+	*p = x
+	return p
+}
+
+func (x Role) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Role) Descriptor() protoreflect.EnumDescriptor {
+	return file_ragline_auth_v1_auth_service_proto_enumTypes[2].Descriptor()
+}
+
+func (Role) Type() protoreflect.EnumType {
+	return &file_ragline_auth_v1_auth_service_proto_enumTypes[2]
+}
+
+func (x Role) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Role.Descriptor instead.
+func (Role) EnumDescriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{2}
+}
+
+// Whether a user exists.
+type UserState int32
+
+const (
+	// Not set.
+	UserState_USER_STATE_UNSPECIFIED UserState = 0
+	// The user and their keys work.
+	UserState_USER_STATE_ACTIVE UserState = 1
+	// Deleted: kept for the audit log; every key of the user is revoked.
+	UserState_USER_STATE_DELETED UserState = 2
+)
+
+// Enum value maps for UserState.
+var (
+	UserState_name = map[int32]string{
+		0: "USER_STATE_UNSPECIFIED",
+		1: "USER_STATE_ACTIVE",
+		2: "USER_STATE_DELETED",
+	}
+	UserState_value = map[string]int32{
+		"USER_STATE_UNSPECIFIED": 0,
+		"USER_STATE_ACTIVE":      1,
+		"USER_STATE_DELETED":     2,
+	}
+)
+
+func (x UserState) Enum() *UserState {
+	p := new(UserState)
+	*p = x
+	return p
+}
+
+func (x UserState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UserState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ragline_auth_v1_auth_service_proto_enumTypes[3].Descriptor()
+}
+
+func (UserState) Type() protoreflect.EnumType {
+	return &file_ragline_auth_v1_auth_service_proto_enumTypes[3]
+}
+
+func (x UserState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UserState.Descriptor instead.
+func (UserState) EnumDescriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{3}
+}
+
+// Whether a service account exists.
+type ServiceAccountState int32
+
+const (
+	// Not set.
+	ServiceAccountState_SERVICE_ACCOUNT_STATE_UNSPECIFIED ServiceAccountState = 0
+	// The account's secret and keys work.
+	ServiceAccountState_SERVICE_ACCOUNT_STATE_ACTIVE ServiceAccountState = 1
+	// Deleted: its secret no longer works and its keys are revoked.
+	ServiceAccountState_SERVICE_ACCOUNT_STATE_DELETED ServiceAccountState = 2
+)
+
+// Enum value maps for ServiceAccountState.
+var (
+	ServiceAccountState_name = map[int32]string{
+		0: "SERVICE_ACCOUNT_STATE_UNSPECIFIED",
+		1: "SERVICE_ACCOUNT_STATE_ACTIVE",
+		2: "SERVICE_ACCOUNT_STATE_DELETED",
+	}
+	ServiceAccountState_value = map[string]int32{
+		"SERVICE_ACCOUNT_STATE_UNSPECIFIED": 0,
+		"SERVICE_ACCOUNT_STATE_ACTIVE":      1,
+		"SERVICE_ACCOUNT_STATE_DELETED":     2,
+	}
+)
+
+func (x ServiceAccountState) Enum() *ServiceAccountState {
+	p := new(ServiceAccountState)
+	*p = x
+	return p
+}
+
+func (x ServiceAccountState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServiceAccountState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ragline_auth_v1_auth_service_proto_enumTypes[4].Descriptor()
+}
+
+func (ServiceAccountState) Type() protoreflect.EnumType {
+	return &file_ragline_auth_v1_auth_service_proto_enumTypes[4]
+}
+
+func (x ServiceAccountState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServiceAccountState.Descriptor instead.
+func (ServiceAccountState) EnumDescriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{4}
+}
+
 // An API key as stored: everything but the secret.
 type ApiKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -163,7 +332,12 @@ type ApiKey struct {
 	// The key that replaced this one by rotation, if any.
 	ReplacedBy string `protobuf:"bytes,12,opt,name=replaced_by,json=replacedBy,proto3" json:"replaced_by,omitempty"`
 	// Whether the key works now.
-	State         ApiKeyState `protobuf:"varint,14,opt,name=state,proto3,enum=ragline.auth.v1.ApiKeyState" json:"state,omitempty"`
+	State ApiKeyState `protobuf:"varint,14,opt,name=state,proto3,enum=ragline.auth.v1.ApiKeyState" json:"state,omitempty"`
+	// Who the key belongs to: "users/{user}" or "serviceAccounts/{account}";
+	// "serviceAccounts/operator" for the operator's keys (development keys and
+	// keys stored before owners existed). The key never exceeds the owner's
+	// scopes and is revoked when the owner is deleted.
+	Owner         string `protobuf:"bytes,15,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +463,13 @@ func (x *ApiKey) GetState() ApiKeyState {
 	return ApiKeyState_API_KEY_STATE_UNSPECIFIED
 }
 
+func (x *ApiKey) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // Request for CreateApiKey.
 type CreateApiKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -303,7 +484,11 @@ type CreateApiKeyRequest struct {
 	// Environment; unspecified means live.
 	Environment KeyEnvironment `protobuf:"varint,5,opt,name=environment,proto3,enum=ragline.auth.v1.KeyEnvironment" json:"environment,omitempty"`
 	// Seconds until the key expires; 0 means it does not expire.
-	TtlSeconds    int64 `protobuf:"varint,6,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	TtlSeconds int64 `protobuf:"varint,6,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// The user or service account the key belongs to ("users/{user}",
+	// "serviceAccounts/{account}"), in `tenant`. Empty: the caller itself (the
+	// operator's keys stay the operator's).
+	Owner         string `protobuf:"bytes,7,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -380,6 +565,13 @@ func (x *CreateApiKeyRequest) GetTtlSeconds() int64 {
 	return 0
 }
 
+func (x *CreateApiKeyRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // Response for CreateApiKey.
 type CreateApiKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -443,7 +635,9 @@ type ListApiKeysRequest struct {
 	// Most keys per page (default 50, at most 200).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only keys of this owner ("users/{user}" or "serviceAccounts/{account}").
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,6 +689,13 @@ func (x *ListApiKeysRequest) GetPageSize() int32 {
 func (x *ListApiKeysRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListApiKeysRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
 	}
 	return ""
 }
@@ -931,6 +1132,1222 @@ func (x *CreateTokenResponse) GetScope() string {
 	return ""
 }
 
+// A person in a tenant, with a role.
+type User struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "users/{user}" (e.g. "users/usr_3f9a...").
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The tenant the user belongs to (empty on create: the caller's).
+	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// E-mail address, unique in the tenant.
+	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	// The user's role.
+	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=ragline.auth.v1.Role" json:"role,omitempty"`
+	// A name for people.
+	DisplayName string `protobuf:"bytes,5,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// Whether the user exists.
+	State UserState `protobuf:"varint,6,opt,name=state,proto3,enum=ragline.auth.v1.UserState" json:"state,omitempty"`
+	// The scopes of the role (a key of the user never exceeds them).
+	Scopes []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// When the user was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the user was last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When the user was deleted (unset: not deleted).
+	DeleteTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *User) Reset() {
+	*x = User{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*User) ProtoMessage() {}
+
+func (x *User) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use User.ProtoReflect.Descriptor instead.
+func (*User) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *User) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *User) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *User) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *User) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *User) GetState() UserState {
+	if x != nil {
+		return x.State
+	}
+	return UserState_USER_STATE_UNSPECIFIED
+}
+
+func (x *User) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *User) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *User) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *User) GetDeleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeleteTime
+	}
+	return nil
+}
+
+// Request for CreateUser.
+type CreateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user to create.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateUserRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request for GetUser.
+type GetUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "users/{user}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Request for ListUsers.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only users of this tenant (empty: the caller's; another tenant needs the
+	// operator).
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// AIP-160 subset: `role = ROLE_ADMIN`, `state = USER_STATE_ACTIVE`,
+	// `email = "a@b.c"`, joined by AND.
+	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Most users per page (default 50, at most 200).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous page.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list deleted users.
+	ShowDeleted   bool `protobuf:"varint,5,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListUsersRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetShowDeleted() bool {
+	if x != nil {
+		return x.ShowDeleted
+	}
+	return false
+}
+
+// Response for ListUsers.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Users, oldest first.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request for UpdateUser.
+type UpdateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user with its name and the new values.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Fields to change: `role`, `display_name` (empty: both).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserRequest) Reset() {
+	*x = UpdateUserRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserRequest) ProtoMessage() {}
+
+func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
+func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateUserRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *UpdateUserRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// Request for DeleteUser.
+type DeleteUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "users/{user}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// A machine client of a tenant: an OAuth 2.0 client (client credentials)
+// with a role.
+type ServiceAccount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "serviceAccounts/{account}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The tenant the account belongs to (empty on create: the caller's).
+	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// A name for people.
+	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The account's role.
+	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=ragline.auth.v1.Role" json:"role,omitempty"`
+	// OAuth 2.0 client id (the account's id).
+	ClientId string `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Whether the account exists.
+	State ServiceAccountState `protobuf:"varint,6,opt,name=state,proto3,enum=ragline.auth.v1.ServiceAccountState" json:"state,omitempty"`
+	// The scopes of the role.
+	Scopes []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// When the account was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the account was deleted (unset: not deleted).
+	DeleteTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=delete_time,json=deleteTime,proto3" json:"delete_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceAccount) Reset() {
+	*x = ServiceAccount{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceAccount) ProtoMessage() {}
+
+func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceAccount.ProtoReflect.Descriptor instead.
+func (*ServiceAccount) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ServiceAccount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *ServiceAccount) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ServiceAccount) GetState() ServiceAccountState {
+	if x != nil {
+		return x.State
+	}
+	return ServiceAccountState_SERVICE_ACCOUNT_STATE_UNSPECIFIED
+}
+
+func (x *ServiceAccount) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *ServiceAccount) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *ServiceAccount) GetDeleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeleteTime
+	}
+	return nil
+}
+
+// Request for CreateServiceAccount.
+type CreateServiceAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account to create.
+	ServiceAccount *ServiceAccount `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccountRequest) Reset() {
+	*x = CreateServiceAccountRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccountRequest) ProtoMessage() {}
+
+func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateServiceAccountRequest) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
+// Response for CreateServiceAccount.
+type CreateServiceAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored account (no secret).
+	ServiceAccount *ServiceAccount `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	// The OAuth 2.0 client secret. Shown this once; only a hash is stored.
+	ClientSecret  string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccountResponse) Reset() {
+	*x = CreateServiceAccountResponse{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccountResponse) ProtoMessage() {}
+
+func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccountResponse.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccountResponse) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateServiceAccountResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
+func (x *CreateServiceAccountResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+// Request for GetServiceAccount.
+type GetServiceAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "serviceAccounts/{account}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceAccountRequest) Reset() {
+	*x = GetServiceAccountRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceAccountRequest) ProtoMessage() {}
+
+func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetServiceAccountRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Request for ListServiceAccounts.
+type ListServiceAccountsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only accounts of this tenant (empty: the caller's).
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Most accounts per page (default 50, at most 200).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous page.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list deleted accounts.
+	ShowDeleted   bool `protobuf:"varint,4,opt,name=show_deleted,json=showDeleted,proto3" json:"show_deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccountsRequest) Reset() {
+	*x = ListServiceAccountsRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccountsRequest) ProtoMessage() {}
+
+func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccountsRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceAccountsRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListServiceAccountsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListServiceAccountsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListServiceAccountsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListServiceAccountsRequest) GetShowDeleted() bool {
+	if x != nil {
+		return x.ShowDeleted
+	}
+	return false
+}
+
+// Response for ListServiceAccounts.
+type ListServiceAccountsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Accounts, oldest first.
+	ServiceAccounts []*ServiceAccount `protobuf:"bytes,1,rep,name=service_accounts,json=serviceAccounts,proto3" json:"service_accounts,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccountsResponse) Reset() {
+	*x = ListServiceAccountsResponse{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccountsResponse) ProtoMessage() {}
+
+func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccountsResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListServiceAccountsResponse) GetServiceAccounts() []*ServiceAccount {
+	if x != nil {
+		return x.ServiceAccounts
+	}
+	return nil
+}
+
+func (x *ListServiceAccountsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request for DeleteServiceAccount.
+type DeleteServiceAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "serviceAccounts/{account}".
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccountRequest) Reset() {
+	*x = DeleteServiceAccountRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccountRequest) ProtoMessage() {}
+
+func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteServiceAccountRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// One administrative action, as the audit log keeps it.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "auditEvents/{event}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The tenant the action concerned.
+	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Who acted: "users/{user}", "serviceAccounts/{account}" or
+	// "serviceAccounts/operator".
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The credential the actor used: an API key id, or a token's subject.
+	ActorCredential string `protobuf:"bytes,4,opt,name=actor_credential,json=actorCredential,proto3" json:"actor_credential,omitempty"`
+	// What was done, e.g. "api_key.create", "user.delete",
+	// "oauth2.token.issue" (docs/gateway.md lists them).
+	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// What it was done to, e.g. "apiKeys/key_3f9a...", "users/usr_...".
+	Target string `protobuf:"bytes,6,opt,name=target,proto3" json:"target,omitempty"`
+	// When it was done.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The client's address as the gateway saw it.
+	SourceIp string `protobuf:"bytes,8,opt,name=source_ip,json=sourceIp,proto3" json:"source_ip,omitempty"`
+	// The client's User-Agent.
+	UserAgent string `protobuf:"bytes,9,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// The gateway's request id (x-request-id), to find the request in logs.
+	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// What changed, e.g. {"role": "ROLE_VIEWER", "revoked_keys": "2"}.
+	Details       map[string]string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AuditEvent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActorCredential() string {
+	if x != nil {
+		return x.ActorCredential
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetSourceIp() string {
+	if x != nil {
+		return x.SourceIp
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// Request for ListAuditEvents.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only events of this tenant (empty: the caller's; another tenant needs the
+	// operator).
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// AIP-160 subset: `actor = "users/usr_1"`, `action = "user.delete"`,
+	// `target = ...`, `create_time >= "2026-12-01T00:00:00Z"` (also `>`, `<`,
+	// `<=`), joined by AND.
+	Filter string `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Most events per page (default 50, at most 200).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListAuditEventsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response for ListAuditEvents.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Events, newest first.
+	AuditEvents []*AuditEvent `protobuf:"bytes,1,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
+	if x != nil {
+		return x.AuditEvents
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request for CreateOAuth2Token: the form body of RFC 6749 section 4.4
+// (`grant_type=client_credentials`, optional `scope`, and `client_id` and
+// `client_secret` unless sent with HTTP Basic).
+type CreateOAuth2TokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The raw `application/x-www-form-urlencoded` body.
+	Form          *httpbody.HttpBody `protobuf:"bytes,1,opt,name=form,proto3" json:"form,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateOAuth2TokenRequest) Reset() {
+	*x = CreateOAuth2TokenRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateOAuth2TokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateOAuth2TokenRequest) ProtoMessage() {}
+
+func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateOAuth2TokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateOAuth2TokenRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateOAuth2TokenRequest) GetForm() *httpbody.HttpBody {
+	if x != nil {
+		return x.Form
+	}
+	return nil
+}
+
 // Request for GetJwks.
 type GetJwksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -940,7 +2357,7 @@ type GetJwksRequest struct {
 
 func (x *GetJwksRequest) Reset() {
 	*x = GetJwksRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +2369,7 @@ func (x *GetJwksRequest) String() string {
 func (*GetJwksRequest) ProtoMessage() {}
 
 func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +2382,7 @@ func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJwksRequest.ProtoReflect.Descriptor instead.
 func (*GetJwksRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{12}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
 }
 
 // Request for GetOpenApiDocument.
@@ -977,7 +2394,7 @@ type GetOpenApiDocumentRequest struct {
 
 func (x *GetOpenApiDocumentRequest) Reset() {
 	*x = GetOpenApiDocumentRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +2406,7 @@ func (x *GetOpenApiDocumentRequest) String() string {
 func (*GetOpenApiDocumentRequest) ProtoMessage() {}
 
 func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +2419,7 @@ func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpenApiDocumentRequest.ProtoReflect.Descriptor instead.
 func (*GetOpenApiDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{13}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
 }
 
 // Request for GetApiDocs.
@@ -1014,7 +2431,7 @@ type GetApiDocsRequest struct {
 
 func (x *GetApiDocsRequest) Reset() {
 	*x = GetApiDocsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +2443,7 @@ func (x *GetApiDocsRequest) String() string {
 func (*GetApiDocsRequest) ProtoMessage() {}
 
 func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,14 +2456,14 @@ func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApiDocsRequest.ProtoReflect.Descriptor instead.
 func (*GetApiDocsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{14}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
 }
 
 var File_ragline_auth_v1_auth_service_proto protoreflect.FileDescriptor
 
 const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\n" +
-	"\"ragline/auth/v1/auth_service.proto\x12\x0fragline.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x04\n" +
+	"\"ragline/auth/v1/auth_service.proto\x12\x0fragline.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x05\n" +
 	"\x06ApiKey\x12\x1b\n" +
 	"\x06key_id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x05keyId\x12\x18\n" +
 	"\x04name\x18\x02 \x01(\tB\x04\xe2A\x01\x05R\x04name\x12\x1c\n" +
@@ -1065,7 +2482,8 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"revokeTime\x12%\n" +
 	"\vreplaced_by\x18\f \x01(\tB\x04\xe2A\x01\x03R\n" +
 	"replacedBy\x128\n" +
-	"\x05state\x18\x0e \x01(\x0e2\x1c.ragline.auth.v1.ApiKeyStateB\x04\xe2A\x01\x03R\x05stateJ\x04\b\r\x10\x0e\"\xf5\x01\n" +
+	"\x05state\x18\x0e \x01(\x0e2\x1c.ragline.auth.v1.ApiKeyStateB\x04\xe2A\x01\x03R\x05state\x12\x1a\n" +
+	"\x05owner\x18\x0f \x01(\tB\x04\xe2A\x01\x05R\x05ownerJ\x04\b\r\x10\x0e\"\x91\x02\n" +
 	"\x13CreateApiKeyRequest\x12\x1c\n" +
 	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x06tenant\x12\x1c\n" +
 	"\x06scopes\x18\x02 \x03(\tB\x04\xe2A\x01\x02R\x06scopes\x12\x18\n" +
@@ -1073,15 +2491,17 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x04tier\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x04tier\x12G\n" +
 	"\venvironment\x18\x05 \x01(\x0e2\x1f.ragline.auth.v1.KeyEnvironmentB\x04\xe2A\x01\x01R\venvironment\x12%\n" +
 	"\vttl_seconds\x18\x06 \x01(\x03B\x04\xe2A\x01\x01R\n" +
-	"ttlSeconds\"f\n" +
+	"ttlSeconds\x12\x1a\n" +
+	"\x05owner\x18\a \x01(\tB\x04\xe2A\x01\x01R\x05owner\"f\n" +
 	"\x14CreateApiKeyResponse\x126\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x17.ragline.auth.v1.ApiKeyB\x04\xe2A\x01\x03R\x06apiKey\x12\x16\n" +
-	"\x03key\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x03key\"z\n" +
+	"\x03key\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x03key\"\x96\x01\n" +
 	"\x12ListApiKeysRequest\x12\x1c\n" +
 	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x06tenant\x12!\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\"}\n" +
+	"page_token\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12\x1a\n" +
+	"\x05owner\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\x05owner\"}\n" +
 	"\x13ListApiKeysResponse\x128\n" +
 	"\bapi_keys\x18\x01 \x03(\v2\x17.ragline.auth.v1.ApiKeyB\x04\xe2A\x01\x03R\aapiKeys\x12,\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\rnextPageToken\"/\n" +
@@ -1107,7 +2527,103 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\ttokenType\x12#\n" +
 	"\n" +
 	"expires_in\x18\x03 \x01(\x05B\x04\xe2A\x01\x03R\texpiresIn\x12\x1a\n" +
-	"\x05scope\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x05scope\"\x10\n" +
+	"\x05scope\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x05scope\"\xd4\x03\n" +
+	"\x04User\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1c\n" +
+	"\x06tenant\x18\x02 \x01(\tB\x04\xe2A\x01\x05R\x06tenant\x12\x1b\n" +
+	"\x05email\x18\x03 \x01(\tB\x05\xe2A\x02\x02\x05R\x05email\x12/\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x15.ragline.auth.v1.RoleB\x04\xe2A\x01\x02R\x04role\x12'\n" +
+	"\fdisplay_name\x18\x05 \x01(\tB\x04\xe2A\x01\x01R\vdisplayName\x126\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1a.ragline.auth.v1.UserStateB\x04\xe2A\x01\x03R\x05state\x12\x1c\n" +
+	"\x06scopes\x18\a \x03(\tB\x04\xe2A\x01\x03R\x06scopes\x12A\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12A\n" +
+	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"updateTime\x12A\n" +
+	"\vdelete_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"deleteTime\"D\n" +
+	"\x11CreateUserRequest\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x15.ragline.auth.v1.UserB\x04\xe2A\x01\x02R\x04user\"*\n" +
+	"\x0eGetUserRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\xbf\x01\n" +
+	"\x10ListUsersRequest\x12\x1c\n" +
+	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x06tenant\x12\x1c\n" +
+	"\x06filter\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x06filter\x12!\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12'\n" +
+	"\fshow_deleted\x18\x05 \x01(\bB\x04\xe2A\x01\x01R\vshowDeleted\"t\n" +
+	"\x11ListUsersResponse\x121\n" +
+	"\x05users\x18\x01 \x03(\v2\x15.ragline.auth.v1.UserB\x04\xe2A\x01\x03R\x05users\x12,\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\rnextPageToken\"\x87\x01\n" +
+	"\x11UpdateUserRequest\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x15.ragline.auth.v1.UserB\x04\xe2A\x01\x02R\x04user\x12A\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x04\xe2A\x01\x01R\n" +
+	"updateMask\"-\n" +
+	"\x11DeleteUserRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\xab\x03\n" +
+	"\x0eServiceAccount\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1c\n" +
+	"\x06tenant\x18\x02 \x01(\tB\x04\xe2A\x01\x05R\x06tenant\x12'\n" +
+	"\fdisplay_name\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\vdisplayName\x12/\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x15.ragline.auth.v1.RoleB\x04\xe2A\x01\x02R\x04role\x12!\n" +
+	"\tclient_id\x18\x05 \x01(\tB\x04\xe2A\x01\x03R\bclientId\x12@\n" +
+	"\x05state\x18\x06 \x01(\x0e2$.ragline.auth.v1.ServiceAccountStateB\x04\xe2A\x01\x03R\x05state\x12\x1c\n" +
+	"\x06scopes\x18\a \x03(\tB\x04\xe2A\x01\x03R\x06scopes\x12A\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12A\n" +
+	"\vdelete_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"deleteTime\"m\n" +
+	"\x1bCreateServiceAccountRequest\x12N\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1f.ragline.auth.v1.ServiceAccountB\x04\xe2A\x01\x02R\x0eserviceAccount\"\x99\x01\n" +
+	"\x1cCreateServiceAccountResponse\x12N\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1f.ragline.auth.v1.ServiceAccountB\x04\xe2A\x01\x03R\x0eserviceAccount\x12)\n" +
+	"\rclient_secret\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\fclientSecret\"4\n" +
+	"\x18GetServiceAccountRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\xab\x01\n" +
+	"\x1aListServiceAccountsRequest\x12\x1c\n" +
+	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x06tenant\x12!\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\x12'\n" +
+	"\fshow_deleted\x18\x04 \x01(\bB\x04\xe2A\x01\x01R\vshowDeleted\"\x9d\x01\n" +
+	"\x1bListServiceAccountsResponse\x12P\n" +
+	"\x10service_accounts\x18\x01 \x03(\v2\x1f.ragline.auth.v1.ServiceAccountB\x04\xe2A\x01\x03R\x0fserviceAccounts\x12,\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\rnextPageToken\"7\n" +
+	"\x1bDeleteServiceAccountRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\x83\x04\n" +
+	"\n" +
+	"AuditEvent\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1c\n" +
+	"\x06tenant\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x06tenant\x12\x1a\n" +
+	"\x05actor\x18\x03 \x01(\tB\x04\xe2A\x01\x03R\x05actor\x12/\n" +
+	"\x10actor_credential\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x0factorCredential\x12\x1c\n" +
+	"\x06action\x18\x05 \x01(\tB\x04\xe2A\x01\x03R\x06action\x12\x1c\n" +
+	"\x06target\x18\x06 \x01(\tB\x04\xe2A\x01\x03R\x06target\x12A\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"createTime\x12!\n" +
+	"\tsource_ip\x18\b \x01(\tB\x04\xe2A\x01\x03R\bsourceIp\x12#\n" +
+	"\n" +
+	"user_agent\x18\t \x01(\tB\x04\xe2A\x01\x03R\tuserAgent\x12#\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tB\x04\xe2A\x01\x03R\trequestId\x12H\n" +
+	"\adetails\x18\v \x03(\v2(.ragline.auth.v1.AuditEvent.DetailsEntryB\x04\xe2A\x01\x03R\adetails\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x01\n" +
+	"\x16ListAuditEventsRequest\x12\x1c\n" +
+	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x01R\x06tenant\x12\x1c\n" +
+	"\x06filter\x18\x02 \x01(\tB\x04\xe2A\x01\x01R\x06filter\x12!\n" +
+	"\tpage_size\x18\x03 \x01(\x05B\x04\xe2A\x01\x01R\bpageSize\x12#\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tB\x04\xe2A\x01\x01R\tpageToken\"\x8d\x01\n" +
+	"\x17ListAuditEventsResponse\x12D\n" +
+	"\faudit_events\x18\x01 \x03(\v2\x1b.ragline.auth.v1.AuditEventB\x04\xe2A\x01\x03R\vauditEvents\x12,\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\rnextPageToken\"J\n" +
+	"\x18CreateOAuth2TokenRequest\x12.\n" +
+	"\x04form\x18\x01 \x01(\v2\x14.google.api.HttpBodyB\x04\xe2A\x01\x02R\x04form\"\x10\n" +
 	"\x0eGetJwksRequest\"\x1b\n" +
 	"\x19GetOpenApiDocumentRequest\"\x13\n" +
 	"\x11GetApiDocsRequest*e\n" +
@@ -1119,14 +2635,44 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x19API_KEY_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14API_KEY_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15API_KEY_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15API_KEY_STATE_REVOKED\x10\x032\x86\b\n" +
+	"\x15API_KEY_STATE_REVOKED\x10\x03*^\n" +
+	"\x04Role\x12\x14\n" +
+	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"ROLE_OWNER\x10\x01\x12\x0e\n" +
+	"\n" +
+	"ROLE_ADMIN\x10\x02\x12\x0f\n" +
+	"\vROLE_MEMBER\x10\x03\x12\x0f\n" +
+	"\vROLE_VIEWER\x10\x04*V\n" +
+	"\tUserState\x12\x1a\n" +
+	"\x16USER_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11USER_STATE_ACTIVE\x10\x01\x12\x16\n" +
+	"\x12USER_STATE_DELETED\x10\x02*\x81\x01\n" +
+	"\x13ServiceAccountState\x12%\n" +
+	"!SERVICE_ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cSERVICE_ACCOUNT_STATE_ACTIVE\x10\x01\x12!\n" +
+	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\xe8\x12\n" +
 	"\vAuthService\x12t\n" +
 	"\fCreateApiKey\x12$.ragline.auth.v1.CreateApiKeyRequest\x1a%.ragline.auth.v1.CreateApiKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/v1/keys\x12n\n" +
 	"\vListApiKeys\x12#.ragline.auth.v1.ListApiKeysRequest\x1a$.ragline.auth.v1.ListApiKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/v1/keys\x12f\n" +
 	"\tGetApiKey\x12!.ragline.auth.v1.GetApiKeyRequest\x1a\x17.ragline.auth.v1.ApiKey\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/keys/{key_id}\x12\x84\x01\n" +
 	"\fRotateApiKey\x12$.ragline.auth.v1.RotateApiKeyRequest\x1a%.ragline.auth.v1.RotateApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/keys/{key_id}:rotate\x12\x84\x01\n" +
 	"\fRevokeApiKey\x12$.ragline.auth.v1.RevokeApiKeyRequest\x1a%.ragline.auth.v1.RevokeApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/keys/{key_id}:revoke\x12s\n" +
-	"\vCreateToken\x12#.ragline.auth.v1.CreateTokenRequest\x1a$.ragline.auth.v1.CreateTokenResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/tokens\x12`\n" +
+	"\vCreateToken\x12#.ragline.auth.v1.CreateTokenRequest\x1a$.ragline.auth.v1.CreateTokenResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/tokens\x12d\n" +
+	"\n" +
+	"CreateUser\x12\".ragline.auth.v1.CreateUserRequest\x1a\x15.ragline.auth.v1.User\"\x1b\x82\xd3\xe4\x93\x02\x15:\x04user\"\r/api/v1/users\x12a\n" +
+	"\aGetUser\x12\x1f.ragline.auth.v1.GetUserRequest\x1a\x15.ragline.auth.v1.User\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/{name=users/*}\x12i\n" +
+	"\tListUsers\x12!.ragline.auth.v1.ListUsersRequest\x1a\".ragline.auth.v1.ListUsersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12r\n" +
+	"\n" +
+	"UpdateUser\x12\".ragline.auth.v1.UpdateUserRequest\x1a\x15.ragline.auth.v1.User\")\x82\xd3\xe4\x93\x02#:\x04user2\x1b/api/v1/{user.name=users/*}\x12g\n" +
+	"\n" +
+	"DeleteUser\x12\".ragline.auth.v1.DeleteUserRequest\x1a\x15.ragline.auth.v1.User\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/v1/{name=users/*}\x12\xa5\x01\n" +
+	"\x14CreateServiceAccount\x12,.ragline.auth.v1.CreateServiceAccountRequest\x1a-.ragline.auth.v1.CreateServiceAccountResponse\"0\x82\xd3\xe4\x93\x02*:\x0fservice_account\"\x17/api/v1/serviceAccounts\x12\x89\x01\n" +
+	"\x11GetServiceAccount\x12).ragline.auth.v1.GetServiceAccountRequest\x1a\x1f.ragline.auth.v1.ServiceAccount\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/{name=serviceAccounts/*}\x12\x91\x01\n" +
+	"\x13ListServiceAccounts\x12+.ragline.auth.v1.ListServiceAccountsRequest\x1a,.ragline.auth.v1.ListServiceAccountsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/serviceAccounts\x12\x8f\x01\n" +
+	"\x14DeleteServiceAccount\x12,.ragline.auth.v1.DeleteServiceAccountRequest\x1a\x1f.ragline.auth.v1.ServiceAccount\"(\x82\xd3\xe4\x93\x02\"* /api/v1/{name=serviceAccounts/*}\x12\x81\x01\n" +
+	"\x0fListAuditEvents\x12'.ragline.auth.v1.ListAuditEventsRequest\x1a(.ragline.auth.v1.ListAuditEventsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/auditEvents\x12q\n" +
+	"\x11CreateOAuth2Token\x12).ragline.auth.v1.CreateOAuth2TokenRequest\x1a\x14.google.api.HttpBody\"\x1b\x82\xd3\xe4\x93\x02\x15:\x04form\"\r/oauth2/token\x12`\n" +
 	"\aGetJwks\x12\x1f.ragline.auth.v1.GetJwksRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12m\n" +
 	"\x12GetOpenApiDocument\x12*.ragline.auth.v1.GetOpenApiDocumentRequest\x1a\x14.google.api.HttpBody\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/openapi.json\x12U\n" +
 	"\n" +
@@ -1145,65 +2691,130 @@ func file_ragline_auth_v1_auth_service_proto_rawDescGZIP() []byte {
 	return file_ragline_auth_v1_auth_service_proto_rawDescData
 }
 
-var file_ragline_auth_v1_auth_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ragline_auth_v1_auth_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_ragline_auth_v1_auth_service_proto_goTypes = []any{
-	(KeyEnvironment)(0),               // 0: ragline.auth.v1.KeyEnvironment
-	(ApiKeyState)(0),                  // 1: ragline.auth.v1.ApiKeyState
-	(*ApiKey)(nil),                    // 2: ragline.auth.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),       // 3: ragline.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),      // 4: ragline.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),        // 5: ragline.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),       // 6: ragline.auth.v1.ListApiKeysResponse
-	(*GetApiKeyRequest)(nil),          // 7: ragline.auth.v1.GetApiKeyRequest
-	(*RotateApiKeyRequest)(nil),       // 8: ragline.auth.v1.RotateApiKeyRequest
-	(*RotateApiKeyResponse)(nil),      // 9: ragline.auth.v1.RotateApiKeyResponse
-	(*RevokeApiKeyRequest)(nil),       // 10: ragline.auth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),      // 11: ragline.auth.v1.RevokeApiKeyResponse
-	(*CreateTokenRequest)(nil),        // 12: ragline.auth.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),       // 13: ragline.auth.v1.CreateTokenResponse
-	(*GetJwksRequest)(nil),            // 14: ragline.auth.v1.GetJwksRequest
-	(*GetOpenApiDocumentRequest)(nil), // 15: ragline.auth.v1.GetOpenApiDocumentRequest
-	(*GetApiDocsRequest)(nil),         // 16: ragline.auth.v1.GetApiDocsRequest
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),         // 18: google.api.HttpBody
+	(KeyEnvironment)(0),                  // 0: ragline.auth.v1.KeyEnvironment
+	(ApiKeyState)(0),                     // 1: ragline.auth.v1.ApiKeyState
+	(Role)(0),                            // 2: ragline.auth.v1.Role
+	(UserState)(0),                       // 3: ragline.auth.v1.UserState
+	(ServiceAccountState)(0),             // 4: ragline.auth.v1.ServiceAccountState
+	(*ApiKey)(nil),                       // 5: ragline.auth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),          // 6: ragline.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),         // 7: ragline.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),           // 8: ragline.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),          // 9: ragline.auth.v1.ListApiKeysResponse
+	(*GetApiKeyRequest)(nil),             // 10: ragline.auth.v1.GetApiKeyRequest
+	(*RotateApiKeyRequest)(nil),          // 11: ragline.auth.v1.RotateApiKeyRequest
+	(*RotateApiKeyResponse)(nil),         // 12: ragline.auth.v1.RotateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),          // 13: ragline.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),         // 14: ragline.auth.v1.RevokeApiKeyResponse
+	(*CreateTokenRequest)(nil),           // 15: ragline.auth.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),          // 16: ragline.auth.v1.CreateTokenResponse
+	(*User)(nil),                         // 17: ragline.auth.v1.User
+	(*CreateUserRequest)(nil),            // 18: ragline.auth.v1.CreateUserRequest
+	(*GetUserRequest)(nil),               // 19: ragline.auth.v1.GetUserRequest
+	(*ListUsersRequest)(nil),             // 20: ragline.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),            // 21: ragline.auth.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),            // 22: ragline.auth.v1.UpdateUserRequest
+	(*DeleteUserRequest)(nil),            // 23: ragline.auth.v1.DeleteUserRequest
+	(*ServiceAccount)(nil),               // 24: ragline.auth.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),  // 25: ragline.auth.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil), // 26: ragline.auth.v1.CreateServiceAccountResponse
+	(*GetServiceAccountRequest)(nil),     // 27: ragline.auth.v1.GetServiceAccountRequest
+	(*ListServiceAccountsRequest)(nil),   // 28: ragline.auth.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),  // 29: ragline.auth.v1.ListServiceAccountsResponse
+	(*DeleteServiceAccountRequest)(nil),  // 30: ragline.auth.v1.DeleteServiceAccountRequest
+	(*AuditEvent)(nil),                   // 31: ragline.auth.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),       // 32: ragline.auth.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),      // 33: ragline.auth.v1.ListAuditEventsResponse
+	(*CreateOAuth2TokenRequest)(nil),     // 34: ragline.auth.v1.CreateOAuth2TokenRequest
+	(*GetJwksRequest)(nil),               // 35: ragline.auth.v1.GetJwksRequest
+	(*GetOpenApiDocumentRequest)(nil),    // 36: ragline.auth.v1.GetOpenApiDocumentRequest
+	(*GetApiDocsRequest)(nil),            // 37: ragline.auth.v1.GetApiDocsRequest
+	nil,                                  // 38: ragline.auth.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),        // 39: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 40: google.protobuf.FieldMask
+	(*httpbody.HttpBody)(nil),            // 41: google.api.HttpBody
 }
 var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	0,  // 0: ragline.auth.v1.ApiKey.environment:type_name -> ragline.auth.v1.KeyEnvironment
-	17, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	17, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	17, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	39, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	39, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	39, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: ragline.auth.v1.ApiKey.state:type_name -> ragline.auth.v1.ApiKeyState
 	0,  // 6: ragline.auth.v1.CreateApiKeyRequest.environment:type_name -> ragline.auth.v1.KeyEnvironment
-	2,  // 7: ragline.auth.v1.CreateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
-	2,  // 8: ragline.auth.v1.ListApiKeysResponse.api_keys:type_name -> ragline.auth.v1.ApiKey
-	2,  // 9: ragline.auth.v1.RotateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
-	2,  // 10: ragline.auth.v1.RotateApiKeyResponse.previous:type_name -> ragline.auth.v1.ApiKey
-	2,  // 11: ragline.auth.v1.RevokeApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
-	3,  // 12: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
-	5,  // 13: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
-	7,  // 14: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
-	8,  // 15: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
-	10, // 16: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
-	12, // 17: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
-	14, // 18: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
-	15, // 19: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
-	16, // 20: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
-	4,  // 21: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
-	6,  // 22: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
-	2,  // 23: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
-	9,  // 24: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
-	11, // 25: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
-	13, // 26: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
-	18, // 27: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
-	18, // 28: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
-	18, // 29: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	5,  // 7: ragline.auth.v1.CreateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
+	5,  // 8: ragline.auth.v1.ListApiKeysResponse.api_keys:type_name -> ragline.auth.v1.ApiKey
+	5,  // 9: ragline.auth.v1.RotateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
+	5,  // 10: ragline.auth.v1.RotateApiKeyResponse.previous:type_name -> ragline.auth.v1.ApiKey
+	5,  // 11: ragline.auth.v1.RevokeApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
+	2,  // 12: ragline.auth.v1.User.role:type_name -> ragline.auth.v1.Role
+	3,  // 13: ragline.auth.v1.User.state:type_name -> ragline.auth.v1.UserState
+	39, // 14: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	39, // 15: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	39, // 16: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
+	17, // 17: ragline.auth.v1.CreateUserRequest.user:type_name -> ragline.auth.v1.User
+	17, // 18: ragline.auth.v1.ListUsersResponse.users:type_name -> ragline.auth.v1.User
+	17, // 19: ragline.auth.v1.UpdateUserRequest.user:type_name -> ragline.auth.v1.User
+	40, // 20: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 21: ragline.auth.v1.ServiceAccount.role:type_name -> ragline.auth.v1.Role
+	4,  // 22: ragline.auth.v1.ServiceAccount.state:type_name -> ragline.auth.v1.ServiceAccountState
+	39, // 23: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	39, // 24: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
+	24, // 25: ragline.auth.v1.CreateServiceAccountRequest.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	24, // 26: ragline.auth.v1.CreateServiceAccountResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	24, // 27: ragline.auth.v1.ListServiceAccountsResponse.service_accounts:type_name -> ragline.auth.v1.ServiceAccount
+	39, // 28: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	38, // 29: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
+	31, // 30: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
+	41, // 31: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
+	6,  // 32: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
+	8,  // 33: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
+	10, // 34: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
+	11, // 35: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
+	13, // 36: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
+	15, // 37: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
+	18, // 38: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
+	19, // 39: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
+	20, // 40: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
+	22, // 41: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
+	23, // 42: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
+	25, // 43: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
+	27, // 44: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
+	28, // 45: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
+	30, // 46: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
+	32, // 47: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
+	34, // 48: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
+	35, // 49: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
+	36, // 50: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
+	37, // 51: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
+	7,  // 52: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
+	9,  // 53: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
+	5,  // 54: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
+	12, // 55: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
+	14, // 56: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
+	16, // 57: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
+	17, // 58: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
+	17, // 59: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
+	21, // 60: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
+	17, // 61: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
+	17, // 62: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
+	26, // 63: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
+	24, // 64: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	29, // 65: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
+	24, // 66: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	33, // 67: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
+	41, // 68: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
+	41, // 69: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
+	41, // 70: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
+	41, // 71: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
+	52, // [52:72] is the sub-list for method output_type
+	32, // [32:52] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_ragline_auth_v1_auth_service_proto_init() }
@@ -1216,8 +2827,8 @@ func file_ragline_auth_v1_auth_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_auth_v1_auth_service_proto_rawDesc), len(file_ragline_auth_v1_auth_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   15,
+			NumEnums:      5,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
