@@ -134,14 +134,6 @@ REST_ROUTES = (
     Route({"path": "/api/v1/tokens"}, "auth", scope="api_key_only"),
     Route({"path": "/api/v1/keys"}, "auth", get_retry=RETRY_READ),
     Route({"prefix": "/api/v1/keys/"}, "auth", get_retry=RETRY_READ),
-    Route({"path": "/api/v1/users"}, "auth"),
-    Route({"prefix": "/api/v1/users/"}, "auth"),
-    Route({"path": "/api/v1/serviceAccounts"}, "auth"),
-    Route({"prefix": "/api/v1/serviceAccounts/"}, "auth"),
-    Route({"path": "/api/v1/auditEvents"}, "auth"),
-    # OAuth 2.0 client credentials: the client authenticates itself (a service account's
-    # id and secret); the script gives errors RFC 6749's body and headers.
-    Route({"path": "/oauth2/token"}, "auth", public=True, lua="oauth2_token.lua"),
     Route({"path": "/api/v1/analytics/usage"}, "auth", scope="analytics", retry=RETRY_READ),
     Route({"path": "/.well-known/jwks.json"}, "auth", public=True, retry=RETRY_READ),
     Route({"path": "/openapi.json"}, "auth", public=True, retry=RETRY_READ),
@@ -246,7 +238,8 @@ class GatewayConfig:
     api_port: int
     admin_port: int
     descriptor_path: Path
-    service_addrs: dict[str, str]  # "embedder" -> "host:port"
+    # "embedder" -> "host:port"; several replicas' addresses joined by commas.
+    service_addrs: dict[str, str]
     request_timeout_s: float
     max_request_bytes: int = 4 * 1024 * 1024
     # Body cap of the chat routes: a chat message over it gets 413.
@@ -711,6 +704,10 @@ def _cluster(name: str, addrs: list[str], cfg: GatewayConfig) -> dict[str, Any]:
             {
                 "timeout": "1s",
                 "interval": f"{cfg.health_check_interval_s:g}s",
+                # Envoy's default checks a cluster that has not had traffic yet only once a
+                # minute, and keeps that pace until the next check: a replica stopping in
+                # that window was never taken out (found by tests/e2e/test_sigterm_replica.py).
+                "no_traffic_interval": f"{cfg.health_check_interval_s:g}s",
                 "unhealthy_threshold": 2,
                 "healthy_threshold": 1,
                 "grpc_health_check": {},
@@ -784,13 +781,17 @@ def _with_tls(cluster: dict[str, Any], cfg: GatewayConfig, workloads: list[str])
     return cluster
 
 
+def _addrs(cfg: GatewayConfig, service: str) -> list[str]:
+    return cfg.service_addrs[service].split(",")
+
+
 def _clusters(cfg: GatewayConfig) -> list[dict[str, Any]]:
-    clusters = [_with_tls(_cluster(s, [cfg.service_addrs[s]], cfg), cfg, [s]) for s in SERVICES]
+    clusters = [_with_tls(_cluster(s, _addrs(cfg, s), cfg), cfg, [s]) for s in SERVICES]
     if cfg.otlp_endpoint:
         collector = _cluster("otel_collector", [_otlp_addr(cfg.otlp_endpoint)], cfg)
         del collector["health_checks"]
         clusters.append(collector)
-    system = _cluster("system", [cfg.service_addrs[s] for s in SERVICES], cfg)
+    system = _cluster("system", [a for s in SERVICES for a in _addrs(cfg, s)], cfg)
     clusters.append(_with_tls(system, cfg, list(SERVICES)))
     if CHAT_HTTP in cfg.service_addrs:
         chat_http = _with_tls(

@@ -79,6 +79,9 @@ class StackConfig:
     max_request_bytes: int = 4 * 1024 * 1024
     # Extra environment for the services (provider URLs, keys, limits).
     service_env: dict[str, str] = field(default_factory=dict)
+    # More "host:port" replicas per service for the gateway to balance to (processes the
+    # caller starts itself, e.g. a test SIGTERMing one replica of two).
+    replicas: dict[str, list[str]] = field(default_factory=dict)
     # Multiplies every global rate limit: benchmarks measure the limiter's cost, not its limits.
     rate_limit_scale: int = 1
     # Mutual TLS between Envoy and the services and between services, with certificates
@@ -371,7 +374,10 @@ class Stack:
             metrics_port=self.cfg.envoy_metrics_port,
             descriptor_path=ROOT / "gen" / "ragline.binpb",
             service_addrs={
-                **{s: self.cfg.service_addr(s) for s in SERVICES},
+                **{
+                    s: ",".join([self.cfg.service_addr(s), *self.cfg.replicas.get(s, [])])
+                    for s in SERVICES
+                },
                 CHAT_HTTP: f"127.0.0.1:{self.cfg.chat_http_port}",
             },
             request_timeout_s=self.cfg.request_timeout_s,
