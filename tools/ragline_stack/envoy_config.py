@@ -134,6 +134,14 @@ REST_ROUTES = (
     Route({"path": "/api/v1/tokens"}, "auth", scope="api_key_only"),
     Route({"path": "/api/v1/keys"}, "auth", get_retry=RETRY_READ),
     Route({"prefix": "/api/v1/keys/"}, "auth", get_retry=RETRY_READ),
+    Route({"path": "/api/v1/users"}, "auth"),
+    Route({"prefix": "/api/v1/users/"}, "auth"),
+    Route({"path": "/api/v1/serviceAccounts"}, "auth"),
+    Route({"prefix": "/api/v1/serviceAccounts/"}, "auth"),
+    Route({"path": "/api/v1/auditEvents"}, "auth"),
+    # OAuth 2.0 client credentials: the client authenticates itself (a service account's
+    # id and secret); the script gives errors RFC 6749's body and headers.
+    Route({"path": "/oauth2/token"}, "auth", public=True, lua="oauth2_token.lua"),
     Route({"path": "/api/v1/analytics/usage"}, "auth", scope="analytics", retry=RETRY_READ),
     Route({"path": "/.well-known/jwks.json"}, "auth", public=True, retry=RETRY_READ),
     Route({"path": "/openapi.json"}, "auth", public=True, retry=RETRY_READ),
