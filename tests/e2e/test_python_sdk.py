@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -236,9 +238,20 @@ def test_keys_tokens_and_usage(client, stack):
     assert rotated.key != created.key and rotated.previous is not None
     assert rotated.previous.key_id == key_id and rotated.api_key.key_id != key_id
     assert client.revoke_api_key(rotated.api_key.key_id).state is ApiKeyState.REVOKED
+    # Usage is counted a second or two after the requests (the gateway's batch, the flush).
+    deadline = time.monotonic() + 30
     usage = client.get_usage(granularity="GRANULARITY_DAY")
+    while not usage.total.requests and time.monotonic() < deadline:
+        time.sleep(0.5)
+        usage = client.get_usage(granularity="GRANULARITY_DAY")
     assert usage.tenant == "dev-1" and usage.total.requests > 0 and usage.endpoints
     assert usage.series and usage.series[0].start_time is not None
+    now = datetime.now(UTC)
+    window = client.get_usage(start_time=now - timedelta(hours=2), end_time=now)
+    assert window.start_time is not None and window.start_time >= now - timedelta(
+        hours=2, seconds=1
+    )
+    assert window.total.requests > 0
     health = client.health()
     assert health.status == "SERVING" and health.components["retriever"] == "SERVING"
 

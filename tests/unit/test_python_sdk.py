@@ -305,3 +305,41 @@ def test_wait_for_job_resumes_a_broken_watch(sleeps):
         "/api/v1/jobs/j1",
         "/api/v1/jobs/j1:watch",
     ]
+
+
+def test_grpc_status_details_decode_like_rest():
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import error_details_pb2, status_pb2
+
+    from ragline_client import _grpc
+
+    details = []
+    for message in (
+        error_details_pb2.ErrorInfo(reason="INVALID_ARGUMENT", domain="ragline.dev"),
+        error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field="query", description="empty")
+            ]
+        ),
+        error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=2, nanos=500_000_000)
+        ),
+    ):
+        packed = any_pb2.Any()
+        packed.Pack(message)
+        details.append(packed)
+    status = status_pb2.Status(code=3, message="query must not be empty", details=details)
+    err = _grpc._from_metadata(
+        3, "query must not be empty", [("grpc-status-details-bin", status.SerializeToString())]
+    )
+    assert isinstance(err, InvalidArgumentError) and err.reason == "INVALID_ARGUMENT"
+    assert [(v.field, v.description) for v in err.field_violations] == [("query", "empty")]
+    assert err.retry_after == 2.5 and err.http_status == 0
+    # The global limiter's bare RESOURCE_EXHAUSTED over native gRPC: rebuilt from its headers.
+    limited = _grpc._from_metadata(
+        8, "", [("x-envoy-ratelimited", "true"), ("x-ratelimit-reset", "17")]
+    )
+    assert isinstance(limited, RateLimitedError)
+    assert limited.retry_after == 17 and limited.reason == "RATE_LIMITED" and limited.message
+    refused = _grpc._from_metadata(14, "failed to connect to all addresses", [])
+    assert isinstance(refused, ConnectionFailedError)
