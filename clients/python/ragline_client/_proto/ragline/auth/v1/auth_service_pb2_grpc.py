@@ -68,6 +68,61 @@ class AuthServiceStub:
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.SerializeToString,
                 response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.FromString,
                 _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/CreateUser',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/GetUser',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+                _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/ListUsers',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/UpdateUser',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/DeleteUser',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+                _registered_method=True)
+        self.CreateServiceAccount = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/CreateServiceAccount',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateServiceAccountRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateServiceAccountResponse.FromString,
+                _registered_method=True)
+        self.GetServiceAccount = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/GetServiceAccount',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetServiceAccountRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.FromString,
+                _registered_method=True)
+        self.ListServiceAccounts = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/ListServiceAccounts',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListServiceAccountsRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListServiceAccountsResponse.FromString,
+                _registered_method=True)
+        self.DeleteServiceAccount = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/DeleteServiceAccount',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteServiceAccountRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/ListAuditEvents',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateOAuth2Token = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/CreateOAuth2Token',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateOAuth2TokenRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                _registered_method=True)
         self.GetJwks = channel.unary_unary(
                 '/ragline.auth.v1.AuthService/GetJwks',
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetJwksRequest.SerializeToString,
@@ -138,6 +193,109 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateUser(self, request, context):
+        """Creates a user in a tenant with a role. Needs the `admin` scope; only an
+        owner (or the operator) creates an owner.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """Gets one user of the caller's tenant. Needs the `admin` scope.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUsers(self, request, context):
+        """Lists users (paginated; `filter` by role or state). Needs the `admin`
+        scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """Changes a user's role (`update_mask`: `role`, `display_name`). A lower
+        role narrows the user's keys to its scopes. Needs the `admin` scope.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Deletes a user (kept as DELETED for the audit log) and revokes every key
+        the user owns. Needs the `admin` scope.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateServiceAccount(self, request, context):
+        """Creates a service account (a machine client of the OAuth 2.0 token
+        endpoint). The client secret is in the response only, once. Needs the
+        `admin` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetServiceAccount(self, request, context):
+        """Gets one service account (never its secret). Needs the `admin` scope.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServiceAccounts(self, request, context):
+        """Lists service accounts (paginated). Needs the `admin` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteServiceAccount(self, request, context):
+        """Deletes a service account: its secret stops working and its keys are
+        revoked. Needs the `admin` scope.
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Lists the audit log (who did what, when, from where), newest first,
+        paginated; `filter` by actor, action, target or create_time. Needs the
+        `admin` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateOAuth2Token(self, request, context):
+        """OAuth 2.0 token endpoint (RFC 6749 section 4.4, client credentials): a
+        service account's client id and secret (HTTP Basic or form fields) for a
+        short-lived JWT. Form-encoded request; RFC 6749 JSON reply and errors.
+        Public (the client authenticates itself).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJwks(self, request, context):
         """The public keys that verify the JWTs (RFC 7517 JSON Web Key Set). Public.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -197,6 +355,61 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.CreateToken,
                     request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.FromString,
                     response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateUserRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetUserRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListUsersRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.UpdateUserRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteUserRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.SerializeToString,
+            ),
+            'CreateServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateServiceAccount,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateServiceAccountRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateServiceAccountResponse.SerializeToString,
+            ),
+            'GetServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServiceAccount,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetServiceAccountRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.SerializeToString,
+            ),
+            'ListServiceAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServiceAccounts,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListServiceAccountsRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListServiceAccountsResponse.SerializeToString,
+            ),
+            'DeleteServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteServiceAccount,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteServiceAccountRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'CreateOAuth2Token': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateOAuth2Token,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateOAuth2TokenRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
             'GetJwks': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJwks,
@@ -379,6 +592,303 @@ class AuthService:
             '/ragline.auth.v1.AuthService/CreateToken',
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.SerializeToString,
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/CreateUser',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateUserRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/GetUser',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetUserRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/ListUsers',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListUsersRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/UpdateUser',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.UpdateUserRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/DeleteUser',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteUserRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/CreateServiceAccount',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateServiceAccountRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateServiceAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/GetServiceAccount',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetServiceAccountRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServiceAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/ListServiceAccounts',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListServiceAccountsRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListServiceAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/DeleteServiceAccount',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteServiceAccountRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/ListAuditEvents',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateOAuth2Token(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/CreateOAuth2Token',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateOAuth2TokenRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,
