@@ -189,6 +189,7 @@ export class Transport {
     const controller = new AbortController();
     const timeoutMs = request.timeoutMs ?? this.options.timeoutMs ?? 60_000;
     let timedOut = false;
+    let streaming = false;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort(clientTimeout(request, timeoutMs));
@@ -225,7 +226,7 @@ export class Transport {
       if (request.stream) {
         // The timeout covers the wait for the stream to start; the caller's signal keeps
         // working while it is read.
-        clearTimeout(timer);
+        streaming = true;
         return response;
       }
       // Read the body under the timeout, then hand over a Response that is already complete.
@@ -236,7 +237,9 @@ export class Transport {
       if (timedOut && !(error instanceof RaglineError)) throw clientTimeout(request, timeoutMs);
       throw error;
     } finally {
-      if (!request.stream) release();
+      clearTimeout(timer);
+      // A stream being read keeps the caller's signal linked until it ends.
+      if (!streaming) release();
     }
   }
 }

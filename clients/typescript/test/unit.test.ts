@@ -188,6 +188,15 @@ describe("timeouts and cancellation", () => {
     assert.equal(seen.length, 1);
   });
 
+  test("no timer outlives a call, also a stream refused before its first event", async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    const { c } = client([status(400, 3, "EMPTY_MESSAGE"), ok({ name: "x" })], { timeoutMs: 5_000 });
+    await assert.rejects(c.chat.stream({ message: "" }), InvalidArgumentError);
+    await c.collections.get("x");
+    assert.equal(timers(), before);
+  });
+
   test("the caller's AbortSignal cancels without a retry", async () => {
     const { c } = client(["hang"]);
     const controller = new AbortController();

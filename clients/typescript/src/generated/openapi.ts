@@ -24,6 +24,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One file of the dashboard: `/admin` (or `/admin/`) is its page, `/admin/assets/...` its scripts and styles
+         * @description One file of the dashboard: `/admin` (or `/admin/`) is its page, `/admin/assets/...` its scripts and styles. An unknown file is NOT_FOUND. Public: no key needed.
+         */
+        get: operations["GetConsoleFile2"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One file of the dashboard: `/admin` (or `/admin/`) is its page, `/admin/assets/...` its scripts and styles
+         * @description One file of the dashboard: `/admin` (or `/admin/`) is its page, `/admin/assets/...` its scripts and styles. An unknown file is NOT_FOUND. Public: no key needed.
+         */
+        get: operations["GetConsoleFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/analytics/usage": {
         parameters: {
             query?: never;
@@ -36,6 +76,26 @@ export interface paths {
          * @description Usage of the caller's tenant (the `admin` scope may name another) for a period, in total, by endpoint and by hour or day. Needs the `analytics` scope.
          */
         get: operations["GetUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auditEvents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists the audit log (who did what, when, from where), newest first, paginated; `filter` by actor, action, target or create_time
+         * @description Lists the audit log (who did what, when, from where), newest first, paginated; `filter` by actor, action, target or create_time. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        get: operations["ListAuditEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -500,6 +560,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/serviceAccounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists service accounts (paginated)
+         * @description Lists service accounts (paginated). Needs the `admin` scope. Needs the `admin` scope.
+         */
+        get: operations["ListServiceAccounts"];
+        put?: never;
+        /**
+         * Creates a service account (a machine client of the OAuth 2.0 token endpoint)
+         * @description Creates a service account (a machine client of the OAuth 2.0 token endpoint). The client secret is in the response only, once. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        post: operations["CreateServiceAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/serviceAccounts/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gets one service account (never its secret)
+         * @description Gets one service account (never its secret). Needs the `admin` scope. Needs the `admin` scope.
+         */
+        get: operations["GetServiceAccount"];
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a service account: its secret stops working and its keys are revoked
+         * @description Deletes a service account: its secret stops working and its keys are revoked. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        delete: operations["DeleteServiceAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tokens": {
         parameters: {
             query?: never;
@@ -518,6 +626,58 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists users (paginated; `filter` by role or state)
+         * @description Lists users (paginated; `filter` by role or state). Needs the `admin` scope. Needs the `admin` scope.
+         */
+        get: operations["ListUsers"];
+        put?: never;
+        /**
+         * Creates a user in a tenant with a role
+         * @description Creates a user in a tenant with a role. Needs the `admin` scope; only an owner (or the operator) creates an owner. Needs the `admin` scope.
+         */
+        post: operations["CreateUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gets one user of the caller's tenant
+         * @description Gets one user of the caller's tenant. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        get: operations["GetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a user (kept as DELETED for the audit log) and revokes every key the user owns
+         * @description Deletes a user (kept as DELETED for the audit log) and revokes every key the user owns. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        delete: operations["DeleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * Changes a user's role (`update_mask`: `role`, `display_name`)
+         * @description Changes a user's role (`update_mask`: `role`, `display_name`). A lower role narrows the user's keys to its scopes. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        patch: operations["UpdateUser"];
         trace?: never;
     };
     "/docs": {
@@ -574,6 +734,26 @@ export interface paths {
         get: operations["GetGatewayMetrics"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth2/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OAuth 2.0 token endpoint (RFC 6749 section 4.4, client credentials): a service account's client id and secret (HTTP Basic or form fields) for a short-lived JWT
+         * @description OAuth 2.0 token endpoint (RFC 6749 section 4.4, client credentials): a service account's client id and secret (HTTP Basic or form fields) for a short-lived JWT. Form-encoded request; RFC 6749 JSON reply and errors. Public (the client authenticates itself). Public: no key needed.
+         */
+        post: operations["CreateOAuth2Token"];
         delete?: never;
         options?: never;
         head?: never;
@@ -730,6 +910,8 @@ export interface components {
             readonly replaced_by?: string;
             /** @description Whether the key works now. */
             readonly state?: components["schemas"]["ApiKeyState"];
+            /** @description Who the key belongs to: "users/{user}" or "serviceAccounts/{account}"; "serviceAccounts/operator" for the operator's keys (development keys and keys stored before owners existed). The key never exceeds the owner's scopes and is revoked when the owner is deleted. Immutable: set when the resource is created. */
+            owner?: string;
         };
         /**
          * @description Whether an API key works now.
@@ -740,6 +922,36 @@ export interface components {
          * @enum {string}
          */
         ApiKeyState: "API_KEY_STATE_UNSPECIFIED" | "API_KEY_STATE_ACTIVE" | "API_KEY_STATE_EXPIRED" | "API_KEY_STATE_REVOKED";
+        /** @description One administrative action, as the audit log keeps it. */
+        AuditEvent: {
+            /** @description Resource name, "auditEvents/{event}". */
+            readonly name?: string;
+            /** @description The tenant the action concerned. */
+            readonly tenant?: string;
+            /** @description Who acted: "users/{user}", "serviceAccounts/{account}" or "serviceAccounts/operator". */
+            readonly actor?: string;
+            /** @description The credential the actor used: an API key id, or a token's subject. */
+            readonly actor_credential?: string;
+            /** @description What was done, e.g. "api_key.create", "user.delete", "oauth2.token.issue" (docs/gateway.md lists them). */
+            readonly action?: string;
+            /** @description What it was done to, e.g. "apiKeys/key_3f9a...", "users/usr_...". */
+            readonly target?: string;
+            /**
+             * Format: date-time
+             * @description When it was done.
+             */
+            readonly create_time?: string;
+            /** @description The client's address as the gateway saw it. */
+            readonly source_ip?: string;
+            /** @description The client's User-Agent. */
+            readonly user_agent?: string;
+            /** @description The gateway's request id (x-request-id), to find the request in logs. */
+            readonly request_id?: string;
+            /** @description What changed, e.g. {"role": "ROLE_VIEWER", "revoked_keys": "2"}. */
+            readonly details?: {
+                [key: string]: string;
+            };
+        };
         /** @description Describes violations in a client request. This error type focuses on the syntactic aspects of the request. */
         BadRequest: {
             /** @constant */
@@ -965,6 +1177,8 @@ export interface components {
              * @description Seconds until the key expires; 0 means it does not expire. A 64-bit integer, written as a decimal string (proto3 JSON).
              */
             ttl_seconds?: string;
+            /** @description The user or service account the key belongs to ("users/{user}", "serviceAccounts/{account}"), in `tenant`. Empty: the caller itself (the operator's keys stay the operator's). */
+            owner?: string;
         };
         /** @description Response for CreateApiKey. */
         CreateApiKeyResponse: {
@@ -1005,6 +1219,13 @@ export interface components {
              * @description Number of inputs served from the cache.
              */
             readonly cached_count?: number;
+        };
+        /** @description Response for CreateServiceAccount. */
+        CreateServiceAccountResponse: {
+            /** @description The stored account (no secret). */
+            readonly service_account?: components["schemas"]["ServiceAccount"];
+            /** @description The OAuth 2.0 client secret. Shown this once; only a hash is stored. */
+            readonly client_secret?: string;
         };
         /** @description Request for CreateToken. */
         CreateTokenRequest: {
@@ -1323,6 +1544,13 @@ export interface components {
             /** @description Token of the next page; empty on the last page. */
             readonly next_page_token?: string;
         };
+        /** @description Response for ListAuditEvents. */
+        ListAuditEventsResponse: {
+            /** @description Events, newest first. */
+            readonly audit_events?: components["schemas"]["AuditEvent"][];
+            /** @description Token of the next page; empty on the last page. */
+            readonly next_page_token?: string;
+        };
         /** @description Response for ListChatModels. */
         ListChatModelsResponse: {
             /** @description Models, default first. */
@@ -1356,6 +1584,20 @@ export interface components {
             /** @description The models, default first. */
             readonly models?: components["schemas"]["EmbeddingModel"][];
             /** @description Token for the next page; empty on the last page. */
+            readonly next_page_token?: string;
+        };
+        /** @description Response for ListServiceAccounts. */
+        ListServiceAccountsResponse: {
+            /** @description Accounts, oldest first. */
+            readonly service_accounts?: components["schemas"]["ServiceAccount"][];
+            /** @description Token of the next page; empty on the last page. */
+            readonly next_page_token?: string;
+        };
+        /** @description Response for ListUsers. */
+        ListUsersResponse: {
+            /** @description Users, oldest first. */
+            readonly users?: components["schemas"]["User"][];
+            /** @description Token of the next page; empty on the last page. */
             readonly next_page_token?: string;
         };
         /** @description Provides a localized error message that is safe to return to the user which can be attached to an RPC error. */
@@ -1538,6 +1780,16 @@ export interface components {
             /** @description The revoked key. */
             readonly api_key?: components["schemas"]["ApiKey"];
         };
+        /**
+         * @description A role: a named set of scopes a user or service account holds in its tenant (docs/gateway.md, "Users, roles and the audit log").
+         *     - `ROLE_UNSPECIFIED`: Not set.
+         *     - `ROLE_OWNER`: Every scope; manages every user, owners included.
+         *     - `ROLE_ADMIN`: Every scope; manages users and keys, but not owners.
+         *     - `ROLE_MEMBER`: embeddings, search, chat, ingest, analytics.
+         *     - `ROLE_VIEWER`: search, chat, analytics: reads, never writes.
+         * @enum {string}
+         */
+        Role: "ROLE_UNSPECIFIED" | "ROLE_OWNER" | "ROLE_ADMIN" | "ROLE_MEMBER" | "ROLE_VIEWER";
         /** @description Request for RotateApiKey. */
         RotateApiKeyRequestBody: {
             /**
@@ -1635,6 +1887,41 @@ export interface components {
             /** @description The search mode that produced the hits. */
             readonly mode?: components["schemas"]["SearchMode"];
         };
+        /** @description A machine client of a tenant: an OAuth 2.0 client (client credentials) with a role. */
+        ServiceAccount: {
+            /** @description Resource name, "serviceAccounts/{account}". */
+            readonly name?: string;
+            /** @description The tenant the account belongs to (empty on create: the caller's). Immutable: set when the resource is created. */
+            tenant?: string;
+            /** @description A name for people. */
+            display_name?: string;
+            /** @description The account's role. */
+            role: components["schemas"]["Role"];
+            /** @description OAuth 2.0 client id (the account's id). */
+            readonly client_id?: string;
+            /** @description Whether the account exists. */
+            readonly state?: components["schemas"]["ServiceAccountState"];
+            /** @description The scopes of the role. */
+            readonly scopes?: string[];
+            /**
+             * Format: date-time
+             * @description When the account was created.
+             */
+            readonly create_time?: string;
+            /**
+             * Format: date-time
+             * @description When the account was deleted (unset: not deleted).
+             */
+            readonly delete_time?: string;
+        };
+        /**
+         * @description Whether a service account exists.
+         *     - `SERVICE_ACCOUNT_STATE_UNSPECIFIED`: Not set.
+         *     - `SERVICE_ACCOUNT_STATE_ACTIVE`: The account's secret and keys work.
+         *     - `SERVICE_ACCOUNT_STATE_DELETED`: Deleted: its secret no longer works and its keys are revoked.
+         * @enum {string}
+         */
+        ServiceAccountState: "SERVICE_ACCOUNT_STATE_UNSPECIFIED" | "SERVICE_ACCOUNT_STATE_ACTIVE" | "SERVICE_ACCOUNT_STATE_DELETED";
         /** @description Every error, from a service or the gateway: a google.rpc.Status. */
         Status: {
             /**
@@ -1810,6 +2097,46 @@ export interface components {
              */
             readonly duration_ms?: string;
         };
+        /** @description A person in a tenant, with a role. */
+        User: {
+            /** @description Resource name, "users/{user}" (e.g. "users/usr_3f9a..."). */
+            readonly name?: string;
+            /** @description The tenant the user belongs to (empty on create: the caller's). Immutable: set when the resource is created. */
+            tenant?: string;
+            /** @description E-mail address, unique in the tenant. Immutable: set when the resource is created. */
+            email: string;
+            /** @description The user's role. */
+            role: components["schemas"]["Role"];
+            /** @description A name for people. */
+            display_name?: string;
+            /** @description Whether the user exists. */
+            readonly state?: components["schemas"]["UserState"];
+            /** @description The scopes of the role (a key of the user never exceeds them). */
+            readonly scopes?: string[];
+            /**
+             * Format: date-time
+             * @description When the user was created.
+             */
+            readonly create_time?: string;
+            /**
+             * Format: date-time
+             * @description When the user was last changed.
+             */
+            readonly update_time?: string;
+            /**
+             * Format: date-time
+             * @description When the user was deleted (unset: not deleted).
+             */
+            readonly delete_time?: string;
+        };
+        /**
+         * @description Whether a user exists.
+         *     - `USER_STATE_UNSPECIFIED`: Not set.
+         *     - `USER_STATE_ACTIVE`: The user and their keys work.
+         *     - `USER_STATE_DELETED`: Deleted: kept for the audit log; every key of the user is revoked.
+         * @enum {string}
+         */
+        UserState: "USER_STATE_UNSPECIFIED" | "USER_STATE_ACTIVE" | "USER_STATE_DELETED";
         /** @description One progress update of WatchJob. */
         WatchJobResponse: {
             /** @description The job as it stands. */
@@ -2282,6 +2609,64 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    GetConsoleFile2: {
+        parameters: {
+            query?: {
+                /** @description The file's path below /admin/, e.g. `assets/index-1a2b3c.js`; empty for the page. */
+                path?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html>…</html> */
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    GetConsoleFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The file's path below /admin/, e.g. `assets/index-1a2b3c.js`; empty for the page. */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html>…</html> */
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
     GetUsage: {
         parameters: {
             query?: {
@@ -2357,6 +2742,63 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["GetUsageResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    ListAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of this tenant (empty: the caller's; another tenant needs the operator). */
+                tenant?: string;
+                /** @description AIP-160 subset: `actor = "users/usr_1"`, `action = "user.delete"`, `target = ...`, `create_time >= "2026-12-01T00:00:00Z"` (also `>`, `<`, `<=`), joined by AND. */
+                filter?: string;
+                /** @description Most events per page (default 50, at most 200). */
+                page_size?: number;
+                /** @description Token from a previous page. */
+                page_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for ListAuditEvents */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "audit_events": [
+                     *         {
+                     *           "name": "ci key",
+                     *           "tenant": "dev-1",
+                     *           "actor": "actor",
+                     *           "actor_credential": "actor credential",
+                     *           "action": "action",
+                     *           "target": "target",
+                     *           "create_time": "2026-01-01T12:00:00Z",
+                     *           "source_ip": "source ip",
+                     *           "user_agent": "user agent",
+                     *           "request_id": "request-1",
+                     *           "details": {}
+                     *         }
+                     *       ],
+                     *       "next_page_token": ""
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ListAuditEventsResponse"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3360,6 +3802,8 @@ export interface operations {
                 page_size?: number;
                 /** @description Token from a previous page. */
                 page_token?: string;
+                /** @description Only keys of this owner ("users/{user}" or "serviceAccounts/{account}"). */
+                owner?: string;
             };
             header?: never;
             path?: never;
@@ -3392,7 +3836,8 @@ export interface operations {
                      *           "last_used_time": "2026-01-01T12:00:00Z",
                      *           "revoke_time": "2026-01-01T12:00:00Z",
                      *           "replaced_by": "replaced by",
-                     *           "state": "API_KEY_STATE_ACTIVE"
+                     *           "state": "API_KEY_STATE_ACTIVE",
+                     *           "owner": "owner"
                      *         }
                      *       ],
                      *       "next_page_token": ""
@@ -3458,7 +3903,8 @@ export interface operations {
                      *         "last_used_time": "2026-01-01T12:00:00Z",
                      *         "revoke_time": "2026-01-01T12:00:00Z",
                      *         "replaced_by": "replaced by",
-                     *         "state": "API_KEY_STATE_ACTIVE"
+                     *         "state": "API_KEY_STATE_ACTIVE",
+                     *         "owner": "owner"
                      *       },
                      *       "key": "key"
                      *     }
@@ -3512,7 +3958,8 @@ export interface operations {
                      *       "last_used_time": "2026-01-01T12:00:00Z",
                      *       "revoke_time": "2026-01-01T12:00:00Z",
                      *       "replaced_by": "replaced by",
-                     *       "state": "API_KEY_STATE_ACTIVE"
+                     *       "state": "API_KEY_STATE_ACTIVE",
+                     *       "owner": "owner"
                      *     }
                      */
                     "application/json": components["schemas"]["ApiKey"];
@@ -3569,7 +4016,8 @@ export interface operations {
                      *         "last_used_time": "2026-01-01T12:00:00Z",
                      *         "revoke_time": "2026-01-01T12:00:00Z",
                      *         "replaced_by": "replaced by",
-                     *         "state": "API_KEY_STATE_ACTIVE"
+                     *         "state": "API_KEY_STATE_ACTIVE",
+                     *         "owner": "owner"
                      *       }
                      *     }
                      */
@@ -3628,7 +4076,8 @@ export interface operations {
                      *         "last_used_time": "2026-01-01T12:00:00Z",
                      *         "revoke_time": "2026-01-01T12:00:00Z",
                      *         "replaced_by": "replaced by",
-                     *         "state": "API_KEY_STATE_ACTIVE"
+                     *         "state": "API_KEY_STATE_ACTIVE",
+                     *         "owner": "owner"
                      *       },
                      *       "key": "key",
                      *       "previous": {
@@ -3647,7 +4096,8 @@ export interface operations {
                      *         "last_used_time": "2026-01-01T12:00:00Z",
                      *         "revoke_time": "2026-01-01T12:00:00Z",
                      *         "replaced_by": "replaced by",
-                     *         "state": "API_KEY_STATE_ACTIVE"
+                     *         "state": "API_KEY_STATE_ACTIVE",
+                     *         "owner": "owner"
                      *       }
                      *     }
                      */
@@ -3732,6 +4182,216 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    ListServiceAccounts: {
+        parameters: {
+            query?: {
+                /** @description Only accounts of this tenant (empty: the caller's). */
+                tenant?: string;
+                /** @description Most accounts per page (default 50, at most 200). */
+                page_size?: number;
+                /** @description Token from a previous page. */
+                page_token?: string;
+                /** @description Also list deleted accounts. */
+                show_deleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for ListServiceAccounts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "service_accounts": [
+                     *         {
+                     *           "name": "ci key",
+                     *           "tenant": "dev-1",
+                     *           "display_name": "display name",
+                     *           "role": "ROLE_OWNER",
+                     *           "client_id": "client-1",
+                     *           "state": "SERVICE_ACCOUNT_STATE_ACTIVE",
+                     *           "scopes": [
+                     *             "search",
+                     *             "chat"
+                     *           ],
+                     *           "create_time": "2026-01-01T12:00:00Z",
+                     *           "delete_time": "2026-01-01T12:00:00Z"
+                     *         }
+                     *       ],
+                     *       "next_page_token": ""
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ListServiceAccountsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    CreateServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "tenant": "dev-1",
+                 *       "role": "ROLE_OWNER"
+                 *     }
+                 */
+                "application/json": components["schemas"]["ServiceAccount"];
+            };
+        };
+        responses: {
+            /** @description Response for CreateServiceAccount */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "service_account": {
+                     *         "name": "ci key",
+                     *         "tenant": "dev-1",
+                     *         "display_name": "display name",
+                     *         "role": "ROLE_OWNER",
+                     *         "client_id": "client-1",
+                     *         "state": "SERVICE_ACCOUNT_STATE_ACTIVE",
+                     *         "scopes": [
+                     *           "search",
+                     *           "chat"
+                     *         ],
+                     *         "create_time": "2026-01-01T12:00:00Z",
+                     *         "delete_time": "2026-01-01T12:00:00Z"
+                     *       },
+                     *       "client_secret": "client secret"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CreateServiceAccountResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    GetServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id: `name` without its `serviceAccounts/`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A machine client of a tenant: an OAuth 2.0 client (client credentials) with a role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "ci key",
+                     *       "tenant": "dev-1",
+                     *       "display_name": "display name",
+                     *       "role": "ROLE_OWNER",
+                     *       "client_id": "client-1",
+                     *       "state": "SERVICE_ACCOUNT_STATE_ACTIVE",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "create_time": "2026-01-01T12:00:00Z",
+                     *       "delete_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ServiceAccount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    DeleteServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id: `name` without its `serviceAccounts/`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A machine client of a tenant: an OAuth 2.0 client (client credentials) with a role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "ci key",
+                     *       "tenant": "dev-1",
+                     *       "display_name": "display name",
+                     *       "role": "ROLE_OWNER",
+                     *       "client_id": "client-1",
+                     *       "state": "SERVICE_ACCOUNT_STATE_ACTIVE",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "create_time": "2026-01-01T12:00:00Z",
+                     *       "delete_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ServiceAccount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
     CreateToken: {
         parameters: {
             query?: never;
@@ -3761,6 +4421,283 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["CreateTokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    ListUsers: {
+        parameters: {
+            query?: {
+                /** @description Only users of this tenant (empty: the caller's; another tenant needs the operator). */
+                tenant?: string;
+                /** @description AIP-160 subset: `role = ROLE_ADMIN`, `state = USER_STATE_ACTIVE`, `email = "a@b.c"`, joined by AND. */
+                filter?: string;
+                /** @description Most users per page (default 50, at most 200). */
+                page_size?: number;
+                /** @description Token from a previous page. */
+                page_token?: string;
+                /** @description Also list deleted users. */
+                show_deleted?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Response for ListUsers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "users": [
+                     *         {
+                     *           "name": "ci key",
+                     *           "tenant": "dev-1",
+                     *           "email": "email",
+                     *           "role": "ROLE_OWNER",
+                     *           "display_name": "display name",
+                     *           "state": "USER_STATE_ACTIVE",
+                     *           "scopes": [
+                     *             "search",
+                     *             "chat"
+                     *           ],
+                     *           "create_time": "2026-01-01T12:00:00Z",
+                     *           "update_time": "2026-01-01T12:00:00Z",
+                     *           "delete_time": "2026-01-01T12:00:00Z"
+                     *         }
+                     *       ],
+                     *       "next_page_token": ""
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ListUsersResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    CreateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "tenant": "dev-1",
+                 *       "email": "email",
+                 *       "role": "ROLE_OWNER"
+                 *     }
+                 */
+                "application/json": components["schemas"]["User"];
+            };
+        };
+        responses: {
+            /** @description A person in a tenant, with a role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "ci key",
+                     *       "tenant": "dev-1",
+                     *       "email": "email",
+                     *       "role": "ROLE_OWNER",
+                     *       "display_name": "display name",
+                     *       "state": "USER_STATE_ACTIVE",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "create_time": "2026-01-01T12:00:00Z",
+                     *       "update_time": "2026-01-01T12:00:00Z",
+                     *       "delete_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    GetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id: `name` without its `users/`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A person in a tenant, with a role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "ci key",
+                     *       "tenant": "dev-1",
+                     *       "email": "email",
+                     *       "role": "ROLE_OWNER",
+                     *       "display_name": "display name",
+                     *       "state": "USER_STATE_ACTIVE",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "create_time": "2026-01-01T12:00:00Z",
+                     *       "update_time": "2026-01-01T12:00:00Z",
+                     *       "delete_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    DeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id: `name` without its `users/`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A person in a tenant, with a role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "ci key",
+                     *       "tenant": "dev-1",
+                     *       "email": "email",
+                     *       "role": "ROLE_OWNER",
+                     *       "display_name": "display name",
+                     *       "state": "USER_STATE_ACTIVE",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "create_time": "2026-01-01T12:00:00Z",
+                     *       "update_time": "2026-01-01T12:00:00Z",
+                     *       "delete_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    UpdateUser: {
+        parameters: {
+            query?: {
+                /** @description Fields to change: `role`, `display_name` (empty: both). */
+                update_mask?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The id: `user.name` without its `users/`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "tenant": "dev-1",
+                 *       "email": "email",
+                 *       "role": "ROLE_OWNER"
+                 *     }
+                 */
+                "application/json": components["schemas"]["User"];
+            };
+        };
+        responses: {
+            /** @description A person in a tenant, with a role */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "ci key",
+                     *       "tenant": "dev-1",
+                     *       "email": "email",
+                     *       "role": "ROLE_OWNER",
+                     *       "display_name": "display name",
+                     *       "state": "USER_STATE_ACTIVE",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "create_time": "2026-01-01T12:00:00Z",
+                     *       "update_time": "2026-01-01T12:00:00Z",
+                     *       "delete_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["User"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3858,6 +4795,119 @@ export interface operations {
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    CreateOAuth2Token: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description RFC 6749 section 4.4: the client credentials grant. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "grant_type": "client_credentials",
+                 *       "scope": "search"
+                 *     }
+                 */
+                "application/x-www-form-urlencoded": {
+                    /** @constant */
+                    grant_type: "client_credentials";
+                    /** @description Space-separated scopes, within the account's role (default: all). */
+                    scope?: string;
+                    /** @description Unless sent with HTTP Basic. */
+                    client_id?: string;
+                    /** @description Unless sent with HTTP Basic. */
+                    client_secret?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The access token (RFC 6749 section 5.1). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJ…",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "scope": "search"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The JWT the gateway verifies. */
+                        access_token: string;
+                        /** @constant */
+                        token_type: "Bearer";
+                        expires_in: number;
+                        scope: string;
+                    };
+                };
+            };
+            /** @description A bad request, grant type or scope. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_request",
+                     *       "error_description": "A bad request, grant type or scope."
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope";
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description Unknown client or wrong secret (with WWW-Authenticate: Basic). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "invalid_client",
+                     *       "error_description": "Unknown client or wrong secret (with WWW-Authenticate: Basic)."
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope";
+                        error_description?: string;
+                    };
+                };
+            };
+            /** @description Too many failed attempts from this address; see Retry-After. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "slow_down",
+                     *       "error_description": "Too many failed attempts from this address; see Retry-After."
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        error: "invalid_request" | "invalid_client" | "invalid_grant" | "unauthorized_client" | "unsupported_grant_type" | "invalid_scope";
+                        error_description?: string;
+                    };
+                };
+            };
             default: components["responses"]["Error"];
         };
     };
