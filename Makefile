@@ -46,9 +46,10 @@ $(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch 
 $(BIN)/ratelimit $(BIN)/bombardier $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
 
-# npm projects (lockfiles pinned): Swagger UI for GET /docs, and the TypeScript client check
-# of tests/e2e/test_openapi_clients.py.
-tools/docs-ui/node_modules/.installed tools/openapi-ts-check/node_modules/.installed: %/node_modules/.installed: %/package-lock.json
+# npm projects (lockfiles pinned): Swagger UI for GET /docs, the TypeScript client check
+# of tests/e2e/test_openapi_clients.py and the TypeScript SDK's build and test tools
+# (tests/e2e/test_typescript_sdk.py).
+tools/docs-ui/node_modules/.installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed: %/node_modules/.installed: %/package-lock.json
 	npm ci --prefix $* --no-audit --no-fund --silent
 	@touch $@
 
@@ -112,8 +113,9 @@ deploy-tools:
 	bash scripts/install-deploy-tools.sh
 
 # What only the tests use: Debian's chromium (the /docs page test drives it with Playwright;
-# no browser download), the TypeScript client check's npm packages and the Go stub plugins.
-test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+# no browser download), the TypeScript client check's and SDK's npm packages and the Go stub
+# plugins.
+test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
 .chromium-installed:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
