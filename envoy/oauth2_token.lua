@@ -20,6 +20,7 @@ function envoy_on_request(handle)
 end
 
 function envoy_on_response(handle)
+  -- Headers cannot change once the body is asked for: set them all first.
   local headers = handle:headers()
   headers:replace("cache-control", "no-store")
   headers:replace("pragma", "no-cache")
@@ -27,11 +28,18 @@ function envoy_on_response(handle)
   if status == nil or status < 400 then
     return
   end
-  local body = handle:body()
-  local text = ""
-  if body ~= nil then
-    text = body:getBytes(0, body:length())
+  if status == 401 then
+    -- The only 401 of the token endpoint (section 5.2: with the scheme the client used).
+    headers:replace("www-authenticate", 'Basic realm="ragline", error="invalid_client"')
   end
+  headers:replace("content-type", "application/json")
+  -- The new body's length differs: let Envoy frame it.
+  headers:remove("content-length")
+  local body = handle:body()
+  if body == nil then
+    return
+  end
+  local text = body:getBytes(0, body:length())
   local reason = string.match(text, '"reason"%s*:%s*"([A-Z_]+)"')
   local message = string.match(text, '"message"%s*:%s*"([^"]*)"') or ""
   local code = OAUTH_ERRORS[reason or ""]
@@ -42,13 +50,5 @@ function envoy_on_response(handle)
       code = "invalid_request"
     end
   end
-  if status == 401 then
-    headers:replace("www-authenticate", 'Basic realm="ragline", error="' .. code .. '"')
-  end
-  headers:replace("content-type", "application/json")
-  local reply = '{"error":"' .. code .. '","error_description":"' .. message .. '"}'
-  if body ~= nil then
-    body:setBytes(reply)
-  end
-  headers:replace("content-length", tostring(#reply))
+  body:setBytes('{"error":"' .. code .. '","error_description":"' .. message .. '"}')
 end
