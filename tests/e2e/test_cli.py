@@ -146,7 +146,8 @@ def test_usage_errors_exit_2(stack):
 
 def test_ingest_again_updates_instead_of_copying(stack, notes):
     name, folder = notes
-    again = ok_json(stack, "ingest", str(folder), "-c", name)
+    # Again over native gRPC (batch, upload and watch): the same documents, unchanged.
+    again = ok_json(stack, "--grpc", "ingest", str(folder), "-c", name)
     assert isinstance(again, dict)
     assert again["files"] == 3 and again["documents_unchanged"] == 3
     assert again["documents_failed"] == 0 and again["failures"] == []
@@ -311,7 +312,11 @@ def test_document_delete(stack, tmp_path):
     name = _name("cli-del")
     (tmp_path / "a.txt").write_text("Alpacas hum.")
     (tmp_path / "b.txt").write_text("Bison roam.")
-    ok(stack, "ingest", str(tmp_path), "-c", name)
+    # --no-wait submits and returns; the job is followed with jobs watch.
+    submitted = ok_json(stack, "ingest", str(tmp_path), "-c", name, "--no-wait")
+    [job] = submitted["jobs"]  # type: ignore[index]
+    watched = ok(stack, "jobs", "watch", job["job_id"], "--json").splitlines()
+    assert json.loads(watched[-1])["documents_done"] == 2
     gone = ok(stack, "documents", "delete", "a.txt", "-c", name, "--yes")
     assert "deleted document a.txt (1 chunks)" in gone
     assert ragline(stack, "documents", "get", "a.txt", "-c", name).returncode == 4
@@ -390,6 +395,30 @@ def test_exit_codes_by_error_class(stack, transport):
         stack, *flags, "--base-url", f"http://127.0.0.1:{free_port()}", "collections", "list"
     )
     assert down.returncode == 7 and "unavailable" in down.stderr
+
+
+def test_rate_limited_exits_6(stack, tmp_path):
+    created = ok_json(
+        stack,
+        "keys",
+        "create",
+        "--tenant",
+        _name("cli-limited"),
+        "--scope",
+        "ingest",
+        "--tier",
+        "free",
+    )
+    key = created["key"]  # type: ignore[index]
+    (tmp_path / "tiny.txt").write_text("A tiny document.")
+    # Free tier: 10 ingests a minute per key; a minute boundary may reset the window once.
+    for _ in range(25):
+        out = ragline(stack, "--retries", "0", "ingest", str(tmp_path), "-c", "limited", key=key)
+        if out.returncode != 0:
+            break
+    assert out.returncode == 6, out.stderr
+    assert out.stderr.startswith("ragline: error: rate limited: ")
+    assert "RATE_LIMITED, HTTP 429, retry after" in out.stderr
 
 
 def test_base_url_sources(stack):

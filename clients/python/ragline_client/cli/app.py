@@ -70,12 +70,15 @@ class Settings:
     api_key: str | None
     grpc: bool
     timeout: float
+    retries: int
 
 
 @contextmanager
 def client_of(ctx: typer.Context) -> Iterator[Client]:
-    s = ctx.find_object(Settings) or Settings(None, None, False, 60.0)
-    with Client(s.base_url, s.api_key, prefer_grpc=s.grpc, timeout=s.timeout) as client:
+    s = ctx.find_object(Settings) or Settings(None, None, False, 60.0, 3)
+    with Client(
+        s.base_url, s.api_key, prefer_grpc=s.grpc, timeout=s.timeout, max_retries=s.retries
+    ) as client:
         yield client
 
 
@@ -113,12 +116,20 @@ def main_options(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds each request may take.")
     ] = 60.0,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            min=0,
+            help="Retries of a 429 (after Retry-After) or 503; 0 fails at once (exit 6 or 7).",
+        ),
+    ] = 3,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    ctx.obj = Settings(base_url, api_key, grpc, timeout)
+    ctx.obj = Settings(base_url, api_key, grpc, timeout, retries)
 
 
 def _take(items: Iterator[Any] | Any, limit: int | None) -> list[Any]:
