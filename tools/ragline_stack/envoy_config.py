@@ -75,9 +75,11 @@ class Route:
 
 
 # Retries a request that never reached a service, or was refused or cut before any answer:
-# the race of a SIGTERM (a replica's listener closing as Envoy sends to it) or a crash. Envoy
-# never retries once it has sent the client a response byte, so streams are safe too.
-RETRY_TRANSPORT = "reset,connect-failure,refused-stream"
+# the race of a SIGTERM (a replica's listener closing as Envoy sends to it) or a crash. A
+# gRPC CANCELLED as the whole answer is that race too (a call the server took just as it
+# stopped; the short fault battery saw one as a 499). Envoy never retries once it has sent
+# the client a response byte, nor a call the client itself cancelled, so streams are safe.
+RETRY_TRANSPORT = "reset,connect-failure,refused-stream,cancelled"
 # Plus a gRPC UNAVAILABLE, only on reads that call no paid provider: a provider's outage is
 # UNAVAILABLE after the service's own PROVIDER_MAX_ATTEMPTS, and repeating it would multiply
 # the calls to a failing provider (docs/reliability.md, "retries are not budgeted").
