@@ -223,6 +223,13 @@ def test_progress_bar_in_a_terminal(stack, tmp_path):
     assert "ETA" in screen and f"ingest → {name}" in screen
     plain = ANSI.sub("", screen)
     assert f"Ingest into {name}: 60 files" in plain  # then the summary table
+    job_id = re.search(r"│ ([0-9a-f]{32}) │ succeeded", plain)
+    assert job_id is not None, plain
+    # jobs watch draws the same bar (here for a finished job: its last state) and the job.
+    code, screen = _run_in_pty(stack, "jobs", "watch", job_id.group(1))
+    watched = ANSI.sub("", screen)
+    assert code == 0 and "60/60 documents 0 failed 60 chunks" in watched, screen
+    assert "succeeded" in watched and "Traceback" not in watched
     # Not on a terminal, the same command prints no bar (scripts read the table or JSON).
     quiet = ragline(stack, "ingest", str(tmp_path), "-c", name)
     assert quiet.returncode == 0 and "documents" not in quiet.stderr
@@ -261,8 +268,10 @@ def test_chat_streams_with_citations_and_continues(stack, notes):
     )
     conversation = re.search(r"conversation: ([0-9a-f]+)", rest)
     assert conversation is not None, out
+    # Continued over native gRPC: the same conversation, streamed the same way.
     follow = ok(
         stack,
+        "--grpc",
         "chat",
         "And what does Envoy do?",
         "-c",

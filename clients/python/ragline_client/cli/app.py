@@ -329,17 +329,27 @@ def jobs_watch(
     """Follow a job until it has finished (a progress bar on a terminal).
 
     Exits 8 when the job failed or some documents did."""
-    job: m.Job | None = None
     with client_of(ctx) as client:
         if as_json or not err.is_terminal:
-            for job in client.watch_job(job_id):
+            printed: list[m.Job] = []
+
+            def line(job: m.Job) -> None:
                 if as_json:
                     sys.stdout.write(json.dumps(plain(job)) + "\n")
                     sys.stdout.flush()
+                printed.append(job)
+
+            job = client.wait_for_job(job_id, on_progress=line)
+            if not printed or printed[-1] != job:  # the final state came from a GetJob
+                line(job)
         else:
             with ing.ProgressView.make(err) as bar:
-                task = bar.add_task(f"job {job_id}", total=None, failed=0, chunks=0)
-                for job in client.watch_job(job_id):
+                first = client.get_job(job_id)  # the bar's total before the first frame
+                task = bar.add_task(
+                    f"job {job_id}", total=first.documents_total or 1, failed=0, chunks=0
+                )
+
+                def frame(job: m.Job) -> None:
                     bar.update(
                         task,
                         total=job.documents_total or 1,
@@ -348,8 +358,9 @@ def jobs_watch(
                         chunks=job.chunks_done,
                         refresh=True,
                     )
-        if job is None or not job.finished:
-            job = client.get_job(job_id)
+
+                job = client.wait_for_job(job_id, on_progress=frame)
+                frame(job)
     if not as_json:
         out.print(_job_table(job))
     if job.state is m.JobState.FAILED or job.documents_failed:

@@ -242,12 +242,13 @@ class Ingester:
         for run in self.run.jobs:
             if run.finished:
                 continue
-            for job in self.client.watch_job(run.job_id):
+
+            def seen(job: m.Job, run: JobRun = run) -> None:
                 run.job = job
                 self.on_change(self.run)
-            if not run.finished:  # the stream ended early: read the final state
-                run.job = self.client.get_job(run.job_id)
-                self.on_change(self.run)
+
+            # The SDK resumes a watch that breaks off (a quiet job past the read timeout).
+            seen(self.client.wait_for_job(run.job_id, on_progress=seen))
 
 
 def _file_error(err: RaglineError) -> str:
