@@ -24,7 +24,7 @@ help:
 	@echo "make load    locust load test of the running stack (LOAD_USERS, LOAD_TIME)"
 
 ## Installation -------------------------------------------------------------------------
-setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit .redis-installed tools/docs-ui/node_modules/.installed gen/ragline.binpb
+setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit .redis-installed tools/docs-ui/node_modules/.installed gen/ragline.binpb tools/admin-ui/dist/.built
 
 $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,16 @@ $(BIN)/ratelimit $(BIN)/bombardier $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grp
 # npm projects (lockfiles pinned): Swagger UI for GET /docs, the TypeScript client check
 # of tests/e2e/test_openapi_clients.py and the TypeScript SDK's build and test tools
 # (tests/e2e/test_typescript_sdk.py).
-tools/docs-ui/node_modules/.installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed: %/node_modules/.installed: %/package-lock.json
+tools/docs-ui/node_modules/.installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed tools/admin-ui/node_modules/.installed: %/node_modules/.installed: %/package-lock.json
 	npm ci --prefix $* --no-audit --no-fund --silent
+	@touch $@
+
+# The admin dashboard (GET /admin, docs/dashboard.md): Vite + Chart.js on the TypeScript SDK
+# (a file: dependency, built first), bundled into tools/admin-ui/dist for the auth service.
+ADMIN_UI_SRC := $(shell find tools/admin-ui/src -type f) $(wildcard tools/admin-ui/*.html tools/admin-ui/*.ts tools/admin-ui/*.json) $(wildcard clients/typescript/src/*.ts clients/typescript/src/*/*.ts)
+tools/admin-ui/dist/.built: clients/typescript/node_modules/.installed tools/admin-ui/node_modules/.installed $(ADMIN_UI_SRC)
+	npm run --prefix clients/typescript --silent build
+	npm run --prefix tools/admin-ui --silent build
 	@touch $@
 
 .redis-installed:

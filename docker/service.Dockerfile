@@ -106,7 +106,10 @@ FROM runtime AS auth
 # GET /openapi.json serves this document and GET /docs renders it with the Swagger UI files
 # beside it: `make gen` builds them on the host (see above).
 COPY gen/openapi/ /opt/ragline/openapi/
-ENV AUTH_ADDR=0.0.0.0:50055 AUTH_METRICS_PORT=9105 OPENAPI_PATH=/opt/ragline/openapi/openapi.json
+# The admin dashboard served at /admin: `make setup` builds it on the host (npm, Vite).
+COPY tools/admin-ui/dist/ /opt/ragline/admin-ui/
+ENV AUTH_ADDR=0.0.0.0:50055 AUTH_METRICS_PORT=9105 OPENAPI_PATH=/opt/ragline/openapi/openapi.json \
+    ADMIN_UI_DIR=/opt/ragline/admin-ui
 EXPOSE 50055 9105
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "ragline_core.healthcheck", "127.0.0.1:50055"]

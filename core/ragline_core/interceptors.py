@@ -38,6 +38,8 @@ _ANONYMOUS_PREFIXES = (
     "/ragline.auth.v1.AuthService/GetJwks",
     "/ragline.auth.v1.AuthService/GetOpenApiDocument",
     "/ragline.auth.v1.AuthService/GetApiDocs",
+    # The admin dashboard's static files (its API calls carry the admin's token).
+    "/ragline.auth.v1.ConsoleService/",
     # The OAuth 2.0 token endpoint: the client authenticates with its own credentials.
     "/ragline.auth.v1.AuthService/CreateOAuth2Token",
 )

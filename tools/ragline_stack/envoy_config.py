@@ -148,6 +148,9 @@ REST_ROUTES = (
     Route({"path": "/.well-known/jwks.json"}, "auth", public=True, retry=RETRY_READ),
     Route({"path": "/openapi.json"}, "auth", public=True, retry=RETRY_READ),
     Route({"path": "/docs"}, "auth", public=True, retry=RETRY_READ),
+    # The admin dashboard's static files (tools/admin-ui); its API calls carry a token.
+    Route({"path": "/admin"}, "auth", public=True, retry=RETRY_READ),
+    Route({"prefix": "/admin/"}, "auth", public=True, retry=RETRY_READ),
 )
 
 # Native gRPC: method-path prefixes, their cluster and scope (the first match wins).

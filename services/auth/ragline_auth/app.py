@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 import grpc
 import redis.asyncio as aioredis
@@ -17,7 +18,9 @@ from ragline.analytics.v1 import analytics_service_pb2 as an_pb
 from ragline.analytics.v1 import analytics_service_pb2_grpc as an_grpc
 from ragline.auth.v1 import auth_service_pb2 as pb
 from ragline.auth.v1 import auth_service_pb2_grpc as pb_grpc
-from ragline_auth import docs, gateway_api
+from ragline.auth.v1 import console_service_pb2 as console_pb
+from ragline.auth.v1 import console_service_pb2_grpc as console_grpc
+from ragline_auth import console, docs, gateway_api
 from ragline_auth.admin import Admin
 from ragline_auth.audit import AuditLog
 from ragline_auth.authz import AuthorizationServicer, Authorizer
@@ -153,6 +156,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         server,
     )
     an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage, admin), server)
+    console_dir = Path(settings.ADMIN_UI_DIR) if settings.ADMIN_UI_DIR else console.DEFAULT_DIR
+    console_grpc.add_ConsoleServiceServicer_to_server(console.ConsoleServicer(console_dir), server)
 
     # Revocations from other replicas, on a connection without a read timeout.
     listener_redis = aioredis.Redis.from_url(
@@ -191,6 +196,7 @@ SPEC = ServiceSpec(
     service_names=(
         pb.DESCRIPTOR.services_by_name["AuthService"].full_name,
         an_pb.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+        console_pb.DESCRIPTOR.services_by_name["ConsoleService"].full_name,
         external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name,
         als_pb2.DESCRIPTOR.services_by_name["AccessLogService"].full_name,
     ),

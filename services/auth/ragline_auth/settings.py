@@ -51,6 +51,8 @@ class AuthSettings(CoreSettings):
     USAGE_FLUSH_INTERVAL: float = Field(default=1.0, ge=0.05, le=60.0)
     # The generated OpenAPI document served at /openapi.json (default: gen/openapi/).
     OPENAPI_PATH: str | None = None
+    # The admin dashboard's built files served at /admin (default: tools/admin-ui/dist).
+    ADMIN_UI_DIR: str | None = None
     # Encrypts the JWT signing keys at rest (AES-256-GCM, ragline_auth.signing_keys):
     # comma-separated 32-byte keys in base64 (`openssl rand -base64 32`). The first seals,
     # every one opens: to rotate, list the new key first and the old one second until every

@@ -1,0 +1,320 @@
+"""The admin dashboard at /admin (tools/admin-ui), driven in Debian's headless chromium
+against the live stack: sign in with an admin key, create a key, use it, revoke it and see
+the API refuse it, see the request in the usage chart, export CSV; a viewer sees usage
+read-only and neither the key pages nor the keys API. Screenshots of each page go to
+run/screenshots/<page>.png; any console error fails the test."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.auth import DEV_KEY
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "run" / "screenshots"
+
+
+async def test_admin_files_have_strict_headers(anon_api):
+    page = await anon_api.get("/admin")  # public: the files hold no data
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ):
+        assert directive in policy, policy
+    assert "unsafe" not in policy and "http" not in policy  # no inline code, no CDN
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-cache"
+    assert "set-cookie" not in page.headers
+    # Every script is a file of this origin: none inline, none from elsewhere.
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, flags=re.S)
+    assert scripts and all(body.strip() == "" for _, body in scripts)
+    sources = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text)
+    assert sources and all(s.startswith("/admin/assets/") or s == "data:," for s in sources)
+
+    assert (await anon_api.get("/admin/")).text == page.text
+    script = next(s for s in sources if s.endswith(".js"))
+    asset = await anon_api.get(script)
+    assert asset.status_code == 200
+    assert asset.headers["content-type"].startswith("text/javascript")
+    assert "immutable" in asset.headers["cache-control"]
+    assert asset.headers["content-security-policy"] == policy
+
+    missing = await anon_api.get("/admin/assets/nope.js")
+    assert missing.status_code == 404
+    assert missing.json()["details"][0]["reason"] == "CONSOLE_FILE_NOT_FOUND"
+    # Only the build's files are served (read into memory at start-up): no path leads out.
+    assert (await anon_api.get("/admin/package.json")).status_code == 404
+    for probe in ("/admin/..%2f..%2f..%2fpyproject.toml", "/admin/assets/../../vite.config.ts"):
+        r = await anon_api.get(probe)
+        # 400 (escaped slash), or the path resolved outside /admin: 401 as any unknown path.
+        assert r.status_code in (400, 401, 404), (probe, r.status_code)
+
+
+@dataclass
+class Browsing:
+    """A browser page that records what must not happen: console errors, requests that
+    leave the gateway, and secrets in any URL."""
+
+    page: Page
+    base: str
+    errors: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+
+    def shot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+    def sign_in(self, key: str) -> None:
+        self.page.goto(f"{self.base}/admin", wait_until="load")
+        self.page.fill("#api-key", key)
+        self.page.click("#sign-in button[type=submit]")
+        self.page.wait_for_selector("nav a[data-page=usage]")
+
+    def sign_out(self) -> None:
+        self.page.click("#sign-out")
+        self.page.wait_for_selector("#sign-in")
+
+    def go(self, name: str) -> None:
+        self.page.click(f"nav a[data-page={name}]")
+        self.page.wait_for_selector(f"main[data-page={name}]")
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "chromium missing: `make test-tools` installs it"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def browsing(stack, browser: Browser) -> Iterator[Browsing]:
+    base = stack.cfg.base_url
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    b = Browsing(page, base)
+    page.on("console", lambda m: b.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: b.errors.append(str(e)))
+    page.on("request", lambda r: b.urls.append(r.url))
+    page.on("dialog", lambda d: d.accept())  # the revoke / rotate confirmations
+    yield b
+    context.close()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: Browsing):
+    base, page = stack.cfg.base_url, browsing.page
+    http = httpx.Client(base_url=base, timeout=30)
+    tenant = f"dash-{uuid.uuid4().hex[:8]}"
+    secrets = [DEV_KEY]
+
+    page.goto(f"{base}/admin", wait_until="load")
+    page.wait_for_selector("#sign-in")
+    browsing.shot("sign-in")
+
+    # A wrong key: the form says why and nothing is kept.
+    page.fill("#api-key", "rl_live_not-a-key")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/tokens")) as refused:
+        page.click("#sign-in button[type=submit]")
+    assert refused.value.status == 401
+    page.wait_for_selector("#sign-in .notice.error")
+    assert "INVALID_API_KEY" in page.inner_text("#sign-in .notice.error")
+    browsing.errors.clear()  # the browser logs the 401 it was asked to show
+
+    # Sign in with an admin key: it is exchanged for a JWT, then every call carries that.
+    with page.expect_request(lambda r: "/api/v1/analytics/usage" in r.url) as usage_call:
+        browsing.sign_in(DEV_KEY)
+    auth = usage_call.value.headers["authorization"]
+    assert auth.startswith("Bearer ey") and DEV_KEY not in auth
+    secrets.append(auth.removeprefix("Bearer "))
+    stored = page.evaluate(
+        "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage),"
+        " document.cookie])"
+    )
+    assert stored == '[[],[],""]'
+    nav = page.locator("nav a").all_inner_texts()
+    assert {"Usage", "Keys", "System"} <= set(nav)
+
+    # Keys: create one for a new tenant; its secret is shown once, with copy.
+    browsing.go("keys")
+    page.fill("#new-key-tenant", tenant)
+    page.fill("#new-key-name", "dashboard test")
+    page.check("#scope-embeddings")
+    page.uncheck("#scope-search")
+    page.click("#create-key-submit")
+    page.wait_for_selector("#secret:not([hidden]) #secret-value")
+    key = page.input_value("#secret-value")
+    assert key.startswith("rl_live_")
+    secrets.append(key)
+    browsing.shot("keys-secret")
+    page.click("#secret-copy")
+    page.wait_for_function("document.querySelector('#secret-copied').textContent !== ''")
+    page.click("#secret-dismiss")
+    assert page.locator("#secret-value").count() == 0  # gone from the page
+
+    # The key works through the API.
+    call = http.post(
+        "/api/v1/embeddings",
+        headers={"authorization": f"Bearer {key}"},
+        json={"text": "dashboard"},
+    )
+    assert call.status_code == 200, call.text
+
+    # Search filters the table; the new key's row has its actions.
+    page.fill("#keys-search", tenant)
+    row = page.locator("#keys-table tbody tr", has_text=tenant)
+    row.wait_for()
+    assert page.locator("#keys-table tbody tr").count() == 1
+    key_id = row.locator(".actions").get_attribute("data-key-id")
+    assert key_id
+    browsing.shot("keys")
+
+    # Revoke it in the page; the API refuses it within seconds.
+    row.locator("button.revoke").click()
+    page.wait_for_selector("#keys-notice.ok")
+    page.locator("#keys-table tbody tr", has_text=tenant).filter(has_text="revoked").wait_for()
+    assert row.locator("button.revoke").count() == 0
+
+    def refused_now() -> bool:
+        r = http.post(
+            "/api/v1/embeddings",
+            headers={"authorization": f"Bearer {key}"},
+            json={"text": "dashboard"},
+        )
+        return r.status_code == 401 and "KEY_REVOKED" in r.text
+
+    wait_until(refused_now, "the revoked key to be refused", timeout=10)
+
+    # Usage: the request made with the key shows in its tenant's chart and CSV.
+    browsing.go("usage")
+    page.wait_for_selector(f"#usage-tenant option[value='{tenant}']", state="attached")
+
+    def counted() -> bool:
+        page.select_option("#usage-tenant", tenant)
+        page.click("#usage-refresh")
+        page.wait_for_selector("#total-requests")
+        page.wait_for_selector("#page .notice", state="hidden")
+        return int(page.inner_text("#total-requests").replace(",", "")) >= 1
+
+    wait_until(counted, "the request in the tenant's usage")
+    assert "/api/v1/embeddings" in page.inner_text("#endpoint-table")
+    # The chart is drawn (Chart.js is bundled, not a global: read the canvas's pixels).
+    drawn = page.evaluate(
+        "() => { const c = document.getElementById('chart-requests');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false }"
+    )
+    assert drawn
+    browsing.shot("usage")
+    with page.expect_download() as dl:
+        page.click("#usage-csv")
+    csv = Path(dl.value.path()).read_text()
+    assert csv.startswith("kind,key,requests,errors,")
+    assert re.search(r"^endpoint,POST /api/v1/embeddings,[1-9]", csv, flags=re.M), csv
+
+    # System: health of every component, models, collections.
+    browsing.go("system")
+    page.wait_for_selector("#health-status")
+    wait_until(lambda: page.inner_text("#health-status") == "SERVING", "health SERVING")
+    components = page.locator("#health-table tbody tr td:first-child").all_inner_texts()
+    assert {"embedder", "retriever", "chat", "ingest"} <= set(components)
+    page.wait_for_selector("#chat-models-table")
+    page.wait_for_selector("#embedding-models-table")
+    assert "all-MiniLM-L6-v2" in page.inner_text("#embedding-models-table")
+    page.wait_for_selector("#collections-table")
+    browsing.shot("system")
+
+    # Users (once the gateway serves the users API): invite, change a role, remove.
+    viewer_owner: dict[str, str] = {}
+    if page.locator("nav a[data-page=users]").count():
+        browsing.go("users")
+
+        def add_user(email: str, role: str) -> None:
+            page.fill("#new-user-email", email)
+            page.fill("#new-user-tenant", tenant)
+            page.select_option("#new-user-role", role)
+            page.click("#create-user-submit")
+            page.wait_for_selector("#users-notice.ok")
+            page.locator("#users-table tbody tr", has_text=email).wait_for()
+
+        viewer_email, gone_email = f"viewer@{tenant}.example.com", f"gone@{tenant}.example.com"
+        add_user(viewer_email, "ROLE_MEMBER")
+        add_user(gone_email, "ROLE_VIEWER")
+        row = page.locator("#users-table tbody tr", has_text=viewer_email)
+        row.locator("select.role").select_option("ROLE_VIEWER")
+        page.locator("#users-notice.ok", has_text="now viewer").wait_for()
+        name = row.locator("button.remove").get_attribute("data-user") or ""
+        assert name.startswith("users/")
+        viewer_owner = {"owner": name}
+        browsing.shot("users")
+        page.locator("#users-table tbody tr", has_text=gone_email).locator("button.remove").click()
+        page.locator("#users-notice.ok", has_text="removed").wait_for()
+        assert page.locator("#users-table tbody tr", has_text=gone_email).count() == 0
+
+    # A viewer (the viewer user's key, or a key with the viewer role's scopes): usage only.
+    made = http.post(
+        "/api/v1/keys",
+        headers={"authorization": f"Bearer {DEV_KEY}"},
+        json={
+            "tenant": tenant,
+            "scopes": ["search", "chat", "analytics"],
+            "name": "viewer",
+            **viewer_owner,
+        },
+    )
+    assert made.status_code == 200, made.text
+    viewer_key = made.json()["key"]
+    secrets.append(viewer_key)
+    browsing.sign_out()
+    with page.expect_request(lambda r: "/api/v1/analytics/usage" in r.url) as usage_call:
+        browsing.sign_in(viewer_key)
+    viewer_jwt = usage_call.value.headers["authorization"].removeprefix("Bearer ")
+    secrets.append(viewer_jwt)
+    assert page.locator("nav a").all_inner_texts() == ["Usage"]
+    page.wait_for_selector("#read-only")
+    assert page.is_disabled("#usage-tenant")
+    page.evaluate("() => { window.location.hash = '#/keys' }")
+    page.wait_for_selector("main[data-page=usage]")
+    assert page.locator("#create-key").count() == 0
+    wait_until(lambda: page.inner_text("#total-requests") not in ("", "0"), "viewer's usage")
+    browsing.shot("viewer-usage")
+    # ...and the API refuses key management to the viewer's key and to its token.
+    for credential in (viewer_key, viewer_jwt):
+        r = http.get("/api/v1/keys", headers={"authorization": f"Bearer {credential}"})
+        assert r.status_code == 403, r.text
+        assert "SCOPE_DENIED" in r.text
+
+    assert browsing.errors == [], browsing.errors
+    # Every request stayed on the gateway, and no URL carried a key or token.
+    assert all(u.startswith((base, "data:", "blob:")) for u in browsing.urls), browsing.urls
+    leaked = [u for u in browsing.urls for s in secrets if s in u]
+    assert leaked == []
