@@ -343,3 +343,9 @@ def test_grpc_status_details_decode_like_rest():
     assert limited.retry_after == 17 and limited.reason == "RATE_LIMITED" and limited.message
     refused = _grpc._from_metadata(14, "failed to connect to all addresses", [])
     assert isinstance(refused, ConnectionFailedError)
+
+
+def test_job_progress_does_not_count_unchanged_documents_twice():
+    # The server counts unchanged documents inside documents_done.
+    job = Job(documents_total=10, documents_done=4, documents_unchanged=3, documents_failed=1)
+    assert job.progress == pytest.approx(0.5)

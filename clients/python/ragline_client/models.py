@@ -230,10 +230,13 @@ class Job:
 
     @property
     def progress(self) -> float:
-        """Documents handled (done, failed or unchanged) over the total, 0.0 to 1.0."""
+        """Documents handled (done or failed) over the total, 0.0 to 1.0.
+
+        The server counts unchanged documents inside `documents_done`
+        (`documents_unchanged` says how many of them), so they are not added again."""
         if self.documents_total <= 0:
             return 1.0 if self.finished else 0.0
-        handled = self.documents_done + self.documents_failed + self.documents_unchanged
+        handled = self.documents_done + self.documents_failed
         return min(1.0, handled / self.documents_total)
 
 
