@@ -46,6 +46,11 @@ $(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch 
 $(BIN)/ratelimit $(BIN)/bombardier $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
 
+# Ory Hydra v2.3.0, the OpenID Connect provider of the single sign-on tests (built from the
+# module proxy's source: scripts/install_hydra.sh says why `go install` cannot).
+$(BIN)/hydra: scripts/install_hydra.sh
+	BIN=$(BIN) scripts/install_hydra.sh
+
 # npm projects (lockfiles pinned): Swagger UI for GET /docs, the TypeScript client check
 # of tests/e2e/test_openapi_clients.py and the TypeScript SDK's build and test tools
 # (tests/e2e/test_typescript_sdk.py).
@@ -123,7 +128,7 @@ deploy-tools:
 # What only the tests use: Debian's chromium (the /docs page test drives it with Playwright;
 # no browser download), the TypeScript client check's and SDK's npm packages and the Go stub
 # plugins.
-test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/hydra
 
 .chromium-installed:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

@@ -32,6 +32,7 @@ from ragline_auth.directory import (
     split_name,
 )
 from ragline_auth.keys import ApiKey, KeyService, NewKey
+from ragline_auth.oidc import SUBJECT_PREFIX
 from ragline_core.caller import Caller
 from ragline_core.errors import (
     ConflictError,
@@ -93,6 +94,14 @@ class Admin:
                 "this action needs the 'admin' scope", reason="SCOPE_DENIED"
             )
         subject = caller.key_id
+        if caller.method == "oidc" and subject.startswith(SUBJECT_PREFIX):
+            # An SSO caller: its role travels signed in the subject ("oidc:<role>:<sub>").
+            role, _, sub = subject[len(SUBJECT_PREFIX) :].partition(":")
+            if sc.ADMIN not in roles.scopes_of(role):
+                raise PermissionDeniedError(
+                    f"role {ROLE_NAMES.get(role, role)} has no 'admin' scope", reason="SCOPE_DENIED"
+                )
+            return Actor(f"ssoUsers/{sub}", caller.tenant, role, caller.scopes, subject, False)
         if subject.startswith(ACCOUNT_PREFIX):  # a client-credentials token
             return self._member_actor(await self.directory.find(subject), caller, subject)
         try:

@@ -28,6 +28,7 @@ from ragline_auth.directory import Directory
 from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyHasher, KeyService
 from ragline_auth.oauth2 import ClientCredentials
+from ragline_auth.oidc import OidcConfig, OidcVerifier, parse_role_map
 from ragline_auth.scopes import parse_scopes
 from ragline_auth.servicer import AnalyticsServicer, AuthServicer
 from ragline_auth.settings import DEV_KEYS, AuthSettings
@@ -71,6 +72,23 @@ async def revoke_default_dev_keys(keys: KeyService) -> None:
         if key is not None and key.revoked_at is None:
             await keys.revoke(key.key_id)
             log.warning("development key revoked (production mode)", extra={"key_id": key.key_id})
+
+
+def oidc_verifier(settings: AuthSettings) -> OidcVerifier | None:
+    """Single sign-on, when OIDC_ISSUER is set (AuthSettings checked the rest)."""
+    if not settings.OIDC_ISSUER:
+        return None
+    return OidcVerifier(
+        OidcConfig(
+            issuer=settings.OIDC_ISSUER,
+            audience=settings.OIDC_AUDIENCE,
+            jwks_url=settings.OIDC_JWKS_URL,
+            tenant_claim=settings.OIDC_TENANT_CLAIM,
+            tenant=settings.OIDC_TENANT,
+            role_claim=settings.OIDC_ROLE_CLAIM,
+            role_map=parse_role_map(settings.OIDC_ROLE_MAP),
+        )
+    )
 
 
 def signing_key_store(settings: AuthSettings, runtime: Runtime) -> SigningKeyStore:
@@ -138,6 +156,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
                 FailedAttempts(
                     settings.AUTH_MAX_FAILURES_PER_ADDRESS, settings.AUTH_FAILURE_WINDOW_S
                 ),
+                oidc_verifier(settings),
             )
         ),
         server,

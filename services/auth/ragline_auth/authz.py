@@ -25,6 +25,8 @@ from google.rpc import code_pb2, status_pb2
 from ragline_auth import scopes as sc
 from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyService
+from ragline_auth.oidc import OidcError, OidcVerifier
+from ragline_auth.roles import scopes_of
 from ragline_auth.tokens import Signer, TokenError, looks_like_jwt
 from ragline_core import caller, openai_errors
 from ragline_core.errors import ERROR_DOMAIN, RaglineError
@@ -53,7 +55,7 @@ class Identity:
     tenant: str
     scopes: tuple[str, ...]
     tier: str
-    method: str  # "api_key" or "jwt"
+    method: str  # "api_key", "jwt" or "oidc" (a token of the SSO provider)
     # How long the gateway may reuse this answer for the same key (envoy/key_cache.lua).
     cache_ms: int = 0
 
@@ -91,7 +93,9 @@ class Authorizer:
         signer: Signer,
         gateway_cache_ttl: float = 0.0,
         failures: FailedAttempts | None = None,
+        oidc: OidcVerifier | None = None,
     ) -> None:
+        self.oidc = oidc
         self.keys = keys
         self.signer = signer
         self.gateway_cache_ttl = gateway_cache_ttl
@@ -113,8 +117,10 @@ class Authorizer:
                 "MALFORMED_CREDENTIALS",
                 "malformed Authorization header: expected 'Bearer <key>'",
             )
-        if looks_like_jwt(token):
-            identity: Identity | Denial = self._from_jwt(token)
+        if looks_like_jwt(token) and self.oidc is not None and self.oidc.handles(token):
+            identity: Identity | Denial = await self._from_oidc(token)
+        elif looks_like_jwt(token):
+            identity = self._from_jwt(token)
         else:
             identity = await self._from_key(token, source)
         if isinstance(identity, Denial):
@@ -129,6 +135,18 @@ class Authorizer:
         except TokenError as exc:
             return _unauthenticated("TOKEN_EXPIRED" if exc.expired else "INVALID_TOKEN", str(exc))
         return Identity(claims.key_id, claims.tenant, claims.scopes, claims.tier, "jwt")
+
+    async def _from_oidc(self, token: str) -> Identity | Denial:
+        """A token of the SSO provider: its tenant and role from the configured claims."""
+        assert self.oidc is not None
+        try:
+            sso = await self.oidc.verify(token)
+        except OidcError as exc:
+            code = {401: code_pb2.UNAUTHENTICATED, 403: code_pb2.PERMISSION_DENIED}.get(
+                exc.status, code_pb2.UNAVAILABLE
+            )
+            return Denial(exc.status, code, exc.reason, str(exc))
+        return Identity(sso.key_id, sso.tenant, scopes_of(sso.role), sc.DEFAULT_TIER, "oidc")
 
     async def _from_key(self, token: str, source: str) -> Identity | Denial:
         if len(token) > 256:

@@ -6,6 +6,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ragline_auth.oidc import parse_role_map
 from ragline_auth.signing_keys import parse_encryption_keys
 from ragline_core.settings import CoreSettings
 
@@ -53,6 +54,19 @@ class AuthSettings(CoreSettings):
     OPENAPI_PATH: str | None = None
     # The admin dashboard's built files served at /admin (default: tools/admin-ui/dist).
     ADMIN_UI_DIR: str | None = None
+    # Single sign-on (docs/gateway.md, "Single sign-on"): tokens of this OpenID Connect issuer
+    # (exactly its `iss`, e.g. "https://idp.example.com/") are accepted, with this audience;
+    # empty: off. Keys from OIDC_JWKS_URL, else the issuer's discovery document.
+    OIDC_ISSUER: str = ""
+    OIDC_AUDIENCE: str = ""
+    OIDC_JWKS_URL: str = ""
+    # Where the tenant and the role are in the claims (dotted paths), the tenant when the
+    # claim is absent, and claim values -> roles (JSON; a value that is a role name maps to
+    # itself). A token whose claims map to no tenant or no role is a 403.
+    OIDC_TENANT_CLAIM: str = "tenant"
+    OIDC_TENANT: str = ""
+    OIDC_ROLE_CLAIM: str = "role"
+    OIDC_ROLE_MAP: str = ""
     # Encrypts the JWT signing keys at rest (AES-256-GCM, ragline_auth.signing_keys):
     # comma-separated 32-byte keys in base64 (`openssl rand -base64 32`). The first seals,
     # every one opens: to rotate, list the new key first and the old one second until every
@@ -62,6 +76,13 @@ class AuthSettings(CoreSettings):
     # Seconds between JWT signing-key rotations (default 30 days). The new key is in the JWKS
     # 6 minutes before it signs; the old one stays there until its last token has expired.
     AUTH_SIGNING_KEY_ROTATION_S: int = Field(default=30 * 86_400, ge=3600, le=365 * 86_400)
+
+    @model_validator(mode="after")
+    def _oidc(self) -> Self:
+        if self.OIDC_ISSUER and not self.OIDC_AUDIENCE:
+            raise ValueError("OIDC_AUDIENCE is required with OIDC_ISSUER (the token's aud)")
+        parse_role_map(self.OIDC_ROLE_MAP)
+        return self
 
     @field_validator("AUTH_KEY_ENCRYPTION_KEY")
     @classmethod
