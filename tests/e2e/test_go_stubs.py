@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -131,3 +132,14 @@ def test_readme_quick_start_runs(stack):
         shutil.rmtree(work)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "NotFound COLLECTION_NOT_FOUND" in out.stderr, out.stderr
+
+
+def test_go_client_version_follows_the_release():
+    """The Go client is versioned with the API: its Version is the server's release
+    (pyproject.toml) and its APIVersion the protos' package version."""
+    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    source = (CLIENT / "client" / "client.go").read_text()
+    assert f'Version    = "{release}"' in source, "bump Version in clients/go/client/client.go"
+    packages = {p.name for p in (ROOT / "protos" / "ragline").glob("*/*") if p.is_dir()}
+    assert packages == {"v1"}, packages
+    assert 'APIVersion = "v1"' in source
