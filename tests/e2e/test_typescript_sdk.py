@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.auth import DEV_KEY
@@ -110,3 +111,22 @@ def test_readme_quick_start_runs(stack, built):
     assert "transcodes JSON" in lines[1], out
     assert any(line.startswith("notes: ") for line in lines), out
     assert lines[-1] == "JOB_NOT_FOUND", out
+
+
+def test_browser_may_send_what_the_sdk_sends(stack):
+    """A browser's preflight for the SDK's ingest (Authorization, JSON, Idempotency-Key) is
+    allowed, and the SDK can read Retry-After and the request id from a cross-origin reply."""
+    reply = httpx.options(
+        f"{stack.cfg.base_url}/api/v1/ingest",
+        headers={
+            "origin": "http://localhost:3000",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type, idempotency-key",
+        },
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    allowed = {h.strip() for h in reply.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "idempotency-key"} <= allowed, allowed
+    exposed = {h.strip() for h in reply.headers["access-control-expose-headers"].split(",")}
+    assert {"retry-after", "x-request-id", "x-ratelimit-limit"} <= exposed, exposed

@@ -575,8 +575,10 @@ def _cors_policy(cfg: GatewayConfig) -> dict[str, Any]:
             "@type": _type("envoy.extensions.filters.http.cors.v3.CorsPolicy"),
             "allow_origin_string_match": origins,
             "allow_methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            # idempotency-key: a browser's ingest retries (the TypeScript SDK sends one).
             "allow_headers": (
-                "authorization, content-type, x-request-id, grpc-timeout, x-grpc-web, x-user-agent"
+                "authorization, content-type, idempotency-key, x-request-id, grpc-timeout, "
+                "x-grpc-web, x-user-agent"
             ),
             "expose_headers": _EXPOSED_HEADERS,
             "max_age": "86400",
