@@ -312,6 +312,23 @@ describe("server-sent events", () => {
     ]);
   });
 
+  test("leaving a chat stream early cancels its body (the server stops generating)", async () => {
+    let cancelled = false;
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode('data: {"start":{"conversation_id":"c"}}\n\ndata: {"delta":"a"}\n\n'));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const { c } = client([new Response(body, { status: 200 })]);
+    const stream = await c.chat.stream({ message: "hi" });
+    for await (const event of stream) if (event.type === "delta") break;
+    assert.ok(cancelled, "the body was not cancelled");
+  });
+
   test("a job watch resumes a stream cut before the job ended", async () => {
     const sse = (states: string[]) =>
       new Response(states.map((s) => `data: {"job":{"job_id":"j","state":"${s}"}}\n\n`).join(""), { status: 200 });
