@@ -177,7 +177,7 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     secrets.append(key)
     browsing.shot("keys-secret")
     page.click("#secret-copy")
-    page.wait_for_function("document.querySelector('#secret-copied').textContent !== ''")
+    page.wait_for_selector("#secret-copied:not(:empty)")  # "copied" (or "selected")
     page.click("#secret-dismiss")
     assert page.locator("#secret-value").count() == 0  # gone from the page
 
@@ -194,22 +194,41 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     row = page.locator("#keys-table tbody tr", has_text=tenant)
     row.wait_for()
     assert page.locator("#keys-table tbody tr").count() == 1
-    key_id = row.locator(".actions").get_attribute("data-key-id")
-    assert key_id
+    old_id = row.locator(".actions").get_attribute("data-key-id")
+    assert old_id
     browsing.shot("keys")
+
+    def embed(credential: str) -> httpx.Response:
+        return http.post(
+            "/api/v1/embeddings",
+            headers={"authorization": f"Bearer {credential}"},
+            json={"text": "dashboard"},
+        )
+
+    # Rotate with no grace: a new secret, shown once; the old key stops, the new one works.
+    row.locator("input[aria-label='grace hours']").fill("0")
+    row.locator("button.rotate").click()
+    page.wait_for_selector("#secret:not([hidden]) #secret-value")
+    new_key = page.input_value("#secret-value")
+    assert new_key.startswith("rl_live_") and new_key != key
+    secrets.append(new_key)
+    title = page.inner_text("#secret h2")  # "Key <old id> rotated to <new id>"
+    key_id = title.rsplit(" ", 1)[-1]
+    assert title.startswith(f"Key {old_id} rotated to key_"), title
+    page.click("#secret-dismiss")
+    wait_until(lambda: embed(key).status_code == 401, "the rotated key to be refused", 10)
+    assert embed(new_key).status_code == 200
+    row = page.locator("#keys-table tbody tr", has_text=key_id)
+    row.wait_for()
 
     # Revoke it in the page; the API refuses it within seconds.
     row.locator("button.revoke").click()
     page.wait_for_selector("#keys-notice.ok")
-    page.locator("#keys-table tbody tr", has_text=tenant).filter(has_text="revoked").wait_for()
-    assert row.locator("button.revoke").count() == 0
+    page.locator("#keys-table tbody tr", has_text=key_id).filter(has_text="revoked").wait_for()
+    assert page.locator("#keys-table button.revoke").count() == 0  # no active key left
 
     def refused_now() -> bool:
-        r = http.post(
-            "/api/v1/embeddings",
-            headers={"authorization": f"Bearer {key}"},
-            json={"text": "dashboard"},
-        )
+        r = embed(new_key)
         return r.status_code == 401 and "KEY_REVOKED" in r.text
 
     wait_until(refused_now, "the revoked key to be refused", timeout=10)
@@ -318,3 +337,8 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     assert all(u.startswith((base, "data:", "blob:")) for u in browsing.urls), browsing.urls
     leaked = [u for u in browsing.urls for s in secrets if s in u]
     assert leaked == []
+    # Nor did any component log one.
+    for name in stack.components():
+        log = stack.log_path(name)
+        text = log.read_text(errors="replace") if log.exists() else ""
+        assert not [s for s in secrets if s in text], name

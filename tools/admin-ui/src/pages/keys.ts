@@ -155,7 +155,15 @@ export function keysPage(root: HTMLElement, s: Session): void {
 
   function actions(k: ApiKey): HTMLElement {
     const id = k.key_id ?? "";
-    const grace = h("input", { type: "number", min: 0, value: 24, class: "small", title: "grace period, hours", "aria-label": "grace hours" });
+    const grace = h("input", {
+      type: "number",
+      min: 0,
+      step: "any",
+      value: 24,
+      class: "small",
+      title: "hours the old key keeps working (0: it stops at once)",
+      "aria-label": "grace hours",
+    });
     return h(
       "span",
       { class: "actions", "data-key-id": id },
@@ -167,7 +175,9 @@ export function keysPage(root: HTMLElement, s: Session): void {
           onclick: async () => {
             if (!window.confirm(`Rotate ${k.name || id}? The old key keeps working for ${grace.value} h.`)) return;
             try {
-              const r = await s.client.keys.rotate(id, { grace_period_seconds: Math.round(Number(grace.value || 0) * 3600) });
+              // The API reads 0 as "the default" (24 h): no grace at all is one second.
+              const seconds = Math.max(1, Math.round(Number(grace.value || 0) * 3600));
+              const r = await s.client.keys.rotate(id, { grace_period_seconds: seconds });
               showSecret(r.key ?? "", `Key ${id} rotated to ${r.api_key?.key_id ?? ""}`);
               await refresh();
             } catch (err) {
