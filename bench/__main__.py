@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import chat, embedder, ferretdb, gateway, qa, retrieval
+from bench import chat, embedder, embedding_models, ferretdb, gateway, qa, retrieval
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "embedder": embedder.main,
@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "gateway": gateway.main,
     "ferretdb": ferretdb.main,
     "qa": qa.main,
+    "embedding-models": embedding_models.main,
 }
 
 

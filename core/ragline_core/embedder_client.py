@@ -13,6 +13,7 @@ import numpy.typing as npt
 from ragline.embedder.v1 import embedder_service_pb2 as emb_pb
 from ragline.embedder.v1 import embedder_service_pb2_grpc as emb_grpc
 from ragline_core import caller
+from ragline_core.embedding_models import MODELS
 from ragline_core.errors import UnavailableError, from_rpc_error
 
 # Pages of the model list a caller follows at most: the list is a deployment's
@@ -55,8 +56,11 @@ class EmbedderClient:
         return np.concatenate(parts), used_model, dimensions
 
     async def embed_query(self, tenant: str, model: str, text: str) -> npt.NDArray[np.float32]:
-        """One vector from exactly `model`: a fallback model's vectors live in another space."""
-        vectors, used_model, _ = await self.embed(tenant, model, [text])
+        """One vector from exactly `model`: a fallback model's vectors live in another space.
+        A model trained with a query instruction (bge) gets it here, documents never do."""
+        spec = MODELS.get(model)
+        prefix = spec.query_prefix if spec is not None else ""
+        vectors, used_model, _ = await self.embed(tenant, model, [prefix + text])
         if used_model != model:
             raise UnavailableError(
                 f"the collection's embedding model {model!r} is unavailable",

@@ -10,6 +10,7 @@ from ragline_core.errors import InvalidArgumentError
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
 from ragline_core.usage import Usage, report_usage
+from ragline_embedder import bge
 from ragline_embedder.providers.base import EmbeddingProvider
 from ragline_embedder.service import EmbeddingService
 
@@ -79,7 +80,9 @@ class EmbedderServicer(pb_grpc.EmbedderServiceServicer):
                     provider=PROVIDER.get(m.provider, pb.EMBEDDING_PROVIDER_UNSPECIFIED),
                     dimensions=m.dimensions,
                     max_tokens=m.max_tokens,
-                    available=self.providers[m.provider].configured,
+                    # bge is optional: listed as unavailable until its weights are installed.
+                    available=self.providers[m.provider].configured
+                    and (m.variant != "bge" or bge.installed()),
                 )
                 for m in ordered[start:end]
             ],

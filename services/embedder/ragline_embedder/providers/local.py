@@ -10,6 +10,7 @@ from pathlib import Path
 from ragline_core.embedding_models import ModelSpec
 from ragline_core.errors import DeadlineExceededError, UnavailableError
 from ragline_core.metrics import PROVIDER_DURATION, PROVIDER_REQUESTS
+from ragline_embedder.bge import BgeEncoder
 from ragline_embedder.minilm import MiniLMEncoder, ModelUnavailableError
 from ragline_embedder.providers.base import ProviderResult
 
@@ -20,7 +21,7 @@ class LocalProvider:
     def __init__(self, threads: int, concurrency: int, cache_dir: Path | None) -> None:
         self._threads = threads
         self._cache_dir = cache_dir
-        self._encoders: dict[str, MiniLMEncoder] = {}
+        self._encoders: dict[str, MiniLMEncoder | BgeEncoder] = {}
         self._build_lock = threading.Lock()
         self._slots = asyncio.Semaphore(concurrency)
         self.error: str | None = None
@@ -29,19 +30,24 @@ class LocalProvider:
     def configured(self) -> bool:
         return self.error is None
 
-    def load(self, variant: str) -> MiniLMEncoder:
+    def load(self, variant: str) -> MiniLMEncoder | BgeEncoder:
         """Builds (once) and returns the encoder for a variant; thread-safe."""
         with self._build_lock:
             encoder = self._encoders.get(variant)
             if encoder is None:
                 try:
-                    encoder = MiniLMEncoder(
-                        variant=variant,  # type: ignore[arg-type]
-                        threads=self._threads,
-                        cache_dir=self._cache_dir,
-                    )
+                    if variant == "bge":
+                        encoder = BgeEncoder(threads=self._threads)
+                    else:
+                        encoder = MiniLMEncoder(
+                            variant=variant,  # type: ignore[arg-type]
+                            threads=self._threads,
+                            cache_dir=self._cache_dir,
+                        )
                 except ModelUnavailableError as exc:
-                    self.error = str(exc)
+                    # The optional bge weights missing must not mark the default unhealthy.
+                    if variant != "bge":
+                        self.error = str(exc)
                     raise
                 self._encoders[variant] = encoder
             return encoder
@@ -61,7 +67,8 @@ class LocalProvider:
         except ModelUnavailableError:
             PROVIDER_REQUESTS.labels(self.name, model.name, "error").inc()
             raise UnavailableError(
-                "the local embedding model is not installed", reason="PROVIDER_NOT_CONFIGURED"
+                f"the local embedding model {model.name} is not installed",
+                reason="PROVIDER_NOT_CONFIGURED",
             ) from None
         finally:
             PROVIDER_DURATION.labels(self.name, model.name).observe(time.perf_counter() - started)
