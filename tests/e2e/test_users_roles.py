@@ -318,6 +318,33 @@ async def test_no_key_outlives_its_deleted_owner_under_concurrency(tenant, anon_
         await wait_until(all_refused, timeout=10)
 
 
+async def test_no_key_keeps_a_scope_its_demoted_owner_lost_under_concurrency(tenant):
+    """Keys created while their owner is demoted: none keeps a scope the new role lacks."""
+    for _ in range(3):
+        member = await _user(tenant.client, "ROLE_MEMBER")
+        owner = member["name"]
+
+        async def create(owner: str = owner) -> httpx.Response:
+            return await tenant.client.post(
+                "/api/v1/keys", json={"owner": owner, "scopes": ["search", "ingest"]}
+            )
+
+        async def demote(owner: str = owner) -> httpx.Response:
+            await asyncio.sleep(0.02)
+            return await tenant.client.patch(
+                f"/api/v1/{owner}", params={"update_mask": "role"}, json={"role": "ROLE_VIEWER"}
+            )
+
+        replies = await asyncio.gather(*[create() for _ in range(8)], demote())
+        assert replies[-1].status_code == 200, replies[-1].text
+        for reply in replies[:-1]:
+            assert reply.status_code in (200, 403, 409), reply.text
+        listed = await tenant.client.get("/api/v1/keys", params={"owner": owner, "page_size": 200})
+        for key in listed.json()["api_keys"]:
+            if key["state"] == "API_KEY_STATE_ACTIVE":
+                assert "ingest" not in key["scopes"], key
+
+
 # -- the audit log ---------------------------------------------------------------------------
 async def test_every_admin_action_is_in_the_audit_log(tenant, stack):
     started = datetime.now(UTC) - timedelta(seconds=5)
