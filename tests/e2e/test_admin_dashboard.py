@@ -299,6 +299,18 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
         page.locator("#users-notice.ok", has_text="removed").wait_for()
         assert page.locator("#users-table tbody tr", has_text=gone_email).count() == 0
 
+    # The audit log has the page's key actions (once the gateway serves it).
+    if page.locator("nav a[data-page=audit]").count():
+        browsing.go("audit")
+        page.fill("#audit-tenant", tenant)
+        page.select_option("#audit-action", "api_key.revoke")
+        page.locator("#audit-table tbody tr", has_text=key_id).wait_for()
+        assert "api_key.revoke" in page.inner_text("#audit-table tbody")
+        page.select_option("#audit-action", "")
+        for action in ("api_key.create", "api_key.rotate", "api_key.revoke"):
+            page.locator("#audit-table tbody tr", has_text=action).first.wait_for()
+        browsing.shot("audit")
+
     # A viewer (the viewer user's key, or a key with the viewer role's scopes): usage only.
     made = http.post(
         "/api/v1/keys",

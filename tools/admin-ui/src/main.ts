@@ -1,10 +1,11 @@
 // The admin dashboard: sign-in, then Usage, Keys, Users and System pages (hash routes, so
 // nothing but the page name is ever in the URL). docs/dashboard.md.
 import "./style.css";
+import { auditPage } from "./pages/audit.js";
 import { keysPage } from "./pages/keys.js";
 import { systemPage } from "./pages/system.js";
 import { usagePage } from "./pages/usage.js";
-import { usersAvailable, usersPage } from "./pages/users.js";
+import { apiPaths, usersPage } from "./pages/users.js";
 import { type Session, onChange, session, signIn, signOut } from "./session.js";
 import { clear, describeError, h, notice } from "./ui.js";
 
@@ -14,22 +15,25 @@ interface Page {
   title: string;
   /** Shown when the token has this scope (the API refuses the rest anyway). */
   scope: string;
+  /** An API path the page needs: offered only when the gateway's OpenAPI document lists it. */
+  needs?: string;
   render: (root: HTMLElement, s: Session) => Cleanup | void;
 }
 
 const PAGES: Page[] = [
   { id: "usage", title: "Usage", scope: "analytics", render: usagePage },
   { id: "keys", title: "Keys", scope: "admin", render: keysPage },
-  { id: "users", title: "Users", scope: "admin", render: usersPage },
+  { id: "users", title: "Users", scope: "admin", render: usersPage, needs: "/api/v1/users" },
+  { id: "audit", title: "Audit", scope: "admin", render: auditPage, needs: "/api/v1/auditEvents" },
   { id: "system", title: "System", scope: "admin", render: systemPage },
 ];
 
 const app = document.getElementById("app") as HTMLElement;
 let cleanup: Cleanup | void;
-let hasUsers = false;
+let served = new Set<string>();
 
 function visible(s: Session): Page[] {
-  return PAGES.filter((p) => s.scopes.has(p.scope) && (p.id !== "users" || hasUsers));
+  return PAGES.filter((p) => s.scopes.has(p.scope) && (!p.needs || served.has(p.needs)));
 }
 
 function route(): void {
@@ -84,7 +88,7 @@ function renderSignIn(expired = false): void {
         try {
           await signIn(key.value.trim());
           key.value = "";
-          hasUsers = await usersAvailable();
+          served = await apiPaths();
           route();
         } catch (err) {
           key.value = "";

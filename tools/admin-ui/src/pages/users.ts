@@ -22,15 +22,15 @@ interface User {
   create_time?: string;
 }
 
-/** Whether the gateway serves the users API (read from the public OpenAPI document). */
-export async function usersAvailable(): Promise<boolean> {
+/** The API paths the gateway serves, from its public OpenAPI document (empty if unread). */
+export async function apiPaths(): Promise<Set<string>> {
   try {
     const r = await fetch(`${baseUrl()}/openapi.json`, { credentials: "omit" });
-    if (!r.ok) return false;
+    if (!r.ok) return new Set();
     const doc = (await r.json()) as { paths?: Record<string, unknown> };
-    return Boolean(doc.paths?.["/api/v1/users"]);
+    return new Set(Object.keys(doc.paths ?? {}));
   } catch {
-    return false;
+    return new Set();
   }
 }
 
