@@ -139,6 +139,28 @@ async def test_a_key_never_exceeds_its_owners_role(tenant):
     assert reason_of(error_body(reply, 404)) == "OWNER_NOT_FOUND"
 
 
+async def test_a_tenant_keeps_an_owner(tenant, api):
+    # The owner cannot leave (delete itself) nor be demoted or deleted by the operator while
+    # it is the only one; with a second owner it can be.
+    for reply in (
+        await api.patch(
+            f"/api/v1/{tenant.owner['name']}",
+            params={"update_mask": "role"},
+            json={"role": "ROLE_ADMIN"},
+        ),
+        await api.delete(f"/api/v1/{tenant.owner['name']}"),
+    ):
+        body = error_body(reply, 400)
+        assert reason_of(body) == "LAST_OWNER" and tenant.owner["name"] in body["message"]
+    await _user(tenant.client, "ROLE_OWNER")
+    demoted = await api.patch(
+        f"/api/v1/{tenant.owner['name']}",
+        params={"update_mask": "role"},
+        json={"role": "ROLE_ADMIN"},
+    )
+    assert demoted.status_code == 200 and demoted.json()["role"] == "ROLE_ADMIN"
+
+
 async def test_viewers_and_members_cannot_administer(tenant, stack):
     viewer = await _user(tenant.client, "ROLE_VIEWER")
     key, _ = await _key(tenant.client, "", viewer["name"], ["search", "chat", "analytics"])

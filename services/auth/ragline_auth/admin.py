@@ -36,6 +36,7 @@ from ragline_auth.oidc import SUBJECT_PREFIX
 from ragline_core.caller import Caller
 from ragline_core.errors import (
     ConflictError,
+    FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
@@ -311,6 +312,20 @@ class Admin:
         )
         return user
 
+    async def _keep_an_owner(self, member: Member) -> None:
+        """A tenant never loses its last owner (only the operator could then manage it)."""
+        if member.kind != "user" or member.role != roles.OWNER:
+            return
+        owners, _ = await self.directory.list_users(
+            member.tenant, {"role": roles.OWNER}, False, 2, ""
+        )
+        if len([o for o in owners if o.id != member.id]) == 0:
+            raise FailedPreconditionError(
+                f"{member.name} is the last owner of tenant {member.tenant!r}; make another "
+                "user an owner first",
+                reason="LAST_OWNER",
+            )
+
     async def visible_member(self, actor: Actor, name: str, kind: str) -> Member:
         prefix = USER_PREFIX if kind == "user" else ACCOUNT_PREFIX
         ident = split_name(name, prefix)
@@ -363,6 +378,7 @@ class Admin:
                 raise _denied_role(
                     actor, role if actor.manages(user.role) else user.role, "this role change"
                 )
+            await self._keep_an_owner(user)
             changes["role"] = role
             details.update(role=ROLE_NAMES[role], previous_role=ROLE_NAMES[user.role])
         if display_name is not None and display_name != user.display_name:
@@ -408,6 +424,7 @@ class Admin:
             )
         if not actor.manages(member.role):
             raise _denied_role(actor, member.role, "deleting this user")
+        await self._keep_an_owner(member)
         # Marked deleted first: a key created from now on sees it and is revoked.
         deleted = await self.directory.mark_deleted(member)
         revoked = await self._revoke_all(member.name)
