@@ -3,8 +3,8 @@
 by file), and working against the live gateway (`go vet` and `go test` in clients/go: a call
 with the API key, a NOT_FOUND whose ErrorInfo is decoded, no key → UNAUTHENTICATED), and the
 thin client in clients/go/client (API key and JWT credentials, the default deadline, decoded
-NOT_FOUND / INVALID_ARGUMENT field violations / UNAUTHENTICATED, a WatchJob stream), whose
-README quick start must build."""
+NOT_FOUND / INVALID_ARGUMENT field violations / UNAUTHENTICATED, a rate limit's retry delay, a
+WatchJob stream), whose README quick start must build."""
 
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ LIVE_CLIENT_TESTS = (
     "TestLiveInvalidArgumentNamesTheField",
     "TestLiveDefaultDeadline",
     "TestLiveWatchJobStreams",
+    "TestLiveRateLimitCarriesRetryDelay",
     "TestRetryHonoursRetryInfo",
 )
 

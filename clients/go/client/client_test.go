@@ -153,3 +153,32 @@ func TestLiveWatchJobStreams(t *testing.T) {
 	}
 	asError(t, err, codes.NotFound)
 }
+
+func TestLiveRateLimitCarriesRetryDelay(t *testing.T) {
+	_, key := live(t)
+	admin, _ := live(t, client.WithAPIKey(key))
+	ctx := context.Background()
+	created, err := admin.Auth.CreateApiKey(ctx, &authv1.CreateApiKeyRequest{
+		Tenant: fmt.Sprintf("go-limited-%d", time.Now().UnixNano()),
+		Scopes: []string{"ingest"},
+		Tier:   "free",
+	})
+	if err != nil {
+		t.Fatalf("CreateApiKey: %v", err)
+	}
+	limited, _ := live(t, client.WithAPIKey(created.GetKey()))
+	// Free tier: 10 ingests a minute per key; a minute boundary may reset the window once.
+	for i := 0; i < 25; i++ {
+		_, err = limited.Ingest.IngestDocuments(ctx, &ingestv1.IngestDocumentsRequest{
+			Collection: "limited",
+			Documents:  []*ingestv1.DocumentInput{{Content: "A tiny document."}},
+		})
+		if err != nil {
+			break
+		}
+	}
+	e := asError(t, err, codes.ResourceExhausted)
+	if e.Reason != "RATE_LIMITED" || e.RetryDelay <= 0 || e.RetryDelay > time.Minute || !e.Temporary() {
+		t.Fatalf("want RATE_LIMITED with a retry delay of at most a minute, got %+v (delay %s, metadata %v)", e, e.RetryDelay, e.Metadata)
+	}
+}

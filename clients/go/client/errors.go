@@ -31,8 +31,8 @@ type Error struct {
 	Metadata map[string]string
 	// FieldViolations are the BadRequest details: which request fields were wrong.
 	FieldViolations []FieldViolation
-	// RetryDelay is how long the server asks the caller to wait (RetryInfo, else a
-	// retry-after header in seconds); zero when it said nothing.
+	// RetryDelay is how long the server asks the caller to wait (RetryInfo, else the
+	// Retry-After or x-ratelimit-reset header in seconds); zero when it said nothing.
 	RetryDelay time.Duration
 
 	status *status.Status
@@ -100,12 +100,24 @@ func DecodeError(err error, trailer metadata.MD) error {
 			}
 		}
 	}
-	if e.RetryDelay == 0 {
-		for _, v := range trailer.Get("retry-after") {
-			if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
-				e.RetryDelay = time.Duration(secs) * time.Second
-			}
+	// The gateway's own rate-limit reply to a native gRPC call has no details: its headers
+	// say it (x-envoy-ratelimited, and Retry-After or x-ratelimit-reset in seconds).
+	if e.Reason == "" && e.Code == codes.ResourceExhausted && len(trailer.Get("x-envoy-ratelimited")) > 0 {
+		e.Reason = "RATE_LIMITED"
+	}
+	for _, header := range []string{"retry-after", "x-ratelimit-reset"} {
+		if e.RetryDelay == 0 {
+			e.RetryDelay = seconds(trailer.Get(header))
 		}
 	}
 	return e
+}
+
+func seconds(values []string) time.Duration {
+	for _, v := range values {
+		if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs > 0 {
+			return time.Duration(secs) * time.Second
+		}
+	}
+	return 0
 }
