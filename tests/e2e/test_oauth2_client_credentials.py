@@ -234,3 +234,31 @@ async def test_other_tenants_accounts_are_invisible(tenant, api, stack):
             reply = await stranger.request(method, f"/api/v1/{account['name']}")
             assert reason_of(error_body(reply, 404)) == "SERVICE_ACCOUNT_NOT_FOUND"
         assert (await stranger.get("/api/v1/serviceAccounts")).json()["service_accounts"] == []
+
+
+async def test_a_secret_rotates_with_a_grace_period(tenant, anon_api):
+    account, first = await tenant.account("ROLE_VIEWER")
+    grant = {"grant_type": "client_credentials"}
+
+    async def works(secret: str) -> bool:
+        headers = {**FORM, **_basic(account["client_id"], secret)}
+        reply = await anon_api.post(TOKEN, headers=headers, data=grant)
+        assert reply.status_code in (200, 401), reply.text
+        return reply.status_code == 200
+
+    path = f"/api/v1/{account['name']}:rotateSecret"
+    reply = await tenant.client.post(path, json={"grace_period_seconds": 600})
+    assert reply.status_code == 200, reply.text
+    second = reply.json()["client_secret"]
+    assert second != first and reply.json()["previous_secret_expire_time"]
+    assert await works(first) and await works(second)
+    # Without a grace period the replaced secret stops at once.
+    reply = await tenant.client.post(path, json={})
+    assert reply.status_code == 200, reply.text
+    third = reply.json()["client_secret"]
+    assert not await works(second) and not await works(first) and await works(third)
+    events = (await tenant.client.get("/api/v1/auditEvents")).json()["audit_events"]
+    rotations = [e for e in events if e["action"] == "service_account.rotate_secret"]
+    assert [e["details"]["grace_period_seconds"] for e in rotations] == ["0", "600"]
+    bad = await tenant.client.post(path, json={"grace_period_seconds": -1})
+    assert reason_of(error_body(bad, 400)) == "INVALID_ARGUMENT"

@@ -451,6 +451,30 @@ class Admin:
         )
         return account, secret
 
+    async def rotate_secret(
+        self, actor: Actor, origin: Origin, name: str, grace_s: int
+    ) -> tuple[Member, str]:
+        account = await self.visible_member(actor, name, "service_account")
+        if not account.active:
+            raise NotFoundError(f"no service account {name!r}", reason="SERVICE_ACCOUNT_NOT_FOUND")
+        if account.name != actor.name and not actor.manages(account.role):
+            raise _denied_role(actor, account.role, "rotating this account's secret")
+        if grace_s < 0 or grace_s > 30 * 86_400:
+            raise InvalidArgumentError(
+                "grace_period_seconds must be between 0 and 2592000 (30 days)",
+                field="grace_period_seconds",
+            )
+        rotated, secret = await self.directory.rotate_secret(account, grace_s)
+        await self._record(
+            actor,
+            origin,
+            account.tenant,
+            "service_account.rotate_secret",
+            account.name,
+            {"grace_period_seconds": str(grace_s)},
+        )
+        return rotated, secret
+
     async def list_accounts(
         self, actor: Actor, tenant: str, show_deleted: bool, page_size: int, page_token: str
     ) -> tuple[list[Member], str]:

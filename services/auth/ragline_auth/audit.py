@@ -36,6 +36,7 @@ ACTIONS = (
     "user.delete",
     "service_account.create",
     "service_account.delete",
+    "service_account.rotate_secret",
     "oauth2.token.issue",
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -52,6 +52,9 @@ class Member:
     display_name: str = ""
     deleted_at: datetime | None = None
     secret_digest: str = ""  # service accounts: HMAC of the client secret
+    # A rotated secret keeps working until then (its HMAC beside).
+    previous_digest: str = ""
+    previous_expires_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -79,6 +82,8 @@ def _from_doc(doc: dict[str, Any], kind: str) -> Member:
         display_name=doc.get("display_name", ""),
         deleted_at=doc.get("deleted_at"),
         secret_digest=doc.get("secret_digest", ""),
+        previous_digest=doc.get("previous_secret_digest", ""),
+        previous_expires_at=doc.get("previous_secret_expires_at"),
     )
 
 
@@ -278,9 +283,42 @@ class Directory:
         account = _from_doc(doc, "service_account")
         if not account.active:
             return None
-        if not self.hasher.same(account.secret_digest, self.hasher.digest(secret)):
-            return None
-        return account
+        digest = self.hasher.digest(secret)
+        if self.hasher.same(account.secret_digest, digest):
+            return account
+        previous = account.previous_expires_at
+        if (
+            account.previous_digest
+            and previous is not None
+            and _aware(previous) > datetime.now(UTC)
+            and self.hasher.same(account.previous_digest, digest)
+        ):
+            return account
+        return None
+
+    async def rotate_secret(self, account: Member, grace_s: int) -> tuple[Member, str]:
+        """A new client secret; the old one works `grace_s` seconds more (0: not at all)."""
+        now = datetime.now(UTC)
+        secret = f"rls_{secrets.token_urlsafe(32)}"
+        await self.accounts.update_one(
+            {"_id": account.id},
+            {
+                "$set": {
+                    "secret_digest": self.hasher.digest(secret),
+                    "previous_secret_digest": account.secret_digest if grace_s else "",
+                    "previous_secret_expires_at": now + timedelta(seconds=grace_s)
+                    if grace_s
+                    else None,
+                    "updated_at": now,
+                }
+            },
+        )
+        return await self.get_account(account.id), secret
+
+
+def _aware(when: datetime) -> datetime:
+    """MongoDB returns naive UTC datetimes unless the client is tz-aware."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _email_claim(tenant: str, email: str) -> str:

@@ -337,6 +337,19 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         )
         return account_to_proto(deleted)
 
+    async def RotateServiceAccountSecret(
+        self, request: pb.RotateServiceAccountSecretRequest, context: Context
+    ) -> pb.RotateServiceAccountSecretResponse:
+        actor = await self.admin.actor(current_caller(context))
+        rotated, secret = await self.admin.rotate_secret(
+            actor, origin_of(context), request.name, request.grace_period_seconds
+        )
+        return pb.RotateServiceAccountSecretResponse(
+            service_account=account_to_proto(rotated),
+            client_secret=secret,
+            previous_secret_expire_time=_ts(rotated.previous_expires_at),
+        )
+
     async def ListAuditEvents(
         self, request: pb.ListAuditEventsRequest, context: Context
     ) -> pb.ListAuditEventsResponse:

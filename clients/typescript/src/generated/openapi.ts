@@ -608,6 +608,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/serviceAccounts/{name}:rotateSecret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replaces a service account's client secret; the old one keeps working for the grace period (default 0: stops at once)
+         * @description Replaces a service account's client secret; the old one keeps working for the grace period (default 0: stops at once). The new secret is in the response only, once. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        post: operations["RotateServiceAccountSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tokens": {
         parameters: {
             query?: never;
@@ -1806,6 +1826,26 @@ export interface components {
             readonly key?: string;
             /** @description The old key, now expiring at the end of the grace period. */
             readonly previous?: components["schemas"]["ApiKey"];
+        };
+        /** @description Request for RotateServiceAccountSecret. */
+        RotateServiceAccountSecretRequestBody: {
+            /**
+             * Format: int64
+             * @description Seconds the old secret keeps working (0: it stops at once; at most 30 days). A 64-bit integer, written as a decimal string (proto3 JSON).
+             */
+            grace_period_seconds?: string;
+        };
+        /** @description Response for RotateServiceAccountSecret. */
+        RotateServiceAccountSecretResponse: {
+            /** @description The account. */
+            readonly service_account?: components["schemas"]["ServiceAccount"];
+            /** @description The new client secret, shown this once. */
+            readonly client_secret?: string;
+            /**
+             * Format: date-time
+             * @description When the old secret stops working.
+             */
+            readonly previous_secret_expire_time?: string;
         };
         /** @description One matching chunk. */
         SearchHit: {
@@ -4386,6 +4426,63 @@ export interface operations {
             401: components["responses"]["Unauthenticated"];
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    RotateServiceAccountSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id: `name` without its `serviceAccounts/`. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /** @example {} */
+                "application/json": components["schemas"]["RotateServiceAccountSecretRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Response for RotateServiceAccountSecret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "service_account": {
+                     *         "name": "ci key",
+                     *         "tenant": "dev-1",
+                     *         "display_name": "display name",
+                     *         "role": "ROLE_OWNER",
+                     *         "client_id": "client-1",
+                     *         "state": "SERVICE_ACCOUNT_STATE_ACTIVE",
+                     *         "scopes": [
+                     *           "search",
+                     *           "chat"
+                     *         ],
+                     *         "create_time": "2026-01-01T12:00:00Z",
+                     *         "delete_time": "2026-01-01T12:00:00Z"
+                     *       },
+                     *       "client_secret": "client secret",
+                     *       "previous_secret_expire_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RotateServiceAccountSecretResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["DeadlineExceeded"];

@@ -2031,6 +2031,126 @@ func (x *DeleteServiceAccountRequest) GetName() string {
 	return ""
 }
 
+// Request for RotateServiceAccountSecret.
+type RotateServiceAccountSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resource name, "serviceAccounts/{account}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Seconds the old secret keeps working (0: it stops at once; at most 30
+	// days).
+	GracePeriodSeconds int64 `protobuf:"varint,2,opt,name=grace_period_seconds,json=gracePeriodSeconds,proto3" json:"grace_period_seconds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RotateServiceAccountSecretRequest) Reset() {
+	*x = RotateServiceAccountSecretRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServiceAccountSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServiceAccountSecretRequest) ProtoMessage() {}
+
+func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServiceAccountSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateServiceAccountSecretRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RotateServiceAccountSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RotateServiceAccountSecretRequest) GetGracePeriodSeconds() int64 {
+	if x != nil {
+		return x.GracePeriodSeconds
+	}
+	return 0
+}
+
+// Response for RotateServiceAccountSecret.
+type RotateServiceAccountSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account.
+	ServiceAccount *ServiceAccount `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	// The new client secret, shown this once.
+	ClientSecret string `protobuf:"bytes,2,opt,name=client_secret,json=clientSecret,proto3" json:"client_secret,omitempty"`
+	// When the old secret stops working.
+	PreviousSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=previous_secret_expire_time,json=previousSecretExpireTime,proto3" json:"previous_secret_expire_time,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *RotateServiceAccountSecretResponse) Reset() {
+	*x = RotateServiceAccountSecretResponse{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServiceAccountSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServiceAccountSecretResponse) ProtoMessage() {}
+
+func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServiceAccountSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateServiceAccountSecretResponse) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RotateServiceAccountSecretResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
+func (x *RotateServiceAccountSecretResponse) GetClientSecret() string {
+	if x != nil {
+		return x.ClientSecret
+	}
+	return ""
+}
+
+func (x *RotateServiceAccountSecretResponse) GetPreviousSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousSecretExpireTime
+	}
+	return nil
+}
+
 // One administrative action, as the audit log keeps it.
 type AuditEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2064,7 +2184,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2196,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2209,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AuditEvent) GetName() string {
@@ -2189,7 +2309,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2321,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2334,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAuditEventsRequest) GetTenant() string {
@@ -2258,7 +2378,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2270,7 +2390,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2283,7 +2403,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
@@ -2313,7 +2433,7 @@ type CreateOAuth2TokenRequest struct {
 
 func (x *CreateOAuth2TokenRequest) Reset() {
 	*x = CreateOAuth2TokenRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2445,7 @@ func (x *CreateOAuth2TokenRequest) String() string {
 func (*CreateOAuth2TokenRequest) ProtoMessage() {}
 
 func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2458,7 @@ func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOAuth2TokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateOAuth2TokenRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateOAuth2TokenRequest) GetForm() *httpbody.HttpBody {
@@ -2357,7 +2477,7 @@ type GetJwksRequest struct {
 
 func (x *GetJwksRequest) Reset() {
 	*x = GetJwksRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2489,7 @@ func (x *GetJwksRequest) String() string {
 func (*GetJwksRequest) ProtoMessage() {}
 
 func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2502,7 @@ func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJwksRequest.ProtoReflect.Descriptor instead.
 func (*GetJwksRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
 }
 
 // Request for GetOpenApiDocument.
@@ -2394,7 +2514,7 @@ type GetOpenApiDocumentRequest struct {
 
 func (x *GetOpenApiDocumentRequest) Reset() {
 	*x = GetOpenApiDocumentRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2526,7 @@ func (x *GetOpenApiDocumentRequest) String() string {
 func (*GetOpenApiDocumentRequest) ProtoMessage() {}
 
 func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2539,7 @@ func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpenApiDocumentRequest.ProtoReflect.Descriptor instead.
 func (*GetOpenApiDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{33}
 }
 
 // Request for GetApiDocs.
@@ -2431,7 +2551,7 @@ type GetApiDocsRequest struct {
 
 func (x *GetApiDocsRequest) Reset() {
 	*x = GetApiDocsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +2563,7 @@ func (x *GetApiDocsRequest) String() string {
 func (*GetApiDocsRequest) ProtoMessage() {}
 
 func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +2576,7 @@ func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApiDocsRequest.ProtoReflect.Descriptor instead.
 func (*GetApiDocsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{34}
 }
 
 var File_ragline_auth_v1_auth_service_proto protoreflect.FileDescriptor
@@ -2592,7 +2712,14 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x10service_accounts\x18\x01 \x03(\v2\x1f.ragline.auth.v1.ServiceAccountB\x04\xe2A\x01\x03R\x0fserviceAccounts\x12,\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\rnextPageToken\"7\n" +
 	"\x1bDeleteServiceAccountRequest\x12\x18\n" +
-	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"\x83\x04\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\"u\n" +
+	"!RotateServiceAccountSecretRequest\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x04name\x126\n" +
+	"\x14grace_period_seconds\x18\x02 \x01(\x03B\x04\xe2A\x01\x01R\x12gracePeriodSeconds\"\x80\x02\n" +
+	"\"RotateServiceAccountSecretResponse\x12N\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1f.ragline.auth.v1.ServiceAccountB\x04\xe2A\x01\x03R\x0eserviceAccount\x12)\n" +
+	"\rclient_secret\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\fclientSecret\x12_\n" +
+	"\x1bprevious_secret_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\x18previousSecretExpireTime\"\x83\x04\n" +
 	"\n" +
 	"AuditEvent\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1c\n" +
@@ -2651,7 +2778,7 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x13ServiceAccountState\x12%\n" +
 	"!SERVICE_ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSERVICE_ACCOUNT_STATE_ACTIVE\x10\x01\x12!\n" +
-	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\xe8\x12\n" +
+	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\xaa\x14\n" +
 	"\vAuthService\x12t\n" +
 	"\fCreateApiKey\x12$.ragline.auth.v1.CreateApiKeyRequest\x1a%.ragline.auth.v1.CreateApiKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/v1/keys\x12n\n" +
 	"\vListApiKeys\x12#.ragline.auth.v1.ListApiKeysRequest\x1a$.ragline.auth.v1.ListApiKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/v1/keys\x12f\n" +
@@ -2670,7 +2797,8 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x14CreateServiceAccount\x12,.ragline.auth.v1.CreateServiceAccountRequest\x1a-.ragline.auth.v1.CreateServiceAccountResponse\"0\x82\xd3\xe4\x93\x02*:\x0fservice_account\"\x17/api/v1/serviceAccounts\x12\x89\x01\n" +
 	"\x11GetServiceAccount\x12).ragline.auth.v1.GetServiceAccountRequest\x1a\x1f.ragline.auth.v1.ServiceAccount\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/{name=serviceAccounts/*}\x12\x91\x01\n" +
 	"\x13ListServiceAccounts\x12+.ragline.auth.v1.ListServiceAccountsRequest\x1a,.ragline.auth.v1.ListServiceAccountsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/serviceAccounts\x12\x8f\x01\n" +
-	"\x14DeleteServiceAccount\x12,.ragline.auth.v1.DeleteServiceAccountRequest\x1a\x1f.ragline.auth.v1.ServiceAccount\"(\x82\xd3\xe4\x93\x02\"* /api/v1/{name=serviceAccounts/*}\x12\x81\x01\n" +
+	"\x14DeleteServiceAccount\x12,.ragline.auth.v1.DeleteServiceAccountRequest\x1a\x1f.ragline.auth.v1.ServiceAccount\"(\x82\xd3\xe4\x93\x02\"* /api/v1/{name=serviceAccounts/*}\x12\xbf\x01\n" +
+	"\x1aRotateServiceAccountSecret\x122.ragline.auth.v1.RotateServiceAccountSecretRequest\x1a3.ragline.auth.v1.RotateServiceAccountSecretResponse\"8\x82\xd3\xe4\x93\x022:\x01*\"-/api/v1/{name=serviceAccounts/*}:rotateSecret\x12\x81\x01\n" +
 	"\x0fListAuditEvents\x12'.ragline.auth.v1.ListAuditEventsRequest\x1a(.ragline.auth.v1.ListAuditEventsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/auditEvents\x12q\n" +
 	"\x11CreateOAuth2Token\x12).ragline.auth.v1.CreateOAuth2TokenRequest\x1a\x14.google.api.HttpBody\"\x1b\x82\xd3\xe4\x93\x02\x15:\x04form\"\r/oauth2/token\x12`\n" +
 	"\aGetJwks\x12\x1f.ragline.auth.v1.GetJwksRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12m\n" +
@@ -2692,57 +2820,59 @@ func file_ragline_auth_v1_auth_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ragline_auth_v1_auth_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_ragline_auth_v1_auth_service_proto_goTypes = []any{
-	(KeyEnvironment)(0),                  // 0: ragline.auth.v1.KeyEnvironment
-	(ApiKeyState)(0),                     // 1: ragline.auth.v1.ApiKeyState
-	(Role)(0),                            // 2: ragline.auth.v1.Role
-	(UserState)(0),                       // 3: ragline.auth.v1.UserState
-	(ServiceAccountState)(0),             // 4: ragline.auth.v1.ServiceAccountState
-	(*ApiKey)(nil),                       // 5: ragline.auth.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),          // 6: ragline.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),         // 7: ragline.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),           // 8: ragline.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),          // 9: ragline.auth.v1.ListApiKeysResponse
-	(*GetApiKeyRequest)(nil),             // 10: ragline.auth.v1.GetApiKeyRequest
-	(*RotateApiKeyRequest)(nil),          // 11: ragline.auth.v1.RotateApiKeyRequest
-	(*RotateApiKeyResponse)(nil),         // 12: ragline.auth.v1.RotateApiKeyResponse
-	(*RevokeApiKeyRequest)(nil),          // 13: ragline.auth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),         // 14: ragline.auth.v1.RevokeApiKeyResponse
-	(*CreateTokenRequest)(nil),           // 15: ragline.auth.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),          // 16: ragline.auth.v1.CreateTokenResponse
-	(*User)(nil),                         // 17: ragline.auth.v1.User
-	(*CreateUserRequest)(nil),            // 18: ragline.auth.v1.CreateUserRequest
-	(*GetUserRequest)(nil),               // 19: ragline.auth.v1.GetUserRequest
-	(*ListUsersRequest)(nil),             // 20: ragline.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),            // 21: ragline.auth.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),            // 22: ragline.auth.v1.UpdateUserRequest
-	(*DeleteUserRequest)(nil),            // 23: ragline.auth.v1.DeleteUserRequest
-	(*ServiceAccount)(nil),               // 24: ragline.auth.v1.ServiceAccount
-	(*CreateServiceAccountRequest)(nil),  // 25: ragline.auth.v1.CreateServiceAccountRequest
-	(*CreateServiceAccountResponse)(nil), // 26: ragline.auth.v1.CreateServiceAccountResponse
-	(*GetServiceAccountRequest)(nil),     // 27: ragline.auth.v1.GetServiceAccountRequest
-	(*ListServiceAccountsRequest)(nil),   // 28: ragline.auth.v1.ListServiceAccountsRequest
-	(*ListServiceAccountsResponse)(nil),  // 29: ragline.auth.v1.ListServiceAccountsResponse
-	(*DeleteServiceAccountRequest)(nil),  // 30: ragline.auth.v1.DeleteServiceAccountRequest
-	(*AuditEvent)(nil),                   // 31: ragline.auth.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),       // 32: ragline.auth.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),      // 33: ragline.auth.v1.ListAuditEventsResponse
-	(*CreateOAuth2TokenRequest)(nil),     // 34: ragline.auth.v1.CreateOAuth2TokenRequest
-	(*GetJwksRequest)(nil),               // 35: ragline.auth.v1.GetJwksRequest
-	(*GetOpenApiDocumentRequest)(nil),    // 36: ragline.auth.v1.GetOpenApiDocumentRequest
-	(*GetApiDocsRequest)(nil),            // 37: ragline.auth.v1.GetApiDocsRequest
-	nil,                                  // 38: ragline.auth.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),        // 39: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 40: google.protobuf.FieldMask
-	(*httpbody.HttpBody)(nil),            // 41: google.api.HttpBody
+	(KeyEnvironment)(0),                        // 0: ragline.auth.v1.KeyEnvironment
+	(ApiKeyState)(0),                           // 1: ragline.auth.v1.ApiKeyState
+	(Role)(0),                                  // 2: ragline.auth.v1.Role
+	(UserState)(0),                             // 3: ragline.auth.v1.UserState
+	(ServiceAccountState)(0),                   // 4: ragline.auth.v1.ServiceAccountState
+	(*ApiKey)(nil),                             // 5: ragline.auth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),                // 6: ragline.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),               // 7: ragline.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),                 // 8: ragline.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),                // 9: ragline.auth.v1.ListApiKeysResponse
+	(*GetApiKeyRequest)(nil),                   // 10: ragline.auth.v1.GetApiKeyRequest
+	(*RotateApiKeyRequest)(nil),                // 11: ragline.auth.v1.RotateApiKeyRequest
+	(*RotateApiKeyResponse)(nil),               // 12: ragline.auth.v1.RotateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),                // 13: ragline.auth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),               // 14: ragline.auth.v1.RevokeApiKeyResponse
+	(*CreateTokenRequest)(nil),                 // 15: ragline.auth.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),                // 16: ragline.auth.v1.CreateTokenResponse
+	(*User)(nil),                               // 17: ragline.auth.v1.User
+	(*CreateUserRequest)(nil),                  // 18: ragline.auth.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                     // 19: ragline.auth.v1.GetUserRequest
+	(*ListUsersRequest)(nil),                   // 20: ragline.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 21: ragline.auth.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),                  // 22: ragline.auth.v1.UpdateUserRequest
+	(*DeleteUserRequest)(nil),                  // 23: ragline.auth.v1.DeleteUserRequest
+	(*ServiceAccount)(nil),                     // 24: ragline.auth.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),        // 25: ragline.auth.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil),       // 26: ragline.auth.v1.CreateServiceAccountResponse
+	(*GetServiceAccountRequest)(nil),           // 27: ragline.auth.v1.GetServiceAccountRequest
+	(*ListServiceAccountsRequest)(nil),         // 28: ragline.auth.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),        // 29: ragline.auth.v1.ListServiceAccountsResponse
+	(*DeleteServiceAccountRequest)(nil),        // 30: ragline.auth.v1.DeleteServiceAccountRequest
+	(*RotateServiceAccountSecretRequest)(nil),  // 31: ragline.auth.v1.RotateServiceAccountSecretRequest
+	(*RotateServiceAccountSecretResponse)(nil), // 32: ragline.auth.v1.RotateServiceAccountSecretResponse
+	(*AuditEvent)(nil),                         // 33: ragline.auth.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),             // 34: ragline.auth.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),            // 35: ragline.auth.v1.ListAuditEventsResponse
+	(*CreateOAuth2TokenRequest)(nil),           // 36: ragline.auth.v1.CreateOAuth2TokenRequest
+	(*GetJwksRequest)(nil),                     // 37: ragline.auth.v1.GetJwksRequest
+	(*GetOpenApiDocumentRequest)(nil),          // 38: ragline.auth.v1.GetOpenApiDocumentRequest
+	(*GetApiDocsRequest)(nil),                  // 39: ragline.auth.v1.GetApiDocsRequest
+	nil,                                        // 40: ragline.auth.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),              // 41: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 42: google.protobuf.FieldMask
+	(*httpbody.HttpBody)(nil),                  // 43: google.api.HttpBody
 }
 var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	0,  // 0: ragline.auth.v1.ApiKey.environment:type_name -> ragline.auth.v1.KeyEnvironment
-	39, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	39, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	39, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	39, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	41, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	41, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	41, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	41, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: ragline.auth.v1.ApiKey.state:type_name -> ragline.auth.v1.ApiKeyState
 	0,  // 6: ragline.auth.v1.CreateApiKeyRequest.environment:type_name -> ragline.auth.v1.KeyEnvironment
 	5,  // 7: ragline.auth.v1.CreateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
@@ -2752,69 +2882,73 @@ var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	5,  // 11: ragline.auth.v1.RevokeApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
 	2,  // 12: ragline.auth.v1.User.role:type_name -> ragline.auth.v1.Role
 	3,  // 13: ragline.auth.v1.User.state:type_name -> ragline.auth.v1.UserState
-	39, // 14: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	39, // 15: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	39, // 16: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
+	41, // 14: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	41, // 15: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	41, // 16: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
 	17, // 17: ragline.auth.v1.CreateUserRequest.user:type_name -> ragline.auth.v1.User
 	17, // 18: ragline.auth.v1.ListUsersResponse.users:type_name -> ragline.auth.v1.User
 	17, // 19: ragline.auth.v1.UpdateUserRequest.user:type_name -> ragline.auth.v1.User
-	40, // 20: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	42, // 20: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 21: ragline.auth.v1.ServiceAccount.role:type_name -> ragline.auth.v1.Role
 	4,  // 22: ragline.auth.v1.ServiceAccount.state:type_name -> ragline.auth.v1.ServiceAccountState
-	39, // 23: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	39, // 24: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
+	41, // 23: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	41, // 24: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
 	24, // 25: ragline.auth.v1.CreateServiceAccountRequest.service_account:type_name -> ragline.auth.v1.ServiceAccount
 	24, // 26: ragline.auth.v1.CreateServiceAccountResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
 	24, // 27: ragline.auth.v1.ListServiceAccountsResponse.service_accounts:type_name -> ragline.auth.v1.ServiceAccount
-	39, // 28: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	38, // 29: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
-	31, // 30: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
-	41, // 31: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
-	6,  // 32: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
-	8,  // 33: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
-	10, // 34: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
-	11, // 35: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
-	13, // 36: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
-	15, // 37: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
-	18, // 38: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
-	19, // 39: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
-	20, // 40: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
-	22, // 41: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
-	23, // 42: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
-	25, // 43: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
-	27, // 44: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
-	28, // 45: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
-	30, // 46: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
-	32, // 47: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
-	34, // 48: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
-	35, // 49: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
-	36, // 50: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
-	37, // 51: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
-	7,  // 52: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
-	9,  // 53: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
-	5,  // 54: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
-	12, // 55: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
-	14, // 56: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
-	16, // 57: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
-	17, // 58: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
-	17, // 59: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
-	21, // 60: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
-	17, // 61: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
-	17, // 62: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
-	26, // 63: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
-	24, // 64: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
-	29, // 65: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
-	24, // 66: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
-	33, // 67: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
-	41, // 68: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
-	41, // 69: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
-	41, // 70: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
-	41, // 71: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
-	52, // [52:72] is the sub-list for method output_type
-	32, // [32:52] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	24, // 28: ragline.auth.v1.RotateServiceAccountSecretResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	41, // 29: ragline.auth.v1.RotateServiceAccountSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	41, // 30: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	40, // 31: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
+	33, // 32: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
+	43, // 33: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
+	6,  // 34: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
+	8,  // 35: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
+	10, // 36: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
+	11, // 37: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
+	13, // 38: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
+	15, // 39: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
+	18, // 40: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
+	19, // 41: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
+	20, // 42: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
+	22, // 43: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
+	23, // 44: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
+	25, // 45: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
+	27, // 46: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
+	28, // 47: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
+	30, // 48: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
+	31, // 49: ragline.auth.v1.AuthService.RotateServiceAccountSecret:input_type -> ragline.auth.v1.RotateServiceAccountSecretRequest
+	34, // 50: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
+	36, // 51: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
+	37, // 52: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
+	38, // 53: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
+	39, // 54: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
+	7,  // 55: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
+	9,  // 56: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
+	5,  // 57: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
+	12, // 58: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
+	14, // 59: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
+	16, // 60: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
+	17, // 61: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
+	17, // 62: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
+	21, // 63: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
+	17, // 64: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
+	17, // 65: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
+	26, // 66: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
+	24, // 67: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	29, // 68: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
+	24, // 69: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	32, // 70: ragline.auth.v1.AuthService.RotateServiceAccountSecret:output_type -> ragline.auth.v1.RotateServiceAccountSecretResponse
+	35, // 71: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
+	43, // 72: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
+	43, // 73: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
+	43, // 74: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
+	43, // 75: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
+	55, // [55:76] is the sub-list for method output_type
+	34, // [34:55] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_ragline_auth_v1_auth_service_proto_init() }
@@ -2828,7 +2962,7 @@ func file_ragline_auth_v1_auth_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_auth_v1_auth_service_proto_rawDesc), len(file_ragline_auth_v1_auth_service_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

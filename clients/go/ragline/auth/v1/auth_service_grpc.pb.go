@@ -20,26 +20,27 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_CreateApiKey_FullMethodName         = "/ragline.auth.v1.AuthService/CreateApiKey"
-	AuthService_ListApiKeys_FullMethodName          = "/ragline.auth.v1.AuthService/ListApiKeys"
-	AuthService_GetApiKey_FullMethodName            = "/ragline.auth.v1.AuthService/GetApiKey"
-	AuthService_RotateApiKey_FullMethodName         = "/ragline.auth.v1.AuthService/RotateApiKey"
-	AuthService_RevokeApiKey_FullMethodName         = "/ragline.auth.v1.AuthService/RevokeApiKey"
-	AuthService_CreateToken_FullMethodName          = "/ragline.auth.v1.AuthService/CreateToken"
-	AuthService_CreateUser_FullMethodName           = "/ragline.auth.v1.AuthService/CreateUser"
-	AuthService_GetUser_FullMethodName              = "/ragline.auth.v1.AuthService/GetUser"
-	AuthService_ListUsers_FullMethodName            = "/ragline.auth.v1.AuthService/ListUsers"
-	AuthService_UpdateUser_FullMethodName           = "/ragline.auth.v1.AuthService/UpdateUser"
-	AuthService_DeleteUser_FullMethodName           = "/ragline.auth.v1.AuthService/DeleteUser"
-	AuthService_CreateServiceAccount_FullMethodName = "/ragline.auth.v1.AuthService/CreateServiceAccount"
-	AuthService_GetServiceAccount_FullMethodName    = "/ragline.auth.v1.AuthService/GetServiceAccount"
-	AuthService_ListServiceAccounts_FullMethodName  = "/ragline.auth.v1.AuthService/ListServiceAccounts"
-	AuthService_DeleteServiceAccount_FullMethodName = "/ragline.auth.v1.AuthService/DeleteServiceAccount"
-	AuthService_ListAuditEvents_FullMethodName      = "/ragline.auth.v1.AuthService/ListAuditEvents"
-	AuthService_CreateOAuth2Token_FullMethodName    = "/ragline.auth.v1.AuthService/CreateOAuth2Token"
-	AuthService_GetJwks_FullMethodName              = "/ragline.auth.v1.AuthService/GetJwks"
-	AuthService_GetOpenApiDocument_FullMethodName   = "/ragline.auth.v1.AuthService/GetOpenApiDocument"
-	AuthService_GetApiDocs_FullMethodName           = "/ragline.auth.v1.AuthService/GetApiDocs"
+	AuthService_CreateApiKey_FullMethodName               = "/ragline.auth.v1.AuthService/CreateApiKey"
+	AuthService_ListApiKeys_FullMethodName                = "/ragline.auth.v1.AuthService/ListApiKeys"
+	AuthService_GetApiKey_FullMethodName                  = "/ragline.auth.v1.AuthService/GetApiKey"
+	AuthService_RotateApiKey_FullMethodName               = "/ragline.auth.v1.AuthService/RotateApiKey"
+	AuthService_RevokeApiKey_FullMethodName               = "/ragline.auth.v1.AuthService/RevokeApiKey"
+	AuthService_CreateToken_FullMethodName                = "/ragline.auth.v1.AuthService/CreateToken"
+	AuthService_CreateUser_FullMethodName                 = "/ragline.auth.v1.AuthService/CreateUser"
+	AuthService_GetUser_FullMethodName                    = "/ragline.auth.v1.AuthService/GetUser"
+	AuthService_ListUsers_FullMethodName                  = "/ragline.auth.v1.AuthService/ListUsers"
+	AuthService_UpdateUser_FullMethodName                 = "/ragline.auth.v1.AuthService/UpdateUser"
+	AuthService_DeleteUser_FullMethodName                 = "/ragline.auth.v1.AuthService/DeleteUser"
+	AuthService_CreateServiceAccount_FullMethodName       = "/ragline.auth.v1.AuthService/CreateServiceAccount"
+	AuthService_GetServiceAccount_FullMethodName          = "/ragline.auth.v1.AuthService/GetServiceAccount"
+	AuthService_ListServiceAccounts_FullMethodName        = "/ragline.auth.v1.AuthService/ListServiceAccounts"
+	AuthService_DeleteServiceAccount_FullMethodName       = "/ragline.auth.v1.AuthService/DeleteServiceAccount"
+	AuthService_RotateServiceAccountSecret_FullMethodName = "/ragline.auth.v1.AuthService/RotateServiceAccountSecret"
+	AuthService_ListAuditEvents_FullMethodName            = "/ragline.auth.v1.AuthService/ListAuditEvents"
+	AuthService_CreateOAuth2Token_FullMethodName          = "/ragline.auth.v1.AuthService/CreateOAuth2Token"
+	AuthService_GetJwks_FullMethodName                    = "/ragline.auth.v1.AuthService/GetJwks"
+	AuthService_GetOpenApiDocument_FullMethodName         = "/ragline.auth.v1.AuthService/GetOpenApiDocument"
+	AuthService_GetApiDocs_FullMethodName                 = "/ragline.auth.v1.AuthService/GetApiDocs"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -104,6 +105,10 @@ type AuthServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*ServiceAccount, error)
+	// Replaces a service account's client secret; the old one keeps working
+	// for the grace period (default 0: stops at once). The new secret is in the
+	// response only, once. Needs the `admin` scope.
+	RotateServiceAccountSecret(ctx context.Context, in *RotateServiceAccountSecretRequest, opts ...grpc.CallOption) (*RotateServiceAccountSecretResponse, error)
 	// Lists the audit log (who did what, when, from where), newest first,
 	// paginated; `filter` by actor, action, target or create_time. Needs the
 	// `admin` scope.
@@ -287,6 +292,16 @@ func (c *authServiceClient) DeleteServiceAccount(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *authServiceClient) RotateServiceAccountSecret(ctx context.Context, in *RotateServiceAccountSecretRequest, opts ...grpc.CallOption) (*RotateServiceAccountSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateServiceAccountSecretResponse)
+	err := c.cc.Invoke(ctx, AuthService_RotateServiceAccountSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *authServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEventsResponse)
@@ -399,6 +414,10 @@ type AuthServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*ServiceAccount, error)
+	// Replaces a service account's client secret; the old one keeps working
+	// for the grace period (default 0: stops at once). The new secret is in the
+	// response only, once. Needs the `admin` scope.
+	RotateServiceAccountSecret(context.Context, *RotateServiceAccountSecretRequest) (*RotateServiceAccountSecretResponse, error)
 	// Lists the audit log (who did what, when, from where), newest first,
 	// paginated; `filter` by actor, action, target or create_time. Needs the
 	// `admin` scope.
@@ -476,6 +495,9 @@ func (UnimplementedAuthServiceServer) ListServiceAccounts(context.Context, *List
 }
 func (UnimplementedAuthServiceServer) DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*ServiceAccount, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccount not implemented")
+}
+func (UnimplementedAuthServiceServer) RotateServiceAccountSecret(context.Context, *RotateServiceAccountSecretRequest) (*RotateServiceAccountSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateServiceAccountSecret not implemented")
 }
 func (UnimplementedAuthServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
@@ -783,6 +805,24 @@ func _AuthService_DeleteServiceAccount_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_RotateServiceAccountSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateServiceAccountSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RotateServiceAccountSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_RotateServiceAccountSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RotateServiceAccountSecret(ctx, req.(*RotateServiceAccountSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AuthService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)
 	if err := dec(in); err != nil {
@@ -939,6 +979,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteServiceAccount",
 			Handler:    _AuthService_DeleteServiceAccount_Handler,
+		},
+		{
+			MethodName: "RotateServiceAccountSecret",
+			Handler:    _AuthService_RotateServiceAccountSecret_Handler,
 		},
 		{
 			MethodName: "ListAuditEvents",

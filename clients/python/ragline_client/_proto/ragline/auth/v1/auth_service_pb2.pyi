@@ -337,6 +337,24 @@ class DeleteServiceAccountRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class RotateServiceAccountSecretRequest(_message.Message):
+    __slots__ = ("name", "grace_period_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    grace_period_seconds: int
+    def __init__(self, name: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ...) -> None: ...
+
+class RotateServiceAccountSecretResponse(_message.Message):
+    __slots__ = ("service_account", "client_secret", "previous_secret_expire_time")
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    service_account: ServiceAccount
+    client_secret: str
+    previous_secret_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, service_account: _Optional[_Union[ServiceAccount, _Mapping]] = ..., client_secret: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class AuditEvent(_message.Message):
     __slots__ = ("name", "tenant", "actor", "actor_credential", "action", "target", "create_time", "source_ip", "user_agent", "request_id", "details")
     class DetailsEntry(_message.Message):

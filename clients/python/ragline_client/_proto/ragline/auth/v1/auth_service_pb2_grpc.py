@@ -113,6 +113,11 @@ class AuthServiceStub:
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteServiceAccountRequest.SerializeToString,
                 response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.FromString,
                 _registered_method=True)
+        self.RotateServiceAccountSecret = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/RotateServiceAccountSecret',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.RotateServiceAccountSecretRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.RotateServiceAccountSecretResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/ragline.auth.v1.AuthService/ListAuditEvents',
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ListAuditEventsRequest.SerializeToString,
@@ -275,6 +280,15 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateServiceAccountSecret(self, request, context):
+        """Replaces a service account's client secret; the old one keeps working
+        for the grace period (default 0: stops at once). The new secret is in the
+        response only, once. Needs the `admin` scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """Lists the audit log (who did what, when, from where), newest first,
         paginated; `filter` by actor, action, target or create_time. Needs the
@@ -400,6 +414,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.DeleteServiceAccount,
                     request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteServiceAccountRequest.FromString,
                     response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.SerializeToString,
+            ),
+            'RotateServiceAccountSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateServiceAccountSecret,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.RotateServiceAccountSecretRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.RotateServiceAccountSecretResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -835,6 +854,33 @@ class AuthService:
             '/ragline.auth.v1.AuthService/DeleteServiceAccount',
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.DeleteServiceAccountRequest.SerializeToString,
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.ServiceAccount.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateServiceAccountSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/RotateServiceAccountSecret',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.RotateServiceAccountSecretRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.RotateServiceAccountSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,
