@@ -58,6 +58,13 @@ class SpendGuard:
                 metadata={"cap_usd": f"{cap:g}", "spent_usd": f"{spent:.6f}"},
             )
 
+    async def spent_today(self, tenant: str) -> float | None:
+        """What the tenant has spent on paid models today (UTC), USD; None if unreadable."""
+        try:
+            return int(await self.redis.get(self._key(tenant)) or 0) / _MICRO
+        except (RedisError, OSError, ValueError):
+            return None
+
     async def record(self, tenant: str, cost_usd: float) -> None:
         if cost_usd <= 0:
             return

@@ -253,6 +253,17 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
         " for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return true; return false }"
     )
     assert drawn
+    # The tenant's spend cap: none configured for it (the suite caps only capped-tenant).
+    assert page.inner_text("#spend-state").endswith("today, no cap")
+    capped = http.get(
+        "/api/v1/analytics/usage",
+        params={"tenant": "capped-tenant"},
+        headers={"authorization": f"Bearer {DEV_KEY}"},
+    )
+    assert capped.status_code == 200, capped.text
+    cap = capped.json()["spend_cap"]
+    assert cap["daily_cap_usd"] == pytest.approx(1e-7) and cap["known"] is True
+    assert cap["reset_time"].endswith("T00:00:00Z")
     browsing.shot("usage")
     with page.expect_download() as dl:
         page.click("#usage-csv")

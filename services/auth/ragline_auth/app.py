@@ -41,6 +41,7 @@ from ragline_auth.signing_keys import (
 from ragline_auth.tokens import Signer
 from ragline_auth.usage import AccessLogServicer, UsageSink, UsageStore
 from ragline_core.server import Runtime, ServiceSpec
+from ragline_core.spend import SpendGuard
 
 log = logging.getLogger("ragline.auth")
 # How often a replica re-reads the signing keys (rotations are days apart; a new key is
@@ -174,7 +175,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs_page, admin, client_credentials),
         server,
     )
-    an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage, admin), server)
+    spend = SpendGuard(runtime.redis, settings.SPEND_CAP_USD_PER_DAY, settings.TENANT_SPEND_CAPS)
+    an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage, admin, spend), server)
     console_dir = Path(settings.ADMIN_UI_DIR) if settings.ADMIN_UI_DIR else console.DEFAULT_DIR
     console_grpc.add_ConsoleServiceServicer_to_server(console.ConsoleServicer(console_dir), server)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC as _UTC
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.api import httpbody_pb2
 from google.protobuf import timestamp_pb2
@@ -31,6 +31,7 @@ from ragline_core.errors import (
 )
 from ragline_core.identity import current_caller, tenant_of
 from ragline_core.rpc_types import Context
+from ragline_core.spend import SpendGuard
 
 _ENVIRONMENTS = {
     pb.KEY_ENVIRONMENT_UNSPECIFIED: "",
@@ -441,9 +442,10 @@ def _stats(stats: Stats) -> an_pb.UsageStats:
 
 
 class AnalyticsServicer(an_grpc.AnalyticsServiceServicer):
-    def __init__(self, store: UsageStore, admin: Admin) -> None:
+    def __init__(self, store: UsageStore, admin: Admin, spend: SpendGuard) -> None:
         self.store = store
         self.admin = admin
+        self.spend = spend
 
     async def GetUsage(
         self, request: an_pb.GetUsageRequest, context: Context
@@ -471,7 +473,16 @@ class AnalyticsServicer(an_grpc.AnalyticsServiceServicer):
         daily = request.granularity == an_pb.GRANULARITY_DAY
         total, by_endpoint, by_period = await self.store.report(tenant, start, end, daily)
         endpoints = sorted(by_endpoint.items(), key=lambda kv: (-kv[1].values["requests"], kv[0]))
+        spent = await self.spend.spent_today(tenant)
+        tomorrow = datetime.now(_UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        tomorrow += timedelta(days=1)
         return an_pb.GetUsageResponse(
+            spend_cap=an_pb.SpendCap(
+                daily_cap_usd=self.spend.cap_for(tenant),
+                spent_today_usd=spent or 0.0,
+                reset_time=_ts(tomorrow),
+                known=spent is not None,
+            ),
             tenant=tenant,
             start_time=_ts(start),
             end_time=_ts(end),

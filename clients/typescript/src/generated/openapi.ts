@@ -1464,6 +1464,8 @@ export interface components {
             readonly endpoints?: components["schemas"]["EndpointUsage"][];
             /** @description By hour or day, oldest first (buckets without traffic are left out). */
             readonly series?: components["schemas"]["PeriodUsage"][];
+            /** @description The tenant's paid-model spend today against its daily cap (whatever the period asked for: the cap is per UTC day). */
+            readonly spend_cap?: components["schemas"]["SpendCap"];
         };
         /**
          * @description Bucket size of the time series.
@@ -1962,6 +1964,26 @@ export interface components {
          * @enum {string}
          */
         ServiceAccountState: "SERVICE_ACCOUNT_STATE_UNSPECIFIED" | "SERVICE_ACCOUNT_STATE_ACTIVE" | "SERVICE_ACCOUNT_STATE_DELETED";
+        /** @description A tenant's daily spend cap on paid models (SPEND_CAP_USD_PER_DAY, TENANT_SPEND_CAPS) and how close it is: past the cap, paid calls are 429 SPEND_CAP_EXCEEDED until reset_time. */
+        SpendCap: {
+            /**
+             * Format: double
+             * @description The cap in USD per UTC day; 0: no cap.
+             */
+            readonly daily_cap_usd?: number;
+            /**
+             * Format: double
+             * @description Spent today on paid models, USD (the counter the cap is enforced with).
+             */
+            readonly spent_today_usd?: number;
+            /**
+             * Format: date-time
+             * @description When the day's counter starts over (the next 00:00 UTC).
+             */
+            readonly reset_time?: string;
+            /** @description False when the counter could not be read (Redis down): spent_today_usd is then 0, not a measurement. */
+            readonly known?: boolean;
+        };
         /** @description Every error, from a service or the gateway: a google.rpc.Status. */
         Status: {
             /**
@@ -2778,7 +2800,13 @@ export interface operations {
                      *             "duration_ms": "42"
                      *           }
                      *         }
-                     *       ]
+                     *       ],
+                     *       "spend_cap": {
+                     *         "daily_cap_usd": 0.5,
+                     *         "spent_today_usd": 0.5,
+                     *         "reset_time": "2026-01-01T12:00:00Z",
+                     *         "known": false
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["GetUsageResponse"];

@@ -15,6 +15,14 @@ const RANGES: Record<string, { hours: number; granularity: "GRANULARITY_HOUR" | 
 };
 
 type Stats = NonNullable<GetUsageResponse["total"]>;
+// The tenant's paid-model spend today against its daily cap (GetUsageResponse.spend_cap).
+interface SpendCap {
+  daily_cap_usd?: number;
+  spent_today_usd?: number;
+  reset_time?: string;
+  known?: boolean;
+}
+type Usage = GetUsageResponse & { spend_cap?: SpendCap };
 
 function derived(s: Stats | undefined) {
   const requests = num(s?.requests);
@@ -42,6 +50,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
   const refreshBtn = h("button", { type: "button", id: "usage-refresh" }, "Refresh");
   const msg = h("p", { class: "notice", hidden: true });
   const cards = h("div", { class: "cards", id: "usage-totals" });
+  const spend = h("div", { class: "panel", id: "spend-cap" });
   const canvases = {
     traffic: h("canvas", { id: "chart-requests", "aria-label": "requests and errors over time" }),
     tokens: h("canvas", { id: "chart-tokens", "aria-label": "tokens and cost over time" }),
@@ -50,7 +59,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
   };
   const endpoints = h("div", { id: "usage-endpoints" });
   const charts: Chart[] = [];
-  let last: GetUsageResponse | undefined;
+  let last: Usage | undefined;
 
   clear(
     root,
@@ -59,6 +68,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     h("div", { class: "toolbar" }, h("label", {}, "Tenant ", tenant), h("label", {}, "Range ", range), refreshBtn, exportBtn),
     msg,
     cards,
+    spend,
     h(
       "div",
       { class: "charts" },
@@ -72,7 +82,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     h(
       "p",
       { class: "hint" },
-      "The usage API reports per tenant, endpoint and period: per key and per user breakdowns, p95 latency and spend caps are not exposed by it yet.",
+      "The usage API reports per tenant, endpoint and period: per key and per user breakdowns and p95 latency are not exposed by it yet (latency is the mean).",
     ),
   );
 
@@ -100,7 +110,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     else start.setUTCMinutes(0, 0, 0);
     notice(msg, "Loading…");
     try {
-      const u = await s.client.usage.get({
+      const u: Usage = await s.client.usage.get({
         tenant: tenant.value || undefined,
         start_time: start.toISOString(),
         end_time: end.toISOString(),
@@ -115,7 +125,26 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     }
   }
 
-  function draw(u: GetUsageResponse, hourly: boolean): void {
+  function drawSpend(cap: SpendCap | undefined): void {
+    const limit = num(cap?.daily_cap_usd);
+    const spent = num(cap?.spent_today_usd);
+    const share = limit > 0 ? Math.min(1, spent / limit) : 0;
+    const state = !cap?.known
+      ? "unknown (the spend counter could not be read)"
+      : limit > 0
+        ? `$${spent.toFixed(4)} of $${limit.toPrecision(3)} today (${(share * 100).toFixed(1)}%)${spent >= limit ? ": paid models refused until the reset" : ""}`
+        : `$${spent.toFixed(4)} today, no cap`;
+    clear(
+      spend,
+      h("strong", {}, "Paid-model spend cap: "),
+      h("span", { id: "spend-state" }, state),
+      limit > 0 && h("progress", { id: "spend-progress", max: 1, value: share.toFixed(4) }),
+      cap?.reset_time && h("span", { class: "hint" }, ` resets ${cap.reset_time.replace("T", " ").slice(0, 16)} UTC`),
+    );
+  }
+
+  function draw(u: Usage, hourly: boolean): void {
+    drawSpend(u.spend_cap);
     for (const c of charts.splice(0)) c.destroy();
     const t = derived(u.total);
     clear(

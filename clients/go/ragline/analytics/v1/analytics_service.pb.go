@@ -392,7 +392,10 @@ type GetUsageResponse struct {
 	// By endpoint, most requested first.
 	Endpoints []*EndpointUsage `protobuf:"bytes,5,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
 	// By hour or day, oldest first (buckets without traffic are left out).
-	Series        []*PeriodUsage `protobuf:"bytes,6,rep,name=series,proto3" json:"series,omitempty"`
+	Series []*PeriodUsage `protobuf:"bytes,6,rep,name=series,proto3" json:"series,omitempty"`
+	// The tenant's paid-model spend today against its daily cap (whatever the
+	// period asked for: the cap is per UTC day).
+	SpendCap      *SpendCap `protobuf:"bytes,7,opt,name=spend_cap,json=spendCap,proto3" json:"spend_cap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -469,6 +472,89 @@ func (x *GetUsageResponse) GetSeries() []*PeriodUsage {
 	return nil
 }
 
+func (x *GetUsageResponse) GetSpendCap() *SpendCap {
+	if x != nil {
+		return x.SpendCap
+	}
+	return nil
+}
+
+// A tenant's daily spend cap on paid models (SPEND_CAP_USD_PER_DAY,
+// TENANT_SPEND_CAPS) and how close it is: past the cap, paid calls are 429
+// SPEND_CAP_EXCEEDED until reset_time.
+type SpendCap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cap in USD per UTC day; 0: no cap.
+	DailyCapUsd float64 `protobuf:"fixed64,1,opt,name=daily_cap_usd,json=dailyCapUsd,proto3" json:"daily_cap_usd,omitempty"`
+	// Spent today on paid models, USD (the counter the cap is enforced with).
+	SpentTodayUsd float64 `protobuf:"fixed64,2,opt,name=spent_today_usd,json=spentTodayUsd,proto3" json:"spent_today_usd,omitempty"`
+	// When the day's counter starts over (the next 00:00 UTC).
+	ResetTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=reset_time,json=resetTime,proto3" json:"reset_time,omitempty"`
+	// False when the counter could not be read (Redis down): spent_today_usd is
+	// then 0, not a measurement.
+	Known         bool `protobuf:"varint,4,opt,name=known,proto3" json:"known,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SpendCap) Reset() {
+	*x = SpendCap{}
+	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SpendCap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SpendCap) ProtoMessage() {}
+
+func (x *SpendCap) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SpendCap.ProtoReflect.Descriptor instead.
+func (*SpendCap) Descriptor() ([]byte, []int) {
+	return file_ragline_analytics_v1_analytics_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SpendCap) GetDailyCapUsd() float64 {
+	if x != nil {
+		return x.DailyCapUsd
+	}
+	return 0
+}
+
+func (x *SpendCap) GetSpentTodayUsd() float64 {
+	if x != nil {
+		return x.SpentTodayUsd
+	}
+	return 0
+}
+
+func (x *SpendCap) GetResetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResetTime
+	}
+	return nil
+}
+
+func (x *SpendCap) GetKnown() bool {
+	if x != nil {
+		return x.Known
+	}
+	return false
+}
+
 var File_ragline_analytics_v1_analytics_service_proto protoreflect.FileDescriptor
 
 const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
@@ -500,7 +586,7 @@ const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
 	"\vPeriodUsage\x12?\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\tstartTime\x12<\n" +
-	"\x05stats\x18\x02 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05stats\"\xf6\x02\n" +
+	"\x05stats\x18\x02 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05stats\"\xb9\x03\n" +
 	"\x10GetUsageResponse\x12\x1c\n" +
 	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x06tenant\x12?\n" +
 	"\n" +
@@ -508,7 +594,14 @@ const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
 	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\aendTime\x12<\n" +
 	"\x05total\x18\x04 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05total\x12G\n" +
 	"\tendpoints\x18\x05 \x03(\v2#.ragline.analytics.v1.EndpointUsageB\x04\xe2A\x01\x03R\tendpoints\x12?\n" +
-	"\x06series\x18\x06 \x03(\v2!.ragline.analytics.v1.PeriodUsageB\x04\xe2A\x01\x03R\x06series*U\n" +
+	"\x06series\x18\x06 \x03(\v2!.ragline.analytics.v1.PeriodUsageB\x04\xe2A\x01\x03R\x06series\x12A\n" +
+	"\tspend_cap\x18\a \x01(\v2\x1e.ragline.analytics.v1.SpendCapB\x04\xe2A\x01\x03R\bspendCap\"\xbf\x01\n" +
+	"\bSpendCap\x12(\n" +
+	"\rdaily_cap_usd\x18\x01 \x01(\x01B\x04\xe2A\x01\x03R\vdailyCapUsd\x12,\n" +
+	"\x0fspent_today_usd\x18\x02 \x01(\x01B\x04\xe2A\x01\x03R\rspentTodayUsd\x12?\n" +
+	"\n" +
+	"reset_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\tresetTime\x12\x1a\n" +
+	"\x05known\x18\x04 \x01(\bB\x04\xe2A\x01\x03R\x05known*U\n" +
 	"\vGranularity\x12\x1b\n" +
 	"\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10GRANULARITY_HOUR\x10\x01\x12\x13\n" +
@@ -530,7 +623,7 @@ func file_ragline_analytics_v1_analytics_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ragline_analytics_v1_analytics_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ragline_analytics_v1_analytics_service_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_ragline_analytics_v1_analytics_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_ragline_analytics_v1_analytics_service_proto_goTypes = []any{
 	(Granularity)(0),              // 0: ragline.analytics.v1.Granularity
 	(*GetUsageRequest)(nil),       // 1: ragline.analytics.v1.GetUsageRequest
@@ -538,27 +631,30 @@ var file_ragline_analytics_v1_analytics_service_proto_goTypes = []any{
 	(*EndpointUsage)(nil),         // 3: ragline.analytics.v1.EndpointUsage
 	(*PeriodUsage)(nil),           // 4: ragline.analytics.v1.PeriodUsage
 	(*GetUsageResponse)(nil),      // 5: ragline.analytics.v1.GetUsageResponse
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*SpendCap)(nil),              // 6: ragline.analytics.v1.SpendCap
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_ragline_analytics_v1_analytics_service_proto_depIdxs = []int32{
-	6,  // 0: ragline.analytics.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
-	6,  // 1: ragline.analytics.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 0: ragline.analytics.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 1: ragline.analytics.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: ragline.analytics.v1.GetUsageRequest.granularity:type_name -> ragline.analytics.v1.Granularity
 	2,  // 3: ragline.analytics.v1.EndpointUsage.stats:type_name -> ragline.analytics.v1.UsageStats
-	6,  // 4: ragline.analytics.v1.PeriodUsage.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 4: ragline.analytics.v1.PeriodUsage.start_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: ragline.analytics.v1.PeriodUsage.stats:type_name -> ragline.analytics.v1.UsageStats
-	6,  // 6: ragline.analytics.v1.GetUsageResponse.start_time:type_name -> google.protobuf.Timestamp
-	6,  // 7: ragline.analytics.v1.GetUsageResponse.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 6: ragline.analytics.v1.GetUsageResponse.start_time:type_name -> google.protobuf.Timestamp
+	7,  // 7: ragline.analytics.v1.GetUsageResponse.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: ragline.analytics.v1.GetUsageResponse.total:type_name -> ragline.analytics.v1.UsageStats
 	3,  // 9: ragline.analytics.v1.GetUsageResponse.endpoints:type_name -> ragline.analytics.v1.EndpointUsage
 	4,  // 10: ragline.analytics.v1.GetUsageResponse.series:type_name -> ragline.analytics.v1.PeriodUsage
-	1,  // 11: ragline.analytics.v1.AnalyticsService.GetUsage:input_type -> ragline.analytics.v1.GetUsageRequest
-	5,  // 12: ragline.analytics.v1.AnalyticsService.GetUsage:output_type -> ragline.analytics.v1.GetUsageResponse
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 11: ragline.analytics.v1.GetUsageResponse.spend_cap:type_name -> ragline.analytics.v1.SpendCap
+	7,  // 12: ragline.analytics.v1.SpendCap.reset_time:type_name -> google.protobuf.Timestamp
+	1,  // 13: ragline.analytics.v1.AnalyticsService.GetUsage:input_type -> ragline.analytics.v1.GetUsageRequest
+	5,  // 14: ragline.analytics.v1.AnalyticsService.GetUsage:output_type -> ragline.analytics.v1.GetUsageResponse
+	14, // [14:15] is the sub-list for method output_type
+	13, // [13:14] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ragline_analytics_v1_analytics_service_proto_init() }
@@ -572,7 +668,7 @@ func file_ragline_analytics_v1_analytics_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_analytics_v1_analytics_service_proto_rawDesc), len(file_ragline_analytics_v1_analytics_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

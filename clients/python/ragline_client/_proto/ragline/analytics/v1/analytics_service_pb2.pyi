@@ -72,17 +72,31 @@ class PeriodUsage(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[UsageStats, _Mapping]] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("tenant", "start_time", "end_time", "total", "endpoints", "series")
+    __slots__ = ("tenant", "start_time", "end_time", "total", "endpoints", "series", "spend_cap")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
+    SPEND_CAP_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     total: UsageStats
     endpoints: _containers.RepeatedCompositeFieldContainer[EndpointUsage]
     series: _containers.RepeatedCompositeFieldContainer[PeriodUsage]
-    def __init__(self, tenant: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total: _Optional[_Union[UsageStats, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointUsage, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[PeriodUsage, _Mapping]]] = ...) -> None: ...
+    spend_cap: SpendCap
+    def __init__(self, tenant: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total: _Optional[_Union[UsageStats, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointUsage, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[PeriodUsage, _Mapping]]] = ..., spend_cap: _Optional[_Union[SpendCap, _Mapping]] = ...) -> None: ...
+
+class SpendCap(_message.Message):
+    __slots__ = ("daily_cap_usd", "spent_today_usd", "reset_time", "known")
+    DAILY_CAP_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_TODAY_USD_FIELD_NUMBER: _ClassVar[int]
+    RESET_TIME_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    daily_cap_usd: float
+    spent_today_usd: float
+    reset_time: _timestamp_pb2.Timestamp
+    known: bool
+    def __init__(self, daily_cap_usd: _Optional[float] = ..., spent_today_usd: _Optional[float] = ..., reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., known: _Optional[bool] = ...) -> None: ...
