@@ -101,6 +101,8 @@ def hydra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hydra]:
                 pass
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.3)
+        # Hydra makes its signing keys on first use, which takes seconds on a busy machine.
+        httpx.get(f"{server.public}/.well-known/jwks.json", timeout=60).raise_for_status()
         yield server
     finally:
         proc.terminate()
@@ -134,7 +136,8 @@ async def gateway(sso_stack: Stack) -> Iterator[httpx.AsyncClient]:
 
 async def test_an_sso_admin_manages_its_tenant(hydra, gateway):
     token = bearer(hydra.token("ragline.admin"))
-    assert (await gateway.get("/api/v1/embedding-models", headers=token)).status_code == 200
+    reply = await gateway.get("/api/v1/embedding-models", headers=token)
+    assert reply.status_code == 200, reply.text
     made = await gateway.post(
         "/api/v1/users", headers=token, json={"email": "v@acme.example", "role": "ROLE_VIEWER"}
     )

@@ -4,6 +4,7 @@ is in tests/e2e/test_sso_oidc.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -105,3 +106,22 @@ def test_mapping_rules():
         parse_role_map('{"g": "superuser"}')
     with pytest.raises(ValueError, match="JSON"):
         parse_role_map("{nope")
+
+
+async def test_keys_are_fetched_ahead_of_the_first_request():
+    fetched: list[str] = []
+    first = asyncio.Event()
+
+    async def fetch(url: str) -> dict[str, Any]:
+        fetched.append(url)
+        first.set()
+        return _jwks()
+
+    verifier = OidcVerifier(CONFIG, fetch)
+    stop = asyncio.Event()
+    task = asyncio.create_task(verifier.keep_fresh(stop))
+    await asyncio.wait_for(first.wait(), 5)
+    stop.set()
+    await task
+    await verifier.verify(_token(org={"id": "acme"}, groups=["rl-readers"]))
+    assert fetched == [JWKS_URL]  # the request did not wait for a fetch

@@ -148,6 +148,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     openapi = docs.load(settings.OPENAPI_PATH)
     docs_page = docs.page(openapi, docs.path_of(settings.OPENAPI_PATH).parent)
 
+    oidc = oidc_verifier(settings)
     external_auth_pb2_grpc.add_AuthorizationServicer_to_server(
         AuthorizationServicer(
             Authorizer(
@@ -157,7 +158,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
                 FailedAttempts(
                     settings.AUTH_MAX_FAILURES_PER_ADDRESS, settings.AUTH_FAILURE_WINDOW_S
                 ),
-                oidc_verifier(settings),
+                oidc,
             )
         ),
         server,
@@ -198,6 +199,8 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     # Runs after the server stopped (no more access logs), so its last flush is complete.
     flusher = loop.create_task(sink.run(stop))
     rotator = loop.create_task(keep_signing_keys(signing_keys, signer, stop))
+    # Single sign-on: the provider's keys fetched now and kept fresh in the background.
+    keeper = loop.create_task(oidc.keep_fresh(stop)) if oidc is not None else None
 
     async def close() -> None:
         stop.set()
@@ -207,6 +210,9 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
             await asyncio.wait_for(flusher, 10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(rotator, 3)
+        if keeper is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(keeper, 3)
         await listener_redis.aclose()
 
     runtime.cleanups.append(close)

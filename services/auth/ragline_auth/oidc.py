@@ -12,7 +12,9 @@ caller then gets the signed internal identity, with the role's scopes, like any 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +26,11 @@ import jwt
 from ragline_auth import roles
 from ragline_auth import scopes as sc
 
+log = logging.getLogger("ragline.auth.oidc")
+
 JWKS_TTL_S = 300.0
+# After a failed background fetch, the next try.
+JWKS_RETRY_S = 5.0
 JWKS_REFRESH_MIN_S = 10.0
 # Roles from most to least: a token with several mapped values gets the highest.
 _RANK = {r: i for i, r in enumerate(roles.ROLES)}
@@ -157,6 +163,31 @@ class OidcVerifier:
         )
         return str(discovery["jwks_uri"])
 
+    async def refresh(self) -> None:
+        """Fetches the provider's keys now."""
+        jwks = await self.fetch(await self._jwks_url())
+        self._keys = {
+            str(k.get("kid", "")): jwt.PyJWK(k).key
+            for k in jwks.get("keys", [])
+            if k.get("use", "sig") == "sig"
+        }
+        self._fetched = time.monotonic()
+
+    async def keep_fresh(self, stop: asyncio.Event) -> None:
+        """Fetches the keys at start-up and again before they go stale, so a request waits
+        for the provider only for a key id it has never seen: the gateway gives the whole
+        check 2 s, and a provider's first JWKS answer can take longer (Hydra makes its keys
+        on first use)."""
+        while not stop.is_set():
+            try:
+                await self.refresh()
+                wait = JWKS_TTL_S / 2
+            except Exception as exc:  # the provider may be down for a while: retry
+                log.warning("identity provider keys not fetched", extra={"error": repr(exc)})
+                wait = JWKS_RETRY_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+
     async def _key(self, kid: str) -> Any:
         now = time.monotonic()
         stale = now - self._fetched > JWKS_TTL_S
@@ -164,7 +195,7 @@ class OidcVerifier:
         if stale or unknown:
             async with self._lock:
                 try:
-                    jwks = await self.fetch(await self._jwks_url())
+                    await self.refresh()
                 except (httpx.HTTPError, ValueError, KeyError) as exc:
                     if not self._keys:
                         raise OidcError(
@@ -172,13 +203,6 @@ class OidcVerifier:
                             "IDP_UNAVAILABLE",
                             503,
                         ) from None
-                else:
-                    self._keys = {
-                        str(k.get("kid", "")): jwt.PyJWK(k).key
-                        for k in jwks.get("keys", [])
-                        if k.get("use", "sig") == "sig"
-                    }
-                    self._fetched = time.monotonic()
         key = self._keys.get(kid)
         if key is None:
             raise OidcError("the token's signing key is unknown", "INVALID_TOKEN")
