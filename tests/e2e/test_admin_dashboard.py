@@ -270,6 +270,10 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     csv = Path(dl.value.path()).read_text()
     assert csv.startswith("kind,key,requests,errors,")
     assert re.search(r"^endpoint,POST /api/v1/embeddings,[1-9]", csv, flags=re.M), csv
+    assert csv.splitlines()[0].endswith(",mean_latency_ms,p95_latency_ms")
+    # p95 from the latency histogram: a gateway round trip takes at least a millisecond.
+    assert int(page.inner_text("#total-p95").removesuffix(" ms")) >= 1
+    assert float(csv.splitlines()[1].split(",")[-1]) >= 1  # the total row's p95
 
     # System: health of every component, models, collections.
     browsing.go("system")

@@ -22,7 +22,7 @@ from ragline_auth.docs import DocsPage
 from ragline_auth.keys import ApiKey, KeyService
 from ragline_auth.oauth2 import ClientCredentials
 from ragline_auth.tokens import Signer
-from ragline_auth.usage import Stats, UsageStore, period
+from ragline_auth.usage import Stats, UsageStore, percentile_ms, period
 from ragline_core.errors import (
     InvalidArgumentError,
     NotFoundError,
@@ -438,6 +438,7 @@ def _stats(stats: Stats) -> an_pb.UsageStats:
         cache_hits=hits,
         cache_hit_rate=hits / lookups if lookups else 0.0,
         duration_ms=int(v["duration_ms"]),
+        p95_latency_ms=round(percentile_ms(v, 0.95), 1),
     )
 
 

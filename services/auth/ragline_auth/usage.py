@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -39,9 +40,16 @@ USAGE_HEADERS = {
     "cache_lookups": "x-ragline-usage-cache-lookups",
     "cache_hits": "x-ragline-usage-cache-hits",
 }
-COUNTERS = ("requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_lookups",
-            "cache_hits", "duration_ms")  # fmt: skip
+BASE_COUNTERS = ("requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_lookups",
+                 "cache_hits", "duration_ms")  # fmt: skip
+# Latency histogram, for percentiles: bucket i counts the requests that took at most 2**i ms
+# (1 ms ... 65.5 s), the last one those slower. Stored like the other counters (only the
+# buckets a flush touched are written).
+LATENCY_BUCKETS = 18
+HISTOGRAM = tuple(f"lat_{i}" for i in range(LATENCY_BUCKETS))
+COUNTERS = BASE_COUNTERS + HISTOGRAM
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
+_LAT0 = _INDEX[HISTOGRAM[0]]
 _USAGE_SLOTS = tuple((_INDEX[name], header) for name, header in USAGE_HEADERS.items())
 _METHODS = {1: "GET", 2: "HEAD", 3: "POST", 4: "PUT", 5: "DELETE", 6: "CONNECT", 7: "OPTIONS",
             8: "TRACE", 9: "PATCH"}  # fmt: skip
@@ -115,8 +123,33 @@ def add_entry(buckets: Buckets, entry: log_pb.HTTPAccessLogEntry, now_hour: int)
             if header in reported:
                 counters[slot] += _number(reported[header])
     duration = common.duration
-    counters[7] += duration.seconds * 1000 + duration.nanos // 1_000_000
+    ms = duration.seconds * 1000 + duration.nanos // 1_000_000
+    counters[7] += ms
+    counters[_LAT0 + latency_bucket(ms)] += 1
     return True
+
+
+def latency_bucket(ms: float) -> int:
+    """The histogram bucket of a duration: the smallest i with ms <= 2**i (the last: slower)."""
+    if ms <= 1:
+        return 0
+    return min(LATENCY_BUCKETS - 1, math.ceil(math.log2(ms)))
+
+
+def percentile_ms(values: dict[str, float], q: float) -> float:
+    """The q-quantile of the durations counted in the histogram, ms, interpolated linearly
+    within its bucket (so within a factor of 2; the last bucket reports its lower bound).
+    0 when nothing was counted (also buckets written before the histogram existed)."""
+    counts = [values.get(name, 0.0) for name in HISTOGRAM]
+    rank = q * sum(counts)
+    seen = 0.0
+    for i, count in enumerate(counts):
+        if count and seen + count >= rank:
+            low = 0.0 if i == 0 else 2.0 ** (i - 1)
+            high = low if i == LATENCY_BUCKETS - 1 else 2.0**i
+            return low + (high - low) * (rank - seen) / count
+        seen += count
+    return 0.0
 
 
 def merge(into: Buckets, more: Buckets) -> None:
@@ -132,7 +165,11 @@ def merge(into: Buckets, more: Buckets) -> None:
 def _upsert(key: BucketKey, counters: list[float]) -> UpdateOne:
     tenant, hour_n, endpoint = key
     hour = datetime.fromtimestamp(hour_n * 3600, UTC)
-    inc = {k: (v if k == "cost_usd" else int(v)) for k, v in zip(COUNTERS, counters, strict=True)}
+    inc = {
+        k: (v if k == "cost_usd" else int(v))
+        for k, v in zip(COUNTERS, counters, strict=True)
+        if v or k in BASE_COUNTERS
+    }
     return UpdateOne(
         {"_id": f"{tenant}|{hour:%Y%m%d%H}|{endpoint}"},
         {"$inc": inc, "$setOnInsert": {"tenant": tenant, "hour": hour, "endpoint": endpoint}},

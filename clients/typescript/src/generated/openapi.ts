@@ -2158,6 +2158,11 @@ export interface components {
              * @description Total time spent answering, milliseconds. A 64-bit integer, written as a decimal string (proto3 JSON).
              */
             readonly duration_ms?: string;
+            /**
+             * Format: double
+             * @description Estimated 95th percentile of the requests' durations at the gateway, ms: from a histogram of doubling buckets (1 ms to 65.5 s), interpolated within its bucket, so within a factor of 2. 0 without requests (and for usage recorded before the histogram existed).
+             */
+            readonly p95_latency_ms?: number;
         };
         /** @description A person in a tenant, with a role. */
         User: {
@@ -2767,7 +2772,8 @@ export interface operations {
                      *         "cache_lookups": "42",
                      *         "cache_hits": "42",
                      *         "cache_hit_rate": 0.5,
-                     *         "duration_ms": "42"
+                     *         "duration_ms": "42",
+                     *         "p95_latency_ms": 0.5
                      *       },
                      *       "endpoints": [
                      *         {
@@ -2781,7 +2787,8 @@ export interface operations {
                      *             "cache_lookups": "42",
                      *             "cache_hits": "42",
                      *             "cache_hit_rate": 0.5,
-                     *             "duration_ms": "42"
+                     *             "duration_ms": "42",
+                     *             "p95_latency_ms": 0.5
                      *           }
                      *         }
                      *       ],
@@ -2797,7 +2804,8 @@ export interface operations {
                      *             "cache_lookups": "42",
                      *             "cache_hits": "42",
                      *             "cache_hit_rate": 0.5,
-                     *             "duration_ms": "42"
+                     *             "duration_ms": "42",
+                     *             "p95_latency_ms": 0.5
                      *           }
                      *         }
                      *       ],

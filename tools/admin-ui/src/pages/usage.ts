@@ -14,7 +14,8 @@ const RANGES: Record<string, { hours: number; granularity: "GRANULARITY_HOUR" | 
   "30d": { hours: 24 * 30, granularity: "GRANULARITY_DAY" },
 };
 
-type Stats = NonNullable<GetUsageResponse["total"]>;
+// p95_latency_ms: estimated from the usage store's latency histogram (within a factor of 2).
+type Stats = NonNullable<GetUsageResponse["total"]> & { p95_latency_ms?: number };
 // The tenant's paid-model spend today against its daily cap (GetUsageResponse.spend_cap).
 interface SpendCap {
   daily_cap_usd?: number;
@@ -35,6 +36,7 @@ function derived(s: Stats | undefined) {
     cost: num(s?.cost_usd),
     cacheHitRate: num(s?.cache_hit_rate),
     meanMs: requests ? num(s?.duration_ms) / requests : 0,
+    p95Ms: num(s?.p95_latency_ms),
   };
 }
 
@@ -74,7 +76,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
       { class: "charts" },
       h("figure", {}, h("figcaption", {}, "Requests and errors"), h("div", { class: "chart" }, canvases.traffic)),
       h("figure", {}, h("figcaption", {}, "Tokens and estimated cost (USD)"), h("div", { class: "chart" }, canvases.tokens)),
-      h("figure", {}, h("figcaption", {}, "Cache hit rate and mean latency (ms)"), h("div", { class: "chart" }, canvases.quality)),
+      h("figure", {}, h("figcaption", {}, "Cache hit rate and latency, mean and p95 (ms)"), h("div", { class: "chart" }, canvases.quality)),
       h("figure", {}, h("figcaption", {}, "Requests per endpoint"), h("div", { class: "chart" }, canvases.endpoints)),
     ),
     h("h2", {}, "Per endpoint"),
@@ -82,7 +84,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     h(
       "p",
       { class: "hint" },
-      "The usage API reports per tenant, endpoint and period: per key and per user breakdowns and p95 latency are not exposed by it yet (latency is the mean).",
+      "The usage API reports per tenant, endpoint and period: per key and per user breakdowns are not exposed by it yet. p95 latency is estimated from a histogram of doubling buckets (within a factor of 2).",
     ),
   );
 
@@ -155,6 +157,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
       card("Estimated cost", `$${t.cost.toFixed(4)}`, "total-cost"),
       card("Cache hit rate", `${(t.cacheHitRate * 100).toFixed(1)}%`, "total-cache"),
       card("Mean latency", `${t.meanMs.toFixed(0)} ms`, "total-latency"),
+      card("p95 latency", `${t.p95Ms.toFixed(0)} ms`, "total-p95"),
     );
     const series = u.series ?? [];
     const labels = series.map((p) => label(p.start_time, hourly));
@@ -171,6 +174,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
       lineChart(canvases.quality, labels, [
         { label: "cache hit %", data: rows.map((x) => x.cacheHitRate * 100), color: "#d97706" },
         { label: "mean ms", data: rows.map((x) => x.meanMs), color: "#0891b2", axis: "y1" },
+        { label: "p95 ms", data: rows.map((x) => x.p95Ms), color: "#be185d", axis: "y1" },
       ]),
     );
     const eps = [...(u.endpoints ?? [])].sort((a, b) => num(b.stats?.requests) - num(a.stats?.requests));
@@ -187,7 +191,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     clear(
       endpoints,
       table(
-        ["endpoint", "requests", "errors", "tokens", "cost USD", "cache hit", "mean ms"],
+        ["endpoint", "requests", "errors", "tokens", "cost USD", "cache hit", "mean ms", "p95 ms"],
         eps.map((e) => {
           const d = derived(e.stats);
           return [
@@ -198,6 +202,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
             d.cost.toFixed(4),
             `${(d.cacheHitRate * 100).toFixed(1)}%`,
             d.meanMs.toFixed(0),
+            d.p95Ms.toFixed(0),
           ];
         }),
         { id: "endpoint-table" },
@@ -207,10 +212,10 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
 
   function exportCsv(): void {
     if (!last) return;
-    const header = ["kind", "key", "requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_hit_rate", "mean_latency_ms"];
+    const header = ["kind", "key", "requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_hit_rate", "mean_latency_ms", "p95_latency_ms"];
     const row = (kind: string, key: string, st: Stats | undefined) => {
       const d = derived(st);
-      return [kind, key, d.requests, d.errors, d.tokensIn, d.tokensOut, d.cost, d.cacheHitRate, Math.round(d.meanMs)];
+      return [kind, key, d.requests, d.errors, d.tokensIn, d.tokensOut, d.cost, d.cacheHitRate, Math.round(d.meanMs), Math.round(d.p95Ms)];
     };
     const rows = [
       row("total", last.tenant ?? "", last.total),

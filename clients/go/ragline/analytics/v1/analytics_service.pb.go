@@ -170,7 +170,12 @@ type UsageStats struct {
 	// cache_hits / cache_lookups (0 when there were no lookups).
 	CacheHitRate float64 `protobuf:"fixed64,8,opt,name=cache_hit_rate,json=cacheHitRate,proto3" json:"cache_hit_rate,omitempty"`
 	// Total time spent answering, milliseconds.
-	DurationMs    int64 `protobuf:"varint,9,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	DurationMs int64 `protobuf:"varint,9,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// Estimated 95th percentile of the requests' durations at the gateway, ms:
+	// from a histogram of doubling buckets (1 ms to 65.5 s), interpolated within
+	// its bucket, so within a factor of 2. 0 without requests (and for usage
+	// recorded before the histogram existed).
+	P95LatencyMs  float64 `protobuf:"fixed64,10,opt,name=p95_latency_ms,json=p95LatencyMs,proto3" json:"p95_latency_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +269,13 @@ func (x *UsageStats) GetCacheHitRate() float64 {
 func (x *UsageStats) GetDurationMs() int64 {
 	if x != nil {
 		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *UsageStats) GetP95LatencyMs() float64 {
+	if x != nil {
+		return x.P95LatencyMs
 	}
 	return 0
 }
@@ -565,7 +577,7 @@ const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x01R\tstartTime\x12;\n" +
 	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x01R\aendTime\x12I\n" +
-	"\vgranularity\x18\x04 \x01(\x0e2!.ragline.analytics.v1.GranularityB\x04\xe2A\x01\x01R\vgranularity\"\xd8\x02\n" +
+	"\vgranularity\x18\x04 \x01(\x0e2!.ragline.analytics.v1.GranularityB\x04\xe2A\x01\x01R\vgranularity\"\x84\x03\n" +
 	"\n" +
 	"UsageStats\x12 \n" +
 	"\brequests\x18\x01 \x01(\x03B\x04\xe2A\x01\x03R\brequests\x12\x1c\n" +
@@ -579,7 +591,9 @@ const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
 	"cache_hits\x18\a \x01(\x03B\x04\xe2A\x01\x03R\tcacheHits\x12*\n" +
 	"\x0ecache_hit_rate\x18\b \x01(\x01B\x04\xe2A\x01\x03R\fcacheHitRate\x12%\n" +
 	"\vduration_ms\x18\t \x01(\x03B\x04\xe2A\x01\x03R\n" +
-	"durationMs\"o\n" +
+	"durationMs\x12*\n" +
+	"\x0ep95_latency_ms\x18\n" +
+	" \x01(\x01B\x04\xe2A\x01\x03R\fp95LatencyMs\"o\n" +
 	"\rEndpointUsage\x12 \n" +
 	"\bendpoint\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\bendpoint\x12<\n" +
 	"\x05stats\x18\x02 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05stats\"\x8c\x01\n" +

@@ -34,7 +34,7 @@ class GetUsageRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., granularity: _Optional[_Union[Granularity, str]] = ...) -> None: ...
 
 class UsageStats(_message.Message):
-    __slots__ = ("requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_lookups", "cache_hits", "cache_hit_rate", "duration_ms")
+    __slots__ = ("requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_lookups", "cache_hits", "cache_hit_rate", "duration_ms", "p95_latency_ms")
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_IN_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class UsageStats(_message.Message):
     CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     requests: int
     errors: int
     tokens_in: int
@@ -53,7 +54,8 @@ class UsageStats(_message.Message):
     cache_hits: int
     cache_hit_rate: float
     duration_ms: int
-    def __init__(self, requests: _Optional[int] = ..., errors: _Optional[int] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cache_lookups: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+    p95_latency_ms: float
+    def __init__(self, requests: _Optional[int] = ..., errors: _Optional[int] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cache_lookups: _Optional[int] = ..., cache_hits: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., duration_ms: _Optional[int] = ..., p95_latency_ms: _Optional[float] = ...) -> None: ...
 
 class EndpointUsage(_message.Message):
     __slots__ = ("endpoint", "stats")
