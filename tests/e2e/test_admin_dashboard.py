@@ -275,7 +275,22 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     assert int(page.inner_text("#total-p95").removesuffix(" ms")) >= 1
     assert float(csv.splitlines()[1].split(",")[-1]) >= 1  # the total row's p95
 
-    # System: health of every component, models, collections.
+    # System: health of every component, models, collections (one ingested for it).
+    collection = f"dash-{uuid.uuid4().hex[:8]}"
+    ingested = http.post(
+        "/api/v1/ingest",
+        headers={"authorization": f"Bearer {DEV_KEY}"},
+        json={"collection": collection, "documents": [{"title": "t", "content": "Envoy."}]},
+        timeout=120,
+    )
+    assert ingested.status_code == 200, ingested.text
+    job_id = ingested.json()["job_id"]
+
+    def job_done() -> bool:
+        job = http.get(f"/api/v1/jobs/{job_id}", headers={"authorization": f"Bearer {DEV_KEY}"})
+        return job.json()["state"] == "JOB_STATE_SUCCEEDED"
+
+    wait_until(job_done, "the ingest job", timeout=120)
     browsing.go("system")
     page.wait_for_selector("#health-status")
     wait_until(lambda: page.inner_text("#health-status") == "SERVING", "health SERVING")
@@ -284,7 +299,9 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     page.wait_for_selector("#chat-models-table")
     page.wait_for_selector("#embedding-models-table")
     assert "all-MiniLM-L6-v2" in page.inner_text("#embedding-models-table")
-    page.wait_for_selector("#collections-table")
+    row = page.locator("#collections-table tbody tr", has_text=collection)
+    row.wait_for()
+    assert row.locator("td").nth(1).inner_text() == "1"  # documents
     browsing.shot("system")
 
     # Users (once the gateway serves the users API): invite, change a role, remove.
