@@ -46,7 +46,7 @@ def bindings(method: Method) -> list[Binding]:
             if m.group(2) and "/" in m.group(2)
         }
 
-        def plain(m: re.Match[str]) -> str:
+        def plain(m: re.Match[str], patterns: dict[str, str] = patterns) -> str:
             name = m.group(1)
             if name in patterns:
                 return patterns[name] + "{" + name.rsplit(".", 1)[-1] + "}"
