@@ -271,6 +271,11 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     assert csv.startswith("kind,key,requests,errors,")
     assert re.search(r"^endpoint,POST /api/v1/embeddings,[1-9]", csv, flags=re.M), csv
     assert csv.splitlines()[0].endswith(",mean_latency_ms,p95_latency_ms")
+    # Per key (the calls were made with the key before its rotation) and per owner.
+    assert re.search(rf"^key,{old_id},[1-9]", csv, flags=re.M), csv
+    page.locator("#key-table tbody tr", has_text=old_id).wait_for()
+    owner_rows = page.locator("#user-table tbody tr").all_inner_texts()
+    assert owner_rows and all("\t" in r for r in owner_rows), owner_rows
     # p95 from the latency histogram: a gateway round trip takes at least a millisecond.
     assert int(page.inner_text("#total-p95").removesuffix(" ms")) >= 1
     assert float(csv.splitlines()[1].split(",")[-1]) >= 1  # the total row's p95

@@ -558,6 +558,8 @@ def _access_logs(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 },
                 "additional_request_headers_to_log": [
                     "x-ragline-tenant",
+                    # Usage per credential (the key id; a JWT's subject).
+                    "x-ragline-key-id",
                     "content-type",
                     METHOD_HEADER,
                 ],

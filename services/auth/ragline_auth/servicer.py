@@ -472,7 +472,7 @@ class AnalyticsServicer(an_grpc.AnalyticsServiceServicer):
             request.end_time.ToDatetime(tzinfo=_UTC) if request.HasField("end_time") else None,
         )
         daily = request.granularity == an_pb.GRANULARITY_DAY
-        total, by_endpoint, by_period = await self.store.report(tenant, start, end, daily)
+        total, by_endpoint, by_period, by_key = await self.store.report(tenant, start, end, daily)
         endpoints = sorted(by_endpoint.items(), key=lambda kv: (-kv[1].values["requests"], kv[0]))
         spent = await self.spend.spent_today(tenant)
         tomorrow = datetime.now(_UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -489,6 +489,12 @@ class AnalyticsServicer(an_grpc.AnalyticsServiceServicer):
             end_time=_ts(end),
             total=_stats(total),
             endpoints=[an_pb.EndpointUsage(endpoint=e, stats=_stats(s)) for e, s in endpoints],
+            keys=[
+                an_pb.KeyUsage(key_id=k, stats=_stats(s))
+                for k, s in sorted(
+                    by_key.items(), key=lambda kv: (-kv[1].values["requests"], kv[0])
+                )
+            ],
             series=[
                 an_pb.PeriodUsage(start_time=_ts(when), stats=_stats(s))
                 for when, s in sorted(by_period.items())

@@ -27,7 +27,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from ragline_core.errors import InvalidArgumentError
-from ragline_core.identity import TENANT_HEADER
+from ragline_core.identity import KEY_ID_HEADER, TENANT_HEADER
 from ragline_core.rpc_types import Context
 
 log = logging.getLogger("ragline.auth.usage")
@@ -57,8 +57,9 @@ MAX_PERIOD = timedelta(days=92)
 # Set by the gateway from the request's own method (ragline_stack.gateway.METHOD_HEADER).
 METHOD_HEADER = "x-ragline-method"
 
-# (tenant, hour since the epoch, endpoint) -> counters in COUNTERS order.
-BucketKey = tuple[str, int, str]
+# (tenant, hour since the epoch, endpoint, credential) -> counters in COUNTERS order. The
+# credential is the API key's id (or a JWT's subject, the key it was minted from).
+BucketKey = tuple[str, int, str, str]
 Buckets = dict[BucketKey, list[float]]
 
 
@@ -104,7 +105,8 @@ def add_entry(buckets: Buckets, entry: log_pb.HTTPAccessLogEntry, now_hour: int)
         method = headers.get(METHOD_HEADER) or _METHODS.get(request.request_method, "OTHER")
         endpoint = f"{method[:16]} {route}"
     started = common.start_time.seconds
-    key = (tenant, started // 3600 if started else now_hour, endpoint)
+    credential = headers.get(KEY_ID_HEADER, "")[:100]
+    key = (tenant, started // 3600 if started else now_hour, endpoint, credential)
     counters = buckets.get(key)
     if counters is None:
         counters = buckets[key] = [0.0] * len(COUNTERS)
@@ -163,16 +165,19 @@ def merge(into: Buckets, more: Buckets) -> None:
 
 
 def _upsert(key: BucketKey, counters: list[float]) -> UpdateOne:
-    tenant, hour_n, endpoint = key
+    tenant, hour_n, endpoint, credential = key
     hour = datetime.fromtimestamp(hour_n * 3600, UTC)
+    # One document per credential too (buckets written before had none: key "").
+    doc_id = f"{tenant}|{hour:%Y%m%d%H}|{endpoint}" + (f"|{credential}" if credential else "")
+    fixed = {"tenant": tenant, "hour": hour, "endpoint": endpoint, "key": credential}
     inc = {
         k: (v if k == "cost_usd" else int(v))
         for k, v in zip(COUNTERS, counters, strict=True)
         if v or k in BASE_COUNTERS
     }
     return UpdateOne(
-        {"_id": f"{tenant}|{hour:%Y%m%d%H}|{endpoint}"},
-        {"$inc": inc, "$setOnInsert": {"tenant": tenant, "hour": hour, "endpoint": endpoint}},
+        {"_id": doc_id},
+        {"$inc": inc, "$setOnInsert": fixed},
         upsert=True,
     )
 
@@ -211,9 +216,10 @@ class UsageStore:
 
     async def report(
         self, tenant: str, start: datetime, end: datetime, daily: bool
-    ) -> tuple[Stats, dict[str, Stats], dict[datetime, Stats]]:
+    ) -> tuple[Stats, dict[str, Stats], dict[datetime, Stats], dict[str, Stats]]:
         total = Stats()
         by_endpoint: dict[str, Stats] = defaultdict(Stats)
+        by_key: dict[str, Stats] = defaultdict(Stats)
         by_period: dict[datetime, Stats] = defaultdict(Stats)
         first_hour = start.replace(minute=0, second=0, microsecond=0)
         cursor = self.collection.find({"tenant": tenant, "hour": {"$gte": first_hour, "$lt": end}})
@@ -223,9 +229,10 @@ class UsageStore:
                 hour = hour.replace(tzinfo=UTC)
             total.add(doc)
             by_endpoint[doc["endpoint"]].add(doc)
+            by_key[doc.get("key") or ""].add(doc)
             bucket = hour.replace(hour=0) if daily else hour
             by_period[bucket].add(doc)
-        return total, dict(by_endpoint), dict(by_period)
+        return total, dict(by_endpoint), dict(by_period), dict(by_key)
 
 
 def period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:

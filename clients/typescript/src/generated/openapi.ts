@@ -1466,6 +1466,8 @@ export interface components {
             readonly series?: components["schemas"]["PeriodUsage"][];
             /** @description The tenant's paid-model spend today against its daily cap (whatever the period asked for: the cap is per UTC day). */
             readonly spend_cap?: components["schemas"]["SpendCap"];
+            /** @description By credential (the API key, or the key a JWT was minted from), most requested first. Usage recorded before credentials were counted has an empty key_id. */
+            readonly keys?: components["schemas"]["KeyUsage"][];
         };
         /**
          * @description Bucket size of the time series.
@@ -1559,6 +1561,13 @@ export interface components {
          * @enum {string}
          */
         KeyEnvironment: "KEY_ENVIRONMENT_UNSPECIFIED" | "KEY_ENVIRONMENT_LIVE" | "KEY_ENVIRONMENT_TEST";
+        /** @description Usage of one credential. */
+        KeyUsage: {
+            /** @description The API key's id (a JWT's subject: the key it was minted from); empty for usage recorded before credentials were counted. */
+            readonly key_id?: string;
+            /** @description Its totals over the period. */
+            readonly stats?: components["schemas"]["UsageStats"];
+        };
         /** @description Response for ListApiKeys. */
         ListApiKeysResponse: {
             /** @description Keys, newest first. */
@@ -2814,7 +2823,24 @@ export interface operations {
                      *         "spent_today_usd": 0.5,
                      *         "reset_time": "2026-01-01T12:00:00Z",
                      *         "known": false
-                     *       }
+                     *       },
+                     *       "keys": [
+                     *         {
+                     *           "key_id": "key-1",
+                     *           "stats": {
+                     *             "requests": "42",
+                     *             "errors": "42",
+                     *             "tokens_in": "42",
+                     *             "tokens_out": "42",
+                     *             "cost_usd": 0.5,
+                     *             "cache_lookups": "42",
+                     *             "cache_hits": "42",
+                     *             "cache_hit_rate": 0.5,
+                     *             "duration_ms": "42",
+                     *             "p95_latency_ms": 0.5
+                     *           }
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["GetUsageResponse"];

@@ -23,7 +23,10 @@ interface SpendCap {
   reset_time?: string;
   known?: boolean;
 }
-type Usage = GetUsageResponse & { spend_cap?: SpendCap };
+type Usage = GetUsageResponse & {
+  spend_cap?: SpendCap;
+  keys?: { key_id?: string; stats?: Stats }[];
+};
 
 function derived(s: Stats | undefined) {
   const requests = num(s?.requests);
@@ -60,6 +63,10 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     endpoints: h("canvas", { id: "chart-endpoints", "aria-label": "requests per endpoint" }),
   };
   const endpoints = h("div", { id: "usage-endpoints" });
+  const perKey = h("div", { id: "usage-keys" });
+  const perUser = h("div", { id: "usage-users" });
+  // Key id -> name and owner, from the key list (admin only): the per-user view groups by owner.
+  const keyInfo = new Map<string, { name: string; owner: string }>();
   const charts: Chart[] = [];
   let last: Usage | undefined;
 
@@ -81,10 +88,14 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     ),
     h("h2", {}, "Per endpoint"),
     endpoints,
+    h("h2", {}, "Per key"),
+    perKey,
+    admin && h("h2", {}, "Per user (key owner)"),
+    admin && perUser,
     h(
       "p",
       { class: "hint" },
-      "The usage API reports per tenant, endpoint and period: per key and per user breakdowns are not exposed by it yet. p95 latency is estimated from a histogram of doubling buckets (within a factor of 2).",
+      "The usage API reports per tenant, endpoint, key and period; per user is the keys' owners summed (mean latency weighted by requests, p95 the worst key's). p95 latency is estimated from a histogram of doubling buckets (within a factor of 2).",
     ),
   );
 
@@ -93,7 +104,11 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     void (async () => {
       try {
         const tenants = new Set<string>();
-        for await (const k of s.client.keys.list({})) if (k.tenant) tenants.add(k.tenant);
+        for await (const k of s.client.keys.list({})) {
+          if (k.tenant) tenants.add(k.tenant);
+          const owner = (k as { owner?: string }).owner ?? "";
+          if (k.key_id) keyInfo.set(k.key_id, { name: k.name ?? "", owner });
+        }
         for (const t of [...tenants].sort()) {
           if (t !== s.tenant) tenant.append(h("option", { value: t }, t));
         }
@@ -147,6 +162,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
 
   function draw(u: Usage, hourly: boolean): void {
     drawSpend(u.spend_cap);
+    drawKeys(u);
     for (const c of charts.splice(0)) c.destroy();
     const t = derived(u.total);
     clear(
@@ -210,6 +226,52 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
     );
   }
 
+  function drawKeys(u: Usage): void {
+    const rows = (u.keys ?? []).map((k) => ({ id: k.key_id ?? "", d: derived(k.stats) }));
+    const line = (label: string, d: ReturnType<typeof derived>) => [
+      label,
+      d.requests,
+      d.errors,
+      d.tokens,
+      d.cost.toFixed(4),
+      d.meanMs.toFixed(0),
+      d.p95Ms.toFixed(0),
+    ];
+    const head = ["requests", "errors", "tokens", "cost USD", "mean ms", "p95 ms"];
+    clear(
+      perKey,
+      table(
+        ["key", ...head],
+        rows.map((r) => {
+          const info = keyInfo.get(r.id);
+          return line(r.id ? `${r.id}${info?.name ? ` (${info.name})` : ""}` : "(before keys were counted)", r.d);
+        }),
+        { id: "key-table" },
+      ),
+    );
+    if (!admin) return;
+    // Per user: the keys' owners summed (request-weighted means; p95 is the worst key's).
+    const owners = new Map<string, ReturnType<typeof derived>>();
+    for (const r of rows) {
+      const owner = keyInfo.get(r.id)?.owner || "(unknown owner)";
+      const o = owners.get(owner);
+      if (!o) owners.set(owner, { ...r.d });
+      else {
+        const n = o.requests + r.d.requests;
+        o.meanMs = n ? (o.meanMs * o.requests + r.d.meanMs * r.d.requests) / n : 0;
+        o.p95Ms = Math.max(o.p95Ms, r.d.p95Ms);
+        o.requests = n;
+        o.errors += r.d.errors;
+        o.tokens += r.d.tokens;
+        o.cost += r.d.cost;
+      }
+    }
+    clear(
+      perUser,
+      table(["owner", ...head], [...owners].map(([owner, d]) => line(owner, d)), { id: "user-table" }),
+    );
+  }
+
   function exportCsv(): void {
     if (!last) return;
     const header = ["kind", "key", "requests", "errors", "tokens_in", "tokens_out", "cost_usd", "cache_hit_rate", "mean_latency_ms", "p95_latency_ms"];
@@ -221,6 +283,7 @@ export function usagePage(root: HTMLElement, s: Session): () => void {
       row("total", last.tenant ?? "", last.total),
       ...(last.series ?? []).map((p) => row("period", p.start_time ?? "", p.stats)),
       ...(last.endpoints ?? []).map((e) => row("endpoint", e.endpoint ?? "", e.stats)),
+      ...(last.keys ?? []).map((k) => row("key", k.key_id ?? "", k.stats)),
     ];
     download(`ragline-usage-${last.tenant ?? "tenant"}-${range.value}.csv`, toCsv(header, rows));
   }

@@ -407,7 +407,11 @@ type GetUsageResponse struct {
 	Series []*PeriodUsage `protobuf:"bytes,6,rep,name=series,proto3" json:"series,omitempty"`
 	// The tenant's paid-model spend today against its daily cap (whatever the
 	// period asked for: the cap is per UTC day).
-	SpendCap      *SpendCap `protobuf:"bytes,7,opt,name=spend_cap,json=spendCap,proto3" json:"spend_cap,omitempty"`
+	SpendCap *SpendCap `protobuf:"bytes,7,opt,name=spend_cap,json=spendCap,proto3" json:"spend_cap,omitempty"`
+	// By credential (the API key, or the key a JWT was minted from), most
+	// requested first. Usage recorded before credentials were counted has an
+	// empty key_id.
+	Keys          []*KeyUsage `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,6 +495,69 @@ func (x *GetUsageResponse) GetSpendCap() *SpendCap {
 	return nil
 }
 
+func (x *GetUsageResponse) GetKeys() []*KeyUsage {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// Usage of one credential.
+type KeyUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The API key's id (a JWT's subject: the key it was minted from); empty for
+	// usage recorded before credentials were counted.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Its totals over the period.
+	Stats         *UsageStats `protobuf:"bytes,2,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyUsage) Reset() {
+	*x = KeyUsage{}
+	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyUsage) ProtoMessage() {}
+
+func (x *KeyUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyUsage.ProtoReflect.Descriptor instead.
+func (*KeyUsage) Descriptor() ([]byte, []int) {
+	return file_ragline_analytics_v1_analytics_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *KeyUsage) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyUsage) GetStats() *UsageStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
 // A tenant's daily spend cap on paid models (SPEND_CAP_USD_PER_DAY,
 // TENANT_SPEND_CAPS) and how close it is: past the cap, paid calls are 429
 // SPEND_CAP_EXCEEDED until reset_time.
@@ -511,7 +578,7 @@ type SpendCap struct {
 
 func (x *SpendCap) Reset() {
 	*x = SpendCap{}
-	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[5]
+	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +590,7 @@ func (x *SpendCap) String() string {
 func (*SpendCap) ProtoMessage() {}
 
 func (x *SpendCap) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[5]
+	mi := &file_ragline_analytics_v1_analytics_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +603,7 @@ func (x *SpendCap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpendCap.ProtoReflect.Descriptor instead.
 func (*SpendCap) Descriptor() ([]byte, []int) {
-	return file_ragline_analytics_v1_analytics_service_proto_rawDescGZIP(), []int{5}
+	return file_ragline_analytics_v1_analytics_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SpendCap) GetDailyCapUsd() float64 {
@@ -600,7 +667,7 @@ const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
 	"\vPeriodUsage\x12?\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\tstartTime\x12<\n" +
-	"\x05stats\x18\x02 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05stats\"\xb9\x03\n" +
+	"\x05stats\x18\x02 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05stats\"\xf3\x03\n" +
 	"\x10GetUsageResponse\x12\x1c\n" +
 	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x06tenant\x12?\n" +
 	"\n" +
@@ -609,7 +676,11 @@ const file_ragline_analytics_v1_analytics_service_proto_rawDesc = "" +
 	"\x05total\x18\x04 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05total\x12G\n" +
 	"\tendpoints\x18\x05 \x03(\v2#.ragline.analytics.v1.EndpointUsageB\x04\xe2A\x01\x03R\tendpoints\x12?\n" +
 	"\x06series\x18\x06 \x03(\v2!.ragline.analytics.v1.PeriodUsageB\x04\xe2A\x01\x03R\x06series\x12A\n" +
-	"\tspend_cap\x18\a \x01(\v2\x1e.ragline.analytics.v1.SpendCapB\x04\xe2A\x01\x03R\bspendCap\"\xbf\x01\n" +
+	"\tspend_cap\x18\a \x01(\v2\x1e.ragline.analytics.v1.SpendCapB\x04\xe2A\x01\x03R\bspendCap\x128\n" +
+	"\x04keys\x18\b \x03(\v2\x1e.ragline.analytics.v1.KeyUsageB\x04\xe2A\x01\x03R\x04keys\"e\n" +
+	"\bKeyUsage\x12\x1b\n" +
+	"\x06key_id\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x05keyId\x12<\n" +
+	"\x05stats\x18\x02 \x01(\v2 .ragline.analytics.v1.UsageStatsB\x04\xe2A\x01\x03R\x05stats\"\xbf\x01\n" +
 	"\bSpendCap\x12(\n" +
 	"\rdaily_cap_usd\x18\x01 \x01(\x01B\x04\xe2A\x01\x03R\vdailyCapUsd\x12,\n" +
 	"\x0fspent_today_usd\x18\x02 \x01(\x01B\x04\xe2A\x01\x03R\rspentTodayUsd\x12?\n" +
@@ -637,7 +708,7 @@ func file_ragline_analytics_v1_analytics_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ragline_analytics_v1_analytics_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ragline_analytics_v1_analytics_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ragline_analytics_v1_analytics_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_ragline_analytics_v1_analytics_service_proto_goTypes = []any{
 	(Granularity)(0),              // 0: ragline.analytics.v1.Granularity
 	(*GetUsageRequest)(nil),       // 1: ragline.analytics.v1.GetUsageRequest
@@ -645,30 +716,33 @@ var file_ragline_analytics_v1_analytics_service_proto_goTypes = []any{
 	(*EndpointUsage)(nil),         // 3: ragline.analytics.v1.EndpointUsage
 	(*PeriodUsage)(nil),           // 4: ragline.analytics.v1.PeriodUsage
 	(*GetUsageResponse)(nil),      // 5: ragline.analytics.v1.GetUsageResponse
-	(*SpendCap)(nil),              // 6: ragline.analytics.v1.SpendCap
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*KeyUsage)(nil),              // 6: ragline.analytics.v1.KeyUsage
+	(*SpendCap)(nil),              // 7: ragline.analytics.v1.SpendCap
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_ragline_analytics_v1_analytics_service_proto_depIdxs = []int32{
-	7,  // 0: ragline.analytics.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
-	7,  // 1: ragline.analytics.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	8,  // 0: ragline.analytics.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 1: ragline.analytics.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: ragline.analytics.v1.GetUsageRequest.granularity:type_name -> ragline.analytics.v1.Granularity
 	2,  // 3: ragline.analytics.v1.EndpointUsage.stats:type_name -> ragline.analytics.v1.UsageStats
-	7,  // 4: ragline.analytics.v1.PeriodUsage.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 4: ragline.analytics.v1.PeriodUsage.start_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: ragline.analytics.v1.PeriodUsage.stats:type_name -> ragline.analytics.v1.UsageStats
-	7,  // 6: ragline.analytics.v1.GetUsageResponse.start_time:type_name -> google.protobuf.Timestamp
-	7,  // 7: ragline.analytics.v1.GetUsageResponse.end_time:type_name -> google.protobuf.Timestamp
+	8,  // 6: ragline.analytics.v1.GetUsageResponse.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 7: ragline.analytics.v1.GetUsageResponse.end_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: ragline.analytics.v1.GetUsageResponse.total:type_name -> ragline.analytics.v1.UsageStats
 	3,  // 9: ragline.analytics.v1.GetUsageResponse.endpoints:type_name -> ragline.analytics.v1.EndpointUsage
 	4,  // 10: ragline.analytics.v1.GetUsageResponse.series:type_name -> ragline.analytics.v1.PeriodUsage
-	6,  // 11: ragline.analytics.v1.GetUsageResponse.spend_cap:type_name -> ragline.analytics.v1.SpendCap
-	7,  // 12: ragline.analytics.v1.SpendCap.reset_time:type_name -> google.protobuf.Timestamp
-	1,  // 13: ragline.analytics.v1.AnalyticsService.GetUsage:input_type -> ragline.analytics.v1.GetUsageRequest
-	5,  // 14: ragline.analytics.v1.AnalyticsService.GetUsage:output_type -> ragline.analytics.v1.GetUsageResponse
-	14, // [14:15] is the sub-list for method output_type
-	13, // [13:14] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 11: ragline.analytics.v1.GetUsageResponse.spend_cap:type_name -> ragline.analytics.v1.SpendCap
+	6,  // 12: ragline.analytics.v1.GetUsageResponse.keys:type_name -> ragline.analytics.v1.KeyUsage
+	2,  // 13: ragline.analytics.v1.KeyUsage.stats:type_name -> ragline.analytics.v1.UsageStats
+	8,  // 14: ragline.analytics.v1.SpendCap.reset_time:type_name -> google.protobuf.Timestamp
+	1,  // 15: ragline.analytics.v1.AnalyticsService.GetUsage:input_type -> ragline.analytics.v1.GetUsageRequest
+	5,  // 16: ragline.analytics.v1.AnalyticsService.GetUsage:output_type -> ragline.analytics.v1.GetUsageResponse
+	16, // [16:17] is the sub-list for method output_type
+	15, // [15:16] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_ragline_analytics_v1_analytics_service_proto_init() }
@@ -682,7 +756,7 @@ func file_ragline_analytics_v1_analytics_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_analytics_v1_analytics_service_proto_rawDesc), len(file_ragline_analytics_v1_analytics_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ragline/analytics/v1/analytics_service.proto\x12\x14ragline.analytics.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x0fGetUsageRequest\x12\x14\n\x06tenant\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x34\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x32\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12<\n\x0bgranularity\x18\x04 \x01(\x0e\x32!.ragline.analytics.v1.GranularityB\x04\xe2\x41\x01\x01\"\x93\x02\n\nUsageStats\x12\x16\n\x08requests\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x65rrors\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x17\n\ttokens_in\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\ntokens_out\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08\x63ost_usd\x18\x05 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x1b\n\rcache_lookups\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\ncache_hits\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x63\x61\x63he_hit_rate\x18\x08 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64uration_ms\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0ep95_latency_ms\x18\n \x01(\x01\x42\x04\xe2\x41\x01\x03\"^\n\rEndpointUsage\x12\x16\n\x08\x65ndpoint\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x05stats\x18\x02 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\"z\n\x0bPeriodUsage\x12\x34\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x05stats\x18\x02 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\"\xf9\x02\n\x10GetUsageResponse\x12\x14\n\x06tenant\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x05total\x18\x04 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\x12<\n\tendpoints\x18\x05 \x03(\x0b\x32#.ragline.analytics.v1.EndpointUsageB\x04\xe2\x41\x01\x03\x12\x37\n\x06series\x18\x06 \x03(\x0b\x32!.ragline.analytics.v1.PeriodUsageB\x04\xe2\x41\x01\x03\x12\x37\n\tspend_cap\x18\x07 \x01(\x0b\x32\x1e.ragline.analytics.v1.SpendCapB\x04\xe2\x41\x01\x03\"\x91\x01\n\x08SpendCap\x12\x1b\n\rdaily_cap_usd\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0fspent_today_usd\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x34\n\nreset_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x05known\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03*U\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n\x10GRANULARITY_HOUR\x10\x01\x12\x13\n\x0fGRANULARITY_DAY\x10\x02\x32\x8e\x01\n\x10\x41nalyticsService\x12z\n\x08GetUsage\x12%.ragline.analytics.v1.GetUsageRequest\x1a&.ragline.analytics.v1.GetUsageResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/analytics/usageB\xc8\x01\n\x18\x63om.ragline.analytics.v1B\x15\x41nalyticsServiceProtoP\x01ZFgithub.com/ragline/ragline/clients/go/ragline/analytics/v1;analyticsv1\xa2\x02\x03RAN\xaa\x02\x14Ragline.Analytics.V1\xca\x02\x14Ragline\\Analytics\\V1\xea\x02\x16Ragline::Analytics::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ragline/analytics/v1/analytics_service.proto\x12\x14ragline.analytics.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x01\n\x0fGetUsageRequest\x12\x14\n\x06tenant\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12\x34\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12\x32\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\x12<\n\x0bgranularity\x18\x04 \x01(\x0e\x32!.ragline.analytics.v1.GranularityB\x04\xe2\x41\x01\x01\"\x93\x02\n\nUsageStats\x12\x16\n\x08requests\x18\x01 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x14\n\x06\x65rrors\x18\x02 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x17\n\ttokens_in\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\ntokens_out\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x16\n\x08\x63ost_usd\x18\x05 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x1b\n\rcache_lookups\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x18\n\ncache_hits\x18\x07 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0e\x63\x61\x63he_hit_rate\x18\x08 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64uration_ms\x18\t \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0ep95_latency_ms\x18\n \x01(\x01\x42\x04\xe2\x41\x01\x03\"^\n\rEndpointUsage\x12\x16\n\x08\x65ndpoint\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x05stats\x18\x02 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\"z\n\x0bPeriodUsage\x12\x34\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x05stats\x18\x02 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\"\xad\x03\n\x10GetUsageResponse\x12\x14\n\x06tenant\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x34\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x05total\x18\x04 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\x12<\n\tendpoints\x18\x05 \x03(\x0b\x32#.ragline.analytics.v1.EndpointUsageB\x04\xe2\x41\x01\x03\x12\x37\n\x06series\x18\x06 \x03(\x0b\x32!.ragline.analytics.v1.PeriodUsageB\x04\xe2\x41\x01\x03\x12\x37\n\tspend_cap\x18\x07 \x01(\x0b\x32\x1e.ragline.analytics.v1.SpendCapB\x04\xe2\x41\x01\x03\x12\x32\n\x04keys\x18\x08 \x03(\x0b\x32\x1e.ragline.analytics.v1.KeyUsageB\x04\xe2\x41\x01\x03\"W\n\x08KeyUsage\x12\x14\n\x06key_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x05stats\x18\x02 \x01(\x0b\x32 .ragline.analytics.v1.UsageStatsB\x04\xe2\x41\x01\x03\"\x91\x01\n\x08SpendCap\x12\x1b\n\rdaily_cap_usd\x18\x01 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0fspent_today_usd\x18\x02 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12\x34\n\nreset_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x13\n\x05known\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03*U\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x14\n\x10GRANULARITY_HOUR\x10\x01\x12\x13\n\x0fGRANULARITY_DAY\x10\x02\x32\x8e\x01\n\x10\x41nalyticsService\x12z\n\x08GetUsage\x12%.ragline.analytics.v1.GetUsageRequest\x1a&.ragline.analytics.v1.GetUsageResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/analytics/usageB\xc8\x01\n\x18\x63om.ragline.analytics.v1B\x15\x41nalyticsServiceProtoP\x01ZFgithub.com/ragline/ragline/clients/go/ragline/analytics/v1;analyticsv1\xa2\x02\x03RAN\xaa\x02\x14Ragline.Analytics.V1\xca\x02\x14Ragline\\Analytics\\V1\xea\x02\x16Ragline::Analytics::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -85,6 +85,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUSAGERESPONSE'].fields_by_name['series']._serialized_options = b'\342A\001\003'
   _globals['_GETUSAGERESPONSE'].fields_by_name['spend_cap']._loaded_options = None
   _globals['_GETUSAGERESPONSE'].fields_by_name['spend_cap']._serialized_options = b'\342A\001\003'
+  _globals['_GETUSAGERESPONSE'].fields_by_name['keys']._loaded_options = None
+  _globals['_GETUSAGERESPONSE'].fields_by_name['keys']._serialized_options = b'\342A\001\003'
+  _globals['_KEYUSAGE'].fields_by_name['key_id']._loaded_options = None
+  _globals['_KEYUSAGE'].fields_by_name['key_id']._serialized_options = b'\342A\001\003'
+  _globals['_KEYUSAGE'].fields_by_name['stats']._loaded_options = None
+  _globals['_KEYUSAGE'].fields_by_name['stats']._serialized_options = b'\342A\001\003'
   _globals['_SPENDCAP'].fields_by_name['daily_cap_usd']._loaded_options = None
   _globals['_SPENDCAP'].fields_by_name['daily_cap_usd']._serialized_options = b'\342A\001\003'
   _globals['_SPENDCAP'].fields_by_name['spent_today_usd']._loaded_options = None
@@ -95,8 +101,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SPENDCAP'].fields_by_name['known']._serialized_options = b'\342A\001\003'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetUsage']._loaded_options = None
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetUsage']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/analytics/usage'
-  _globals['_GRANULARITY']._serialized_start=1402
-  _globals['_GRANULARITY']._serialized_end=1487
+  _globals['_GRANULARITY']._serialized_start=1543
+  _globals['_GRANULARITY']._serialized_end=1628
   _globals['_GETUSAGEREQUEST']._serialized_start=167
   _globals['_GETUSAGEREQUEST']._serialized_end=374
   _globals['_USAGESTATS']._serialized_start=377
@@ -106,9 +112,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERIODUSAGE']._serialized_start=750
   _globals['_PERIODUSAGE']._serialized_end=872
   _globals['_GETUSAGERESPONSE']._serialized_start=875
-  _globals['_GETUSAGERESPONSE']._serialized_end=1252
-  _globals['_SPENDCAP']._serialized_start=1255
-  _globals['_SPENDCAP']._serialized_end=1400
-  _globals['_ANALYTICSSERVICE']._serialized_start=1490
-  _globals['_ANALYTICSSERVICE']._serialized_end=1632
+  _globals['_GETUSAGERESPONSE']._serialized_end=1304
+  _globals['_KEYUSAGE']._serialized_start=1306
+  _globals['_KEYUSAGE']._serialized_end=1393
+  _globals['_SPENDCAP']._serialized_start=1396
+  _globals['_SPENDCAP']._serialized_end=1541
+  _globals['_ANALYTICSSERVICE']._serialized_start=1631
+  _globals['_ANALYTICSSERVICE']._serialized_end=1773
 # @@protoc_insertion_point(module_scope)

@@ -74,7 +74,7 @@ class PeriodUsage(_message.Message):
     def __init__(self, start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats: _Optional[_Union[UsageStats, _Mapping]] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("tenant", "start_time", "end_time", "total", "endpoints", "series", "spend_cap")
+    __slots__ = ("tenant", "start_time", "end_time", "total", "endpoints", "series", "spend_cap", "keys")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,7 @@ class GetUsageResponse(_message.Message):
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     SPEND_CAP_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
@@ -89,7 +90,16 @@ class GetUsageResponse(_message.Message):
     endpoints: _containers.RepeatedCompositeFieldContainer[EndpointUsage]
     series: _containers.RepeatedCompositeFieldContainer[PeriodUsage]
     spend_cap: SpendCap
-    def __init__(self, tenant: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total: _Optional[_Union[UsageStats, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointUsage, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[PeriodUsage, _Mapping]]] = ..., spend_cap: _Optional[_Union[SpendCap, _Mapping]] = ...) -> None: ...
+    keys: _containers.RepeatedCompositeFieldContainer[KeyUsage]
+    def __init__(self, tenant: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total: _Optional[_Union[UsageStats, _Mapping]] = ..., endpoints: _Optional[_Iterable[_Union[EndpointUsage, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[PeriodUsage, _Mapping]]] = ..., spend_cap: _Optional[_Union[SpendCap, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[KeyUsage, _Mapping]]] = ...) -> None: ...
+
+class KeyUsage(_message.Message):
+    __slots__ = ("key_id", "stats")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    stats: UsageStats
+    def __init__(self, key_id: _Optional[str] = ..., stats: _Optional[_Union[UsageStats, _Mapping]] = ...) -> None: ...
 
 class SpendCap(_message.Message):
     __slots__ = ("daily_cap_usd", "spent_today_usd", "reset_time", "known")
