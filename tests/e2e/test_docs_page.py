@@ -55,10 +55,12 @@ def test_operations_render_and_try_it_reaches_the_gateway(stack):
         assert page.get_by_text("/api/v1/search", exact=True).count() >= 1
 
         # Authorize with the API key (HTTP bearer: Swagger UI adds "Bearer ").
+        # The dialog also lists the OAuth 2.0 token endpoint's basic scheme: use the bearer one.
         page.locator("button.authorize").first.click()
-        page.locator(".auth-container input").first.fill(DEV_KEY)
-        page.locator(".auth-btn-wrapper button.authorize").click()
-        page.locator("button.btn-done").click()
+        bearer = page.locator(".auth-container").filter(has_text="bearer").first
+        bearer.locator("input").first.fill(DEV_KEY)
+        bearer.locator(".auth-btn-wrapper button.authorize").click()
+        bearer.locator("button.btn-done").click()
 
         # Try it: GET /api/v1/embedding-models needs a key, so 200 proves it was sent.
         op = page.locator("#operations-EmbedderService-ListEmbeddingModels")
