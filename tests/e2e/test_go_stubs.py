@@ -135,12 +135,14 @@ def test_readme_quick_start_runs(stack):
     assert "NotFound COLLECTION_NOT_FOUND" in out.stderr, out.stderr
 
 
-def test_go_client_version_follows_the_release():
-    """The Go client is versioned with the API: its Version is the server's release
-    (pyproject.toml) and its APIVersion the protos' package version."""
-    release = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+def test_go_client_version_follows_the_api():
+    """The Go client is versioned with the API, as the Python and TypeScript SDKs: its
+    Version's major is the protos' package version, and it equals the Python SDK's."""
+    sdk = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())
+    release = sdk["project"]["version"]
     source = (CLIENT / "client" / "client.go").read_text()
     assert f'Version    = "{release}"' in source, "bump Version in clients/go/client/client.go"
+    assert release.split(".")[0] == "1"
     packages = {p.name for p in (ROOT / "protos" / "ragline").glob("*/*") if p.is_dir()}
     assert packages == {"v1"}, packages
     assert 'APIVersion = "v1"' in source

@@ -31,11 +31,11 @@ import (
 	systemv1 "github.com/ragline/ragline/clients/go/ragline/system/v1"
 )
 
-// APIVersion is the API this client speaks; Version is the client's own release, which
-// follows the server's (pyproject.toml) so a client and a gateway of one release match.
+// APIVersion is the API this client speaks; Version is the client's own release, whose major
+// is the API's (as the Python and TypeScript SDKs: 1.x speaks v1).
 const (
 	APIVersion = "v1"
-	Version    = "0.1.0"
+	Version    = "1.0.0"
 )
 
 // DefaultTimeout bounds a call whose context has no deadline, unless WithTimeout says otherwise.
