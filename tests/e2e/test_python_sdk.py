@@ -246,6 +246,10 @@ def test_keys_tokens_and_usage(client, stack):
         usage = client.get_usage(granularity="GRANULARITY_DAY")
     assert usage.tenant == "dev-1" and usage.total.requests > 0 and usage.endpoints
     assert usage.series and usage.series[0].start_time is not None
+    # The dashboard's fields: latency, per credential, the spend cap.
+    assert usage.total.p95_latency_ms > 0
+    assert usage.keys and sum(k.stats.requests for k in usage.keys) == usage.total.requests
+    assert usage.spend_cap.reset_time is not None
     now = datetime.now(UTC)
     window = client.get_usage(start_time=now - timedelta(hours=2), end_time=now)
     assert window.start_time is not None and window.start_time >= now - timedelta(

@@ -457,6 +457,8 @@ class UsageStats:
     cache_hits: int = 0
     cache_hit_rate: float = 0.0
     duration_ms: int = 0
+    # Estimated from a histogram with doubling buckets: within a factor of 2.
+    p95_latency_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -479,6 +481,26 @@ class Usage:
     total: UsageStats = field(default_factory=UsageStats)
     endpoints: list[EndpointUsage] = field(default_factory=list)
     series: list[PeriodUsage] = field(default_factory=list)
+    spend_cap: SpendCap = field(default_factory=lambda: SpendCap())
+    keys: list[KeyUsage] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SpendCap:
+    """The tenant's paid-model spend today against its daily cap (per UTC day)."""
+
+    daily_cap_usd: float = 0.0
+    spent_today_usd: float = 0.0
+    reset_time: datetime | None = None
+    known: bool = False
+
+
+@dataclass(slots=True)
+class KeyUsage:
+    """Usage of one credential (an empty key_id: recorded before keys were counted)."""
+
+    key_id: str = ""
+    stats: UsageStats = field(default_factory=UsageStats)
 
 
 @dataclass(slots=True)
