@@ -134,3 +134,19 @@ async def test_a_service_down_is_503_naming_it_in_our_words(api, gateway_channel
         return reply.status_code != 503
 
     await wait_until(serving, timeout=60, interval=0.3)
+
+
+async def test_a_chunked_body_without_a_length_passes_the_body_cap_cleanly(api, stack):
+    # The declared-body-cap Lua filter read tonumber(nil) on a chunked body: a Lua error
+    # in Envoy's log for every such request.
+    async def chunks():
+        yield b'{"texts": ["chunked'
+        yield b' body"]}'
+
+    reply = await api.post(
+        "/api/v1/embeddings", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["embeddings"]) == 1
+    log = stack.log_path("envoy").read_text(errors="replace")
+    assert "bad argument" not in log

@@ -340,8 +340,10 @@ def _edge_filters(cfg: GatewayConfig) -> list[dict[str, Any]]:
                 "@type": _type("envoy.extensions.filters.http.lua.v3.Lua"),
                 "default_source_code": {
                     "inline_string": (
+                        # tonumber(nil) is an error in LuaJIT (a chunked body has no length).
                         "function envoy_on_request(handle)\n"
-                        '  local length = tonumber(handle:headers():get("content-length"))\n'
+                        '  local declared = handle:headers():get("content-length")\n'
+                        "  local length = declared and tonumber(declared)\n"
                         f"  if length ~= nil and length > {cfg.max_request_bytes} then\n"
                         '    handle:respond({[":status"] = "413"}, "request body too large")\n'
                         "  end\n"
