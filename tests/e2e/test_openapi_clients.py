@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 CONFIG = ROOT / "tests" / "support" / "openapi-python-client.yaml"
 TS_CHECK = ROOT / "tools" / "openapi-ts-check"
+# Not `ragline_client`: that is the official SDK, already imported by the suite.
+GENERATED = "ragline_openapi_generated"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def test_generated_python_client_calls_the_gateway(stack, spec_file, tmp_path, m
             "--meta",
             "none",
             "--output-path",
-            str(tmp_path / "ragline_client"),
+            str(tmp_path / GENERATED),
             "--config",
             str(CONFIG),
         ],
@@ -62,13 +64,13 @@ def test_generated_python_client_calls_the_gateway(stack, spec_file, tmp_path, m
     )
     assert "Warning" not in out and "Unable" not in out, out
     monkeypatch.syspath_prepend(str(tmp_path))
-    client_mod = importlib.import_module("ragline_client")
-    get_health = importlib.import_module("ragline_client.api.system_service.get_health")
-    upload = importlib.import_module("ragline_client.api.ingest_service.upload_document")
-    list_collections = importlib.import_module("ragline_client.api.ingest_service.list_collections")
-    search = importlib.import_module("ragline_client.api.retriever_service.search")
-    models = importlib.import_module("ragline_client.models")
-    types = importlib.import_module("ragline_client.types")
+    client_mod = importlib.import_module(GENERATED)
+    get_health = importlib.import_module(f"{GENERATED}.api.system_service.get_health")
+    upload = importlib.import_module(f"{GENERATED}.api.ingest_service.upload_document")
+    list_collections = importlib.import_module(f"{GENERATED}.api.ingest_service.list_collections")
+    search = importlib.import_module(f"{GENERATED}.api.retriever_service.search")
+    models = importlib.import_module(f"{GENERATED}.models")
+    types = importlib.import_module(f"{GENERATED}.types")
 
     base = stack.cfg.base_url
     anon = client_mod.Client(base_url=base, timeout=httpx.Timeout(30))
