@@ -41,7 +41,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt scrip
 	VENV=$(VENV) scripts/install_llama_cpp.sh $(LLAMA_CPP_VERSION)
 	@touch $@
 
-$(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch scripts/ferretdb-atomic-writes.patch
+$(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch scripts/ferretdb-atomic-writes.patch scripts/ferretdb-update-statement-close.patch
 	BIN=$(BIN) scripts/install_ferretdb.sh $(FERRETDB_VERSION)
 
 # envoyproxy/ratelimit, bombardier (bench) and the Go stub plugins, pinned (go install).
@@ -137,7 +137,7 @@ test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed c
 	@touch $@
 
 test: setup deploy-tools test-tools lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: setup $(BIN)/bombardier
 	$(PY) -m bench

@@ -43,6 +43,15 @@ atomic_patch="$(cd "$(dirname "$0")" && pwd)/ferretdb-atomic-writes.patch"
   echo "install_ferretdb.sh: the atomic writes patch no longer applies to $VERSION" >&2
   exit 1
 }
+# The handler's update command kept every statement's query open until the command ended;
+# each holds one of the SQLite pool's 100 connections, so a bulk of more than 100 matching
+# UpdateOne (auth's digest index at start-up, a usage flush) waited forever for a
+# connection and wedged the database. The patch closes each statement's query in turn.
+close_patch="$(cd "$(dirname "$0")" && pwd)/ferretdb-update-statement-close.patch"
+(cd "$work" && git apply -p1 "$close_patch") || {
+  echo "install_ferretdb.sh: the update statement close patch no longer applies to $VERSION" >&2
+  exit 1
+}
 mkdir -p "$BIN"
 (cd "$work" && go build -trimpath -o "$BIN/ferretdb" ./cmd/ferretdb)
 # sed reads to the end (head -1 could SIGPIPE the binary and fail under pipefail).
