@@ -61,6 +61,51 @@ async def test_jwt_is_accepted_with_the_keys_identity(api, anon_api, stack):
         assert reply.models
 
 
+async def test_caller_describes_the_credential_of_the_request(api, anon_api, stack):
+    """GET /api/v1/caller needs any valid credential and tells what it is (the dashboard
+    learns an SSO token's scopes from it): with the key, with its token, over gRPC."""
+    tenant = _tenant()
+    key, record = await create_key(api, tenant, ["search", "analytics"], tier="free")
+    by_key = await anon_api.get("/api/v1/caller", headers=bearer(key))
+    assert by_key.status_code == 200, by_key.text
+    assert by_key.json() == {
+        "tenant": tenant,
+        "subject": record["key_id"],
+        "scopes": ["search", "analytics"],
+        "tier": "free",
+        "credential_type": "api_key",
+    }
+    token = (await _token(anon_api, key))["access_token"]
+    by_token = (await anon_api.get("/api/v1/caller", headers=bearer(token))).json()
+    assert by_token == {**by_key.json(), "credential_type": "jwt"}
+    # Forged identity headers change nothing.
+    forged = await anon_api.get(
+        "/api/v1/caller", headers={**bearer(key), "x-ragline-tenant": "victim"}
+    )
+    assert forged.json()["tenant"] == tenant
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{stack.cfg.api_port}", interceptors=bearer_interceptors(token)
+    ) as channel:
+        reply = await auth_grpc.AuthServiceStub(channel).GetCaller(
+            auth_pb.GetCallerRequest(), timeout=10
+        )
+    assert (reply.tenant, list(reply.scopes), reply.credential_type) == (
+        tenant,
+        ["search", "analytics"],
+        "jwt",
+    )
+    for headers in ({}, bearer("rl_live_not-a-key"), bearer(token[:-4] + "AAAA")):
+        refused = await anon_api.get("/api/v1/caller", headers=headers)
+        assert refused.status_code == 401, (headers, refused.text)
+    revoked = await api.post(f"/api/v1/keys/{record['key_id']}:revoke", json={})
+    assert revoked.status_code == 200
+
+    async def refused_now() -> bool:
+        return (await anon_api.get("/api/v1/caller", headers=bearer(key))).status_code == 401
+
+    await wait_until(refused_now, timeout=10)
+
+
 async def test_jwt_scopes_are_enforced_at_the_edge(api, anon_api, stack):
     key, _ = await create_key(api, _tenant(), ["search"])
     token = (await _token(anon_api, key))["access_token"]

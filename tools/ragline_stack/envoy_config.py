@@ -134,6 +134,7 @@ REST_ROUTES = (
     Route({"prefix": "/api/v1/collections/"}, "ingest", get_retry=RETRY_READ),
     # Gateway: keys, tokens, usage, public documents (served by the auth service).
     Route({"path": "/api/v1/tokens"}, "auth", scope="api_key_only"),
+    Route({"path": "/api/v1/caller"}, "auth", scope="authenticated", retry=RETRY_READ),
     Route({"path": "/api/v1/keys"}, "auth", get_retry=RETRY_READ),
     Route({"prefix": "/api/v1/keys/"}, "auth", get_retry=RETRY_READ),
     Route({"path": "/api/v1/users"}, "auth"),
@@ -160,6 +161,7 @@ GRPC_ROUTES = (
     ("/ragline.chat.v1.", "chat", "chat"),
     ("/ragline.ingest.v1.", "ingest", "ingest"),
     ("/ragline.auth.v1.AuthService/CreateToken", "auth", "api_key_only"),
+    ("/ragline.auth.v1.AuthService/GetCaller", "auth", "authenticated"),
     ("/ragline.auth.v1.", "auth", "admin"),
     ("/ragline.analytics.v1.", "auth", "analytics"),
     ("/ragline.system.v1.", "system", "authenticated"),
@@ -178,6 +180,7 @@ IDEMPOTENT_GRPC = {
     "/ragline.embedder.v1.EmbedderService/ListEmbeddingModels": RETRY_READ,
     "/ragline.retriever.v1.RetrieverService/Search": RETRY_TRANSPORT,
     "/ragline.retriever.v1.RetrieverService/SuggestQueries": RETRY_READ,
+    "/ragline.auth.v1.AuthService/GetCaller": RETRY_READ,
     "/ragline.chat.v1.ChatService/ListConversations": RETRY_READ,
     "/ragline.chat.v1.ChatService/GetConversation": RETRY_READ,
     "/ragline.chat.v1.ChatService/ListChatModels": RETRY_READ,

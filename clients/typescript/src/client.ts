@@ -6,6 +6,7 @@ import { type Page, Paginator } from "./pagination.js";
 import { parseSse } from "./sse.js";
 import type {
   ApiKey,
+  Caller,
   ChatModel,
   ChatRequest,
   ChatResponse,
@@ -201,6 +202,11 @@ export class Ragline {
     this.keys = new Keys(this.transport);
     this.tokens = new Tokens(this.transport);
     this.usage = new Usage(this.transport);
+  }
+
+  /** GET /api/v1/caller: this credential's tenant, subject, scopes, tier and type. */
+  caller(options: RequestOptions = {}): Promise<Caller> {
+    return this.transport.json({ ...options, method: "GET", path: "/api/v1/caller" });
   }
 
   /** GET /health (public): every component's state; a 503 UnavailableError when one is down. */

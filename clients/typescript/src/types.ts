@@ -14,6 +14,7 @@ type Int64Input<T, K extends keyof T> = Omit<T, K> & { [P in K]?: string | numbe
 
 export type ApiKey = Schemas["ApiKey"];
 export type ApiKeyState = Schemas["ApiKeyState"];
+export type Caller = Schemas["Caller"];
 export type ChatModel = Schemas["ChatModel"];
 export type ChatRequest = Omit<Schemas["ChatRequest"], "stream">;
 export type ChatResponse = Schemas["ChatResponse"];

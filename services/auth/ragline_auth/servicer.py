@@ -376,6 +376,16 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         await context.send_initial_metadata((("cache-control", "no-store"), ("pragma", "no-cache")))
         return httpbody_pb2.HttpBody(content_type="application/json", data=body)
 
+    async def GetCaller(self, request: pb.GetCallerRequest, context: Context) -> pb.Caller:
+        who = current_caller(context)
+        return pb.Caller(
+            tenant=who.tenant,
+            subject=who.key_id,
+            scopes=list(who.scopes),
+            tier=who.tier,
+            credential_type=who.method,
+        )
+
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: Context
     ) -> pb.CreateTokenResponse:

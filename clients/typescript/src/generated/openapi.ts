@@ -104,6 +104,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/caller": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Describes the credential the request was made with: its tenant, subject, scopes and how it was verified
+         * @description Describes the credential the request was made with: its tenant, subject, scopes and how it was verified. Any valid credential may ask (a client signed in through single sign-on learns what its role allows). Needs any valid key or token.
+         */
+        get: operations["GetCaller"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat": {
         parameters: {
             query?: never;
@@ -989,6 +1009,19 @@ export interface components {
             reason?: string;
             /** @description Provides a localized error message for field-level errors that is safe to return to the API consumer. */
             localized_message?: components["schemas"]["LocalizedMessage"];
+        };
+        /** @description The verified credential of a request. */
+        Caller: {
+            /** @description The tenant the credential acts for. */
+            readonly tenant?: string;
+            /** @description Who: an API key's id, a token's key id, or `ssoUsers/{subject}` for a token of the single sign-on provider. */
+            readonly subject?: string;
+            /** @description The scopes the credential holds, in canonical order. */
+            readonly scopes?: string[];
+            /** @description The rate-limit tier. */
+            readonly tier?: string;
+            /** @description How it was verified: `api_key`, `jwt` (a token from POST /api/v1/tokens or /oauth2/token) or `oidc` (a token of the single sign-on provider). */
+            readonly credential_type?: string;
         };
         /** @description A chat model. */
         ChatModel: {
@@ -2901,6 +2934,46 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["ListAuditEventsResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    GetCaller: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The verified credential of a request */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "tenant": "dev-1",
+                     *       "subject": "subject",
+                     *       "scopes": [
+                     *         "search",
+                     *         "chat"
+                     *       ],
+                     *       "tier": "tier",
+                     *       "credential_type": "credential type"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Caller"];
                 };
             };
             400: components["responses"]["BadRequest"];

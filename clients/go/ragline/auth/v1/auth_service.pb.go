@@ -1132,6 +1132,127 @@ func (x *CreateTokenResponse) GetScope() string {
 	return ""
 }
 
+// Request for GetCaller.
+type GetCallerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCallerRequest) Reset() {
+	*x = GetCallerRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallerRequest) ProtoMessage() {}
+
+func (x *GetCallerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallerRequest.ProtoReflect.Descriptor instead.
+func (*GetCallerRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{12}
+}
+
+// The verified credential of a request.
+type Caller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant the credential acts for.
+	Tenant string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Who: an API key's id, a token's key id, or `ssoUsers/{subject}` for a
+	// token of the single sign-on provider.
+	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	// The scopes the credential holds, in canonical order.
+	Scopes []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// The rate-limit tier.
+	Tier string `protobuf:"bytes,4,opt,name=tier,proto3" json:"tier,omitempty"`
+	// How it was verified: `api_key`, `jwt` (a token from POST /api/v1/tokens
+	// or /oauth2/token) or `oidc` (a token of the single sign-on provider).
+	CredentialType string `protobuf:"bytes,5,opt,name=credential_type,json=credentialType,proto3" json:"credential_type,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Caller) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *Caller) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Caller) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *Caller) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *Caller) GetCredentialType() string {
+	if x != nil {
+		return x.CredentialType
+	}
+	return ""
+}
+
 // A person in a tenant, with a role.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1161,7 +1282,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1294,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[12]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1307,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{12}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *User) GetName() string {
@@ -1270,7 +1391,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1403,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[13]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1416,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{13}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateUserRequest) GetUser() *User {
@@ -1316,7 +1437,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1449,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1462,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{14}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetUserRequest) GetName() string {
@@ -1372,7 +1493,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1505,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1518,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{15}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListUsersRequest) GetTenant() string {
@@ -1448,7 +1569,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1581,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1594,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{16}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1503,7 +1624,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1636,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1649,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{17}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateUserRequest) GetUser() *User {
@@ -1556,7 +1677,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1689,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1702,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{18}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -1619,7 +1740,7 @@ type ServiceAccount struct {
 
 func (x *ServiceAccount) Reset() {
 	*x = ServiceAccount{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1752,7 @@ func (x *ServiceAccount) String() string {
 func (*ServiceAccount) ProtoMessage() {}
 
 func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1765,7 @@ func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccount.ProtoReflect.Descriptor instead.
 func (*ServiceAccount) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{19}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServiceAccount) GetName() string {
@@ -1721,7 +1842,7 @@ type CreateServiceAccountRequest struct {
 
 func (x *CreateServiceAccountRequest) Reset() {
 	*x = CreateServiceAccountRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1854,7 @@ func (x *CreateServiceAccountRequest) String() string {
 func (*CreateServiceAccountRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1867,7 @@ func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{20}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateServiceAccountRequest) GetServiceAccount() *ServiceAccount {
@@ -1769,7 +1890,7 @@ type CreateServiceAccountResponse struct {
 
 func (x *CreateServiceAccountResponse) Reset() {
 	*x = CreateServiceAccountResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +1902,7 @@ func (x *CreateServiceAccountResponse) String() string {
 func (*CreateServiceAccountResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +1915,7 @@ func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{21}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateServiceAccountResponse) GetServiceAccount() *ServiceAccount {
@@ -1822,7 +1943,7 @@ type GetServiceAccountRequest struct {
 
 func (x *GetServiceAccountRequest) Reset() {
 	*x = GetServiceAccountRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +1955,7 @@ func (x *GetServiceAccountRequest) String() string {
 func (*GetServiceAccountRequest) ProtoMessage() {}
 
 func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +1968,7 @@ func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{22}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetServiceAccountRequest) GetName() string {
@@ -1874,7 +1995,7 @@ type ListServiceAccountsRequest struct {
 
 func (x *ListServiceAccountsRequest) Reset() {
 	*x = ListServiceAccountsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2007,7 @@ func (x *ListServiceAccountsRequest) String() string {
 func (*ListServiceAccountsRequest) ProtoMessage() {}
 
 func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2020,7 @@ func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{23}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListServiceAccountsRequest) GetTenant() string {
@@ -1943,7 +2064,7 @@ type ListServiceAccountsResponse struct {
 
 func (x *ListServiceAccountsResponse) Reset() {
 	*x = ListServiceAccountsResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2076,7 @@ func (x *ListServiceAccountsResponse) String() string {
 func (*ListServiceAccountsResponse) ProtoMessage() {}
 
 func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2089,7 @@ func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{24}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListServiceAccountsResponse) GetServiceAccounts() []*ServiceAccount {
@@ -1996,7 +2117,7 @@ type DeleteServiceAccountRequest struct {
 
 func (x *DeleteServiceAccountRequest) Reset() {
 	*x = DeleteServiceAccountRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2129,7 @@ func (x *DeleteServiceAccountRequest) String() string {
 func (*DeleteServiceAccountRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2142,7 @@ func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{25}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteServiceAccountRequest) GetName() string {
@@ -2045,7 +2166,7 @@ type RotateServiceAccountSecretRequest struct {
 
 func (x *RotateServiceAccountSecretRequest) Reset() {
 	*x = RotateServiceAccountSecretRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2178,7 @@ func (x *RotateServiceAccountSecretRequest) String() string {
 func (*RotateServiceAccountSecretRequest) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2191,7 @@ func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RotateServiceAccountSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RotateServiceAccountSecretRequest) GetName() string {
@@ -2102,7 +2223,7 @@ type RotateServiceAccountSecretResponse struct {
 
 func (x *RotateServiceAccountSecretResponse) Reset() {
 	*x = RotateServiceAccountSecretResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2235,7 @@ func (x *RotateServiceAccountSecretResponse) String() string {
 func (*RotateServiceAccountSecretResponse) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2248,7 @@ func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use RotateServiceAccountSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RotateServiceAccountSecretResponse) GetServiceAccount() *ServiceAccount {
@@ -2184,7 +2305,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2317,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2330,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AuditEvent) GetName() string {
@@ -2309,7 +2430,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2442,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2455,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListAuditEventsRequest) GetTenant() string {
@@ -2378,7 +2499,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2390,7 +2511,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2403,7 +2524,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
@@ -2433,7 +2554,7 @@ type CreateOAuth2TokenRequest struct {
 
 func (x *CreateOAuth2TokenRequest) Reset() {
 	*x = CreateOAuth2TokenRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2566,7 @@ func (x *CreateOAuth2TokenRequest) String() string {
 func (*CreateOAuth2TokenRequest) ProtoMessage() {}
 
 func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2579,7 @@ func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOAuth2TokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateOAuth2TokenRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateOAuth2TokenRequest) GetForm() *httpbody.HttpBody {
@@ -2477,7 +2598,7 @@ type GetJwksRequest struct {
 
 func (x *GetJwksRequest) Reset() {
 	*x = GetJwksRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2610,7 @@ func (x *GetJwksRequest) String() string {
 func (*GetJwksRequest) ProtoMessage() {}
 
 func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2623,7 @@ func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJwksRequest.ProtoReflect.Descriptor instead.
 func (*GetJwksRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{34}
 }
 
 // Request for GetOpenApiDocument.
@@ -2514,7 +2635,7 @@ type GetOpenApiDocumentRequest struct {
 
 func (x *GetOpenApiDocumentRequest) Reset() {
 	*x = GetOpenApiDocumentRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2647,7 @@ func (x *GetOpenApiDocumentRequest) String() string {
 func (*GetOpenApiDocumentRequest) ProtoMessage() {}
 
 func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2660,7 @@ func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpenApiDocumentRequest.ProtoReflect.Descriptor instead.
 func (*GetOpenApiDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{33}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{35}
 }
 
 // Request for GetApiDocs.
@@ -2551,7 +2672,7 @@ type GetApiDocsRequest struct {
 
 func (x *GetApiDocsRequest) Reset() {
 	*x = GetApiDocsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2684,7 @@ func (x *GetApiDocsRequest) String() string {
 func (*GetApiDocsRequest) ProtoMessage() {}
 
 func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2697,7 @@ func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApiDocsRequest.ProtoReflect.Descriptor instead.
 func (*GetApiDocsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{34}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{36}
 }
 
 var File_ragline_auth_v1_auth_service_proto protoreflect.FileDescriptor
@@ -2647,7 +2768,14 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\ttokenType\x12#\n" +
 	"\n" +
 	"expires_in\x18\x03 \x01(\x05B\x04\xe2A\x01\x03R\texpiresIn\x12\x1a\n" +
-	"\x05scope\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x05scope\"\xd4\x03\n" +
+	"\x05scope\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x05scope\"\x12\n" +
+	"\x10GetCallerRequest\"\xad\x01\n" +
+	"\x06Caller\x12\x1c\n" +
+	"\x06tenant\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x06tenant\x12\x1e\n" +
+	"\asubject\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\asubject\x12\x1c\n" +
+	"\x06scopes\x18\x03 \x03(\tB\x04\xe2A\x01\x03R\x06scopes\x12\x18\n" +
+	"\x04tier\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x04tier\x12-\n" +
+	"\x0fcredential_type\x18\x05 \x01(\tB\x04\xe2A\x01\x03R\x0ecredentialType\"\xd4\x03\n" +
 	"\x04User\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1c\n" +
 	"\x06tenant\x18\x02 \x01(\tB\x04\xe2A\x01\x05R\x06tenant\x12\x1b\n" +
@@ -2778,14 +2906,15 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x13ServiceAccountState\x12%\n" +
 	"!SERVICE_ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSERVICE_ACCOUNT_STATE_ACTIVE\x10\x01\x12!\n" +
-	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\xaa\x14\n" +
+	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\x8b\x15\n" +
 	"\vAuthService\x12t\n" +
 	"\fCreateApiKey\x12$.ragline.auth.v1.CreateApiKeyRequest\x1a%.ragline.auth.v1.CreateApiKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/v1/keys\x12n\n" +
 	"\vListApiKeys\x12#.ragline.auth.v1.ListApiKeysRequest\x1a$.ragline.auth.v1.ListApiKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/v1/keys\x12f\n" +
 	"\tGetApiKey\x12!.ragline.auth.v1.GetApiKeyRequest\x1a\x17.ragline.auth.v1.ApiKey\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/keys/{key_id}\x12\x84\x01\n" +
 	"\fRotateApiKey\x12$.ragline.auth.v1.RotateApiKeyRequest\x1a%.ragline.auth.v1.RotateApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/keys/{key_id}:rotate\x12\x84\x01\n" +
 	"\fRevokeApiKey\x12$.ragline.auth.v1.RevokeApiKeyRequest\x1a%.ragline.auth.v1.RevokeApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/keys/{key_id}:revoke\x12s\n" +
-	"\vCreateToken\x12#.ragline.auth.v1.CreateTokenRequest\x1a$.ragline.auth.v1.CreateTokenResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/tokens\x12d\n" +
+	"\vCreateToken\x12#.ragline.auth.v1.CreateTokenRequest\x1a$.ragline.auth.v1.CreateTokenResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/tokens\x12_\n" +
+	"\tGetCaller\x12!.ragline.auth.v1.GetCallerRequest\x1a\x17.ragline.auth.v1.Caller\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/caller\x12d\n" +
 	"\n" +
 	"CreateUser\x12\".ragline.auth.v1.CreateUserRequest\x1a\x15.ragline.auth.v1.User\"\x1b\x82\xd3\xe4\x93\x02\x15:\x04user\"\r/api/v1/users\x12a\n" +
 	"\aGetUser\x12\x1f.ragline.auth.v1.GetUserRequest\x1a\x15.ragline.auth.v1.User\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/{name=users/*}\x12i\n" +
@@ -2820,7 +2949,7 @@ func file_ragline_auth_v1_auth_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ragline_auth_v1_auth_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_ragline_auth_v1_auth_service_proto_goTypes = []any{
 	(KeyEnvironment)(0),                        // 0: ragline.auth.v1.KeyEnvironment
 	(ApiKeyState)(0),                           // 1: ragline.auth.v1.ApiKeyState
@@ -2839,40 +2968,42 @@ var file_ragline_auth_v1_auth_service_proto_goTypes = []any{
 	(*RevokeApiKeyResponse)(nil),               // 14: ragline.auth.v1.RevokeApiKeyResponse
 	(*CreateTokenRequest)(nil),                 // 15: ragline.auth.v1.CreateTokenRequest
 	(*CreateTokenResponse)(nil),                // 16: ragline.auth.v1.CreateTokenResponse
-	(*User)(nil),                               // 17: ragline.auth.v1.User
-	(*CreateUserRequest)(nil),                  // 18: ragline.auth.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                     // 19: ragline.auth.v1.GetUserRequest
-	(*ListUsersRequest)(nil),                   // 20: ragline.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 21: ragline.auth.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),                  // 22: ragline.auth.v1.UpdateUserRequest
-	(*DeleteUserRequest)(nil),                  // 23: ragline.auth.v1.DeleteUserRequest
-	(*ServiceAccount)(nil),                     // 24: ragline.auth.v1.ServiceAccount
-	(*CreateServiceAccountRequest)(nil),        // 25: ragline.auth.v1.CreateServiceAccountRequest
-	(*CreateServiceAccountResponse)(nil),       // 26: ragline.auth.v1.CreateServiceAccountResponse
-	(*GetServiceAccountRequest)(nil),           // 27: ragline.auth.v1.GetServiceAccountRequest
-	(*ListServiceAccountsRequest)(nil),         // 28: ragline.auth.v1.ListServiceAccountsRequest
-	(*ListServiceAccountsResponse)(nil),        // 29: ragline.auth.v1.ListServiceAccountsResponse
-	(*DeleteServiceAccountRequest)(nil),        // 30: ragline.auth.v1.DeleteServiceAccountRequest
-	(*RotateServiceAccountSecretRequest)(nil),  // 31: ragline.auth.v1.RotateServiceAccountSecretRequest
-	(*RotateServiceAccountSecretResponse)(nil), // 32: ragline.auth.v1.RotateServiceAccountSecretResponse
-	(*AuditEvent)(nil),                         // 33: ragline.auth.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),             // 34: ragline.auth.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),            // 35: ragline.auth.v1.ListAuditEventsResponse
-	(*CreateOAuth2TokenRequest)(nil),           // 36: ragline.auth.v1.CreateOAuth2TokenRequest
-	(*GetJwksRequest)(nil),                     // 37: ragline.auth.v1.GetJwksRequest
-	(*GetOpenApiDocumentRequest)(nil),          // 38: ragline.auth.v1.GetOpenApiDocumentRequest
-	(*GetApiDocsRequest)(nil),                  // 39: ragline.auth.v1.GetApiDocsRequest
-	nil,                                        // 40: ragline.auth.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),              // 41: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 42: google.protobuf.FieldMask
-	(*httpbody.HttpBody)(nil),                  // 43: google.api.HttpBody
+	(*GetCallerRequest)(nil),                   // 17: ragline.auth.v1.GetCallerRequest
+	(*Caller)(nil),                             // 18: ragline.auth.v1.Caller
+	(*User)(nil),                               // 19: ragline.auth.v1.User
+	(*CreateUserRequest)(nil),                  // 20: ragline.auth.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                     // 21: ragline.auth.v1.GetUserRequest
+	(*ListUsersRequest)(nil),                   // 22: ragline.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 23: ragline.auth.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),                  // 24: ragline.auth.v1.UpdateUserRequest
+	(*DeleteUserRequest)(nil),                  // 25: ragline.auth.v1.DeleteUserRequest
+	(*ServiceAccount)(nil),                     // 26: ragline.auth.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),        // 27: ragline.auth.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil),       // 28: ragline.auth.v1.CreateServiceAccountResponse
+	(*GetServiceAccountRequest)(nil),           // 29: ragline.auth.v1.GetServiceAccountRequest
+	(*ListServiceAccountsRequest)(nil),         // 30: ragline.auth.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),        // 31: ragline.auth.v1.ListServiceAccountsResponse
+	(*DeleteServiceAccountRequest)(nil),        // 32: ragline.auth.v1.DeleteServiceAccountRequest
+	(*RotateServiceAccountSecretRequest)(nil),  // 33: ragline.auth.v1.RotateServiceAccountSecretRequest
+	(*RotateServiceAccountSecretResponse)(nil), // 34: ragline.auth.v1.RotateServiceAccountSecretResponse
+	(*AuditEvent)(nil),                         // 35: ragline.auth.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),             // 36: ragline.auth.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),            // 37: ragline.auth.v1.ListAuditEventsResponse
+	(*CreateOAuth2TokenRequest)(nil),           // 38: ragline.auth.v1.CreateOAuth2TokenRequest
+	(*GetJwksRequest)(nil),                     // 39: ragline.auth.v1.GetJwksRequest
+	(*GetOpenApiDocumentRequest)(nil),          // 40: ragline.auth.v1.GetOpenApiDocumentRequest
+	(*GetApiDocsRequest)(nil),                  // 41: ragline.auth.v1.GetApiDocsRequest
+	nil,                                        // 42: ragline.auth.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),              // 43: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 44: google.protobuf.FieldMask
+	(*httpbody.HttpBody)(nil),                  // 45: google.api.HttpBody
 }
 var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	0,  // 0: ragline.auth.v1.ApiKey.environment:type_name -> ragline.auth.v1.KeyEnvironment
-	41, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	41, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	41, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	41, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	43, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	43, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	43, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: ragline.auth.v1.ApiKey.state:type_name -> ragline.auth.v1.ApiKeyState
 	0,  // 6: ragline.auth.v1.CreateApiKeyRequest.environment:type_name -> ragline.auth.v1.KeyEnvironment
 	5,  // 7: ragline.auth.v1.CreateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
@@ -2882,70 +3013,72 @@ var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	5,  // 11: ragline.auth.v1.RevokeApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
 	2,  // 12: ragline.auth.v1.User.role:type_name -> ragline.auth.v1.Role
 	3,  // 13: ragline.auth.v1.User.state:type_name -> ragline.auth.v1.UserState
-	41, // 14: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	41, // 15: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	41, // 16: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
-	17, // 17: ragline.auth.v1.CreateUserRequest.user:type_name -> ragline.auth.v1.User
-	17, // 18: ragline.auth.v1.ListUsersResponse.users:type_name -> ragline.auth.v1.User
-	17, // 19: ragline.auth.v1.UpdateUserRequest.user:type_name -> ragline.auth.v1.User
-	42, // 20: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	43, // 14: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	43, // 15: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	43, // 16: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
+	19, // 17: ragline.auth.v1.CreateUserRequest.user:type_name -> ragline.auth.v1.User
+	19, // 18: ragline.auth.v1.ListUsersResponse.users:type_name -> ragline.auth.v1.User
+	19, // 19: ragline.auth.v1.UpdateUserRequest.user:type_name -> ragline.auth.v1.User
+	44, // 20: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 21: ragline.auth.v1.ServiceAccount.role:type_name -> ragline.auth.v1.Role
 	4,  // 22: ragline.auth.v1.ServiceAccount.state:type_name -> ragline.auth.v1.ServiceAccountState
-	41, // 23: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	41, // 24: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
-	24, // 25: ragline.auth.v1.CreateServiceAccountRequest.service_account:type_name -> ragline.auth.v1.ServiceAccount
-	24, // 26: ragline.auth.v1.CreateServiceAccountResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
-	24, // 27: ragline.auth.v1.ListServiceAccountsResponse.service_accounts:type_name -> ragline.auth.v1.ServiceAccount
-	24, // 28: ragline.auth.v1.RotateServiceAccountSecretResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
-	41, // 29: ragline.auth.v1.RotateServiceAccountSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	41, // 30: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	40, // 31: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
-	33, // 32: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
-	43, // 33: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
+	43, // 23: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	43, // 24: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
+	26, // 25: ragline.auth.v1.CreateServiceAccountRequest.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	26, // 26: ragline.auth.v1.CreateServiceAccountResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	26, // 27: ragline.auth.v1.ListServiceAccountsResponse.service_accounts:type_name -> ragline.auth.v1.ServiceAccount
+	26, // 28: ragline.auth.v1.RotateServiceAccountSecretResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	43, // 29: ragline.auth.v1.RotateServiceAccountSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	43, // 30: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	42, // 31: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
+	35, // 32: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
+	45, // 33: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
 	6,  // 34: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
 	8,  // 35: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
 	10, // 36: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
 	11, // 37: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
 	13, // 38: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
 	15, // 39: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
-	18, // 40: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
-	19, // 41: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
-	20, // 42: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
-	22, // 43: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
-	23, // 44: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
-	25, // 45: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
-	27, // 46: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
-	28, // 47: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
-	30, // 48: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
-	31, // 49: ragline.auth.v1.AuthService.RotateServiceAccountSecret:input_type -> ragline.auth.v1.RotateServiceAccountSecretRequest
-	34, // 50: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
-	36, // 51: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
-	37, // 52: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
-	38, // 53: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
-	39, // 54: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
-	7,  // 55: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
-	9,  // 56: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
-	5,  // 57: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
-	12, // 58: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
-	14, // 59: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
-	16, // 60: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
-	17, // 61: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
-	17, // 62: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
-	21, // 63: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
-	17, // 64: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
-	17, // 65: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
-	26, // 66: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
-	24, // 67: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
-	29, // 68: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
-	24, // 69: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
-	32, // 70: ragline.auth.v1.AuthService.RotateServiceAccountSecret:output_type -> ragline.auth.v1.RotateServiceAccountSecretResponse
-	35, // 71: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
-	43, // 72: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
-	43, // 73: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
-	43, // 74: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
-	43, // 75: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
-	55, // [55:76] is the sub-list for method output_type
-	34, // [34:55] is the sub-list for method input_type
+	17, // 40: ragline.auth.v1.AuthService.GetCaller:input_type -> ragline.auth.v1.GetCallerRequest
+	20, // 41: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
+	21, // 42: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
+	22, // 43: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
+	24, // 44: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
+	25, // 45: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
+	27, // 46: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
+	29, // 47: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
+	30, // 48: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
+	32, // 49: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
+	33, // 50: ragline.auth.v1.AuthService.RotateServiceAccountSecret:input_type -> ragline.auth.v1.RotateServiceAccountSecretRequest
+	36, // 51: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
+	38, // 52: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
+	39, // 53: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
+	40, // 54: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
+	41, // 55: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
+	7,  // 56: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
+	9,  // 57: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
+	5,  // 58: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
+	12, // 59: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
+	14, // 60: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
+	16, // 61: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
+	18, // 62: ragline.auth.v1.AuthService.GetCaller:output_type -> ragline.auth.v1.Caller
+	19, // 63: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
+	19, // 64: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
+	23, // 65: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
+	19, // 66: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
+	19, // 67: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
+	28, // 68: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
+	26, // 69: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	31, // 70: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
+	26, // 71: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	34, // 72: ragline.auth.v1.AuthService.RotateServiceAccountSecret:output_type -> ragline.auth.v1.RotateServiceAccountSecretResponse
+	37, // 73: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
+	45, // 74: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
+	45, // 75: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
+	45, // 76: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
+	45, // 77: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
+	56, // [56:78] is the sub-list for method output_type
+	34, // [34:56] is the sub-list for method input_type
 	34, // [34:34] is the sub-list for extension type_name
 	34, // [34:34] is the sub-list for extension extendee
 	0,  // [0:34] is the sub-list for field type_name
@@ -2962,7 +3095,7 @@ func file_ragline_auth_v1_auth_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_auth_v1_auth_service_proto_rawDesc), len(file_ragline_auth_v1_auth_service_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

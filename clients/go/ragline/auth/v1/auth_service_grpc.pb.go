@@ -26,6 +26,7 @@ const (
 	AuthService_RotateApiKey_FullMethodName               = "/ragline.auth.v1.AuthService/RotateApiKey"
 	AuthService_RevokeApiKey_FullMethodName               = "/ragline.auth.v1.AuthService/RevokeApiKey"
 	AuthService_CreateToken_FullMethodName                = "/ragline.auth.v1.AuthService/CreateToken"
+	AuthService_GetCaller_FullMethodName                  = "/ragline.auth.v1.AuthService/GetCaller"
 	AuthService_CreateUser_FullMethodName                 = "/ragline.auth.v1.AuthService/CreateUser"
 	AuthService_GetUser_FullMethodName                    = "/ragline.auth.v1.AuthService/GetUser"
 	AuthService_ListUsers_FullMethodName                  = "/ragline.auth.v1.AuthService/ListUsers"
@@ -68,6 +69,11 @@ type AuthServiceClient interface {
 	// Exchanges the calling API key for a short-lived JWT with the key's
 	// tenant and scopes. Only an API key can ask (a JWT cannot renew itself).
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
+	// Describes the credential the request was made with: its tenant, subject,
+	// scopes and how it was verified. Any valid credential may ask (a client
+	// signed in through single sign-on learns what its role allows).
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error)
 	// Creates a user in a tenant with a role. Needs the `admin` scope; only an
 	// owner (or the operator) creates an owner.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -196,6 +202,16 @@ func (c *authServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateTokenResponse)
 	err := c.cc.Invoke(ctx, AuthService_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Caller)
+	err := c.cc.Invoke(ctx, AuthService_GetCaller_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -377,6 +393,11 @@ type AuthServiceServer interface {
 	// Exchanges the calling API key for a short-lived JWT with the key's
 	// tenant and scopes. Only an API key can ask (a JWT cannot renew itself).
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
+	// Describes the credential the request was made with: its tenant, subject,
+	// scopes and how it was verified. Any valid credential may ask (a client
+	// signed in through single sign-on learns what its role allows).
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetCaller(context.Context, *GetCallerRequest) (*Caller, error)
 	// Creates a user in a tenant with a role. Needs the `admin` scope; only an
 	// owner (or the operator) creates an owner.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -468,6 +489,9 @@ func (UnimplementedAuthServiceServer) RevokeApiKey(context.Context, *RevokeApiKe
 }
 func (UnimplementedAuthServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
+}
+func (UnimplementedAuthServiceServer) GetCaller(context.Context, *GetCallerRequest) (*Caller, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCaller not implemented")
 }
 func (UnimplementedAuthServiceServer) CreateUser(context.Context, *CreateUserRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
@@ -639,6 +663,24 @@ func _AuthService_CreateToken_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthServiceServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_GetCaller_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCallerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).GetCaller(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_GetCaller_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).GetCaller(ctx, req.(*GetCallerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -943,6 +985,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateToken",
 			Handler:    _AuthService_CreateToken_Handler,
+		},
+		{
+			MethodName: "GetCaller",
+			Handler:    _AuthService_GetCaller_Handler,
 		},
 		{
 			MethodName: "CreateUser",

@@ -197,6 +197,24 @@ class CreateTokenResponse(_message.Message):
     scope: str
     def __init__(self, access_token: _Optional[str] = ..., token_type: _Optional[str] = ..., expires_in: _Optional[int] = ..., scope: _Optional[str] = ...) -> None: ...
 
+class GetCallerRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Caller(_message.Message):
+    __slots__ = ("tenant", "subject", "scopes", "tier", "credential_type")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_TYPE_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    subject: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    tier: str
+    credential_type: str
+    def __init__(self, tenant: _Optional[str] = ..., subject: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., tier: _Optional[str] = ..., credential_type: _Optional[str] = ...) -> None: ...
+
 class User(_message.Message):
     __slots__ = ("name", "tenant", "email", "role", "display_name", "state", "scopes", "create_time", "update_time", "delete_time")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -68,6 +68,11 @@ class AuthServiceStub:
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.SerializeToString,
                 response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.FromString,
                 _registered_method=True)
+        self.GetCaller = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/GetCaller',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.Caller.FromString,
+                _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/ragline.auth.v1.AuthService/CreateUser',
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateUserRequest.SerializeToString,
@@ -193,6 +198,16 @@ class AuthServiceServicer:
     def CreateToken(self, request, context):
         """Exchanges the calling API key for a short-lived JWT with the key's
         tenant and scopes. Only an API key can ask (a JWT cannot renew itself).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaller(self, request, context):
+        """Describes the credential the request was made with: its tenant, subject,
+        scopes and how it was verified. Any valid credential may ask (a client
+        signed in through single sign-on learns what its role allows).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -369,6 +384,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.CreateToken,
                     request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.FromString,
                     response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetCallerRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.Caller.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -611,6 +631,33 @@ class AuthService:
             '/ragline.auth.v1.AuthService/CreateToken',
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenRequest.SerializeToString,
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/GetCaller',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetCallerRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.Caller.FromString,
             options,
             channel_credentials,
             insecure,
