@@ -3,6 +3,7 @@ their path below /admin/, with the dashboard's headers; a clear 404 otherwise.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from ragline.auth.v1 import console_service_pb2 as pb
 from ragline_auth import console
+from ragline_auth.app import dashboard_sso
+from ragline_auth.settings import AuthSettings
 from ragline_core.errors import NotFoundError
 
 
@@ -66,3 +69,46 @@ async def test_without_a_build_it_says_how_to_make_one(tmp_path):
     with pytest.raises(NotFoundError) as err:
         await _get(servicer, "")
     assert err.value.reason == "CONSOLE_NOT_BUILT" and "make setup" in str(err.value)
+
+
+async def test_without_single_sign_on_sso_json_is_empty_and_the_policy_self_only(tmp_path):
+    servicer = console.ConsoleServicer(_build(tmp_path / "dist"))
+    body, headers = await _get(servicer, "sso.json")
+    assert body.content_type == "application/json" and json.loads(body.data) == {}
+    assert "connect-src 'self';" in headers["content-security-policy"]
+
+
+async def test_with_single_sign_on_the_page_may_reach_the_provider_and_nothing_else(tmp_path):
+    sso = console.SsoSettings(
+        issuer="https://idp.example.com/realms/x/",
+        client_id="ragline-dashboard",
+        scopes="openid ragline.admin",
+        audience="ragline",
+    )
+    servicer = console.ConsoleServicer(_build(tmp_path / "dist"), sso)
+    body, _ = await _get(servicer, "sso.json")
+    assert json.loads(body.data) == {
+        "issuer": "https://idp.example.com/realms/x/",
+        "client_id": "ragline-dashboard",
+        "scopes": "openid ragline.admin",
+        "audience": "ragline",
+    }
+    for path in ("", "assets/index-abc.js", "sso.json"):
+        _, headers = await _get(servicer, path)
+        csp = headers["content-security-policy"]
+        assert "connect-src 'self' https://idp.example.com;" in csp, csp
+        assert "script-src 'self';" in csp and "form-action 'none'" in csp
+
+
+def test_dashboard_sso_settings_are_checked():
+    base = {"OIDC_AUDIENCE": "ragline"}
+    with pytest.raises(ValueError, match="OIDC_DASHBOARD_CLIENT_ID needs OIDC_ISSUER"):
+        AuthSettings(OIDC_DASHBOARD_CLIENT_ID="dash", **base)
+    with pytest.raises(ValueError, match="http"):
+        AuthSettings(OIDC_ISSUER="idp.example.com", **base)
+    settings = AuthSettings(
+        OIDC_ISSUER="http://127.0.0.1:4444/", OIDC_DASHBOARD_CLIENT_ID="dash", **base
+    )
+    sso = dashboard_sso(settings)
+    assert sso == console.SsoSettings("http://127.0.0.1:4444/", "dash", "openid", "ragline")
+    assert dashboard_sso(AuthSettings()) is None

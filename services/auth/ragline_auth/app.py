@@ -92,6 +92,18 @@ def oidc_verifier(settings: AuthSettings) -> OidcVerifier | None:
     )
 
 
+def dashboard_sso(settings: AuthSettings) -> console.SsoSettings | None:
+    """The dashboard's provider sign-in, when a client id for it is configured."""
+    if not settings.OIDC_DASHBOARD_CLIENT_ID:
+        return None
+    return console.SsoSettings(
+        issuer=settings.OIDC_ISSUER,
+        client_id=settings.OIDC_DASHBOARD_CLIENT_ID,
+        scopes=settings.OIDC_DASHBOARD_SCOPES,
+        audience=settings.OIDC_AUDIENCE,
+    )
+
+
 def signing_key_store(settings: AuthSettings, runtime: Runtime) -> SigningKeyStore:
     secret = settings.AUTH_KEY_ENCRYPTION_KEY
     encryption = KeyEncryption(parse_encryption_keys(secret.get_secret_value())) if secret else None
@@ -179,7 +191,9 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     spend = SpendGuard(runtime.redis, settings.SPEND_CAP_USD_PER_DAY, settings.TENANT_SPEND_CAPS)
     an_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(usage, admin, spend), server)
     console_dir = Path(settings.ADMIN_UI_DIR) if settings.ADMIN_UI_DIR else console.DEFAULT_DIR
-    console_grpc.add_ConsoleServiceServicer_to_server(console.ConsoleServicer(console_dir), server)
+    console_grpc.add_ConsoleServiceServicer_to_server(
+        console.ConsoleServicer(console_dir, dashboard_sso(settings)), server
+    )
 
     # Revocations from other replicas, on a connection without a read timeout.
     listener_redis = aioredis.Redis.from_url(

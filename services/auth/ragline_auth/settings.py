@@ -67,6 +67,11 @@ class AuthSettings(CoreSettings):
     OIDC_TENANT: str = ""
     OIDC_ROLE_CLAIM: str = "role"
     OIDC_ROLE_MAP: str = ""
+    # The dashboard's sign-in through the provider (authorization code + PKCE, a public
+    # client registered there with redirect URI <gateway>/admin): its client id and the
+    # scopes it asks for (the role claim's values among them). Empty: API-key sign-in only.
+    OIDC_DASHBOARD_CLIENT_ID: str = Field(default="", max_length=256)
+    OIDC_DASHBOARD_SCOPES: str = Field(default="openid", max_length=1024)
     # Encrypts the JWT signing keys at rest (AES-256-GCM, ragline_auth.signing_keys):
     # comma-separated 32-byte keys in base64 (`openssl rand -base64 32`). The first seals,
     # every one opens: to rotate, list the new key first and the old one second until every
@@ -82,6 +87,10 @@ class AuthSettings(CoreSettings):
         if self.OIDC_ISSUER and not self.OIDC_AUDIENCE:
             raise ValueError("OIDC_AUDIENCE is required with OIDC_ISSUER (the token's aud)")
         parse_role_map(self.OIDC_ROLE_MAP)
+        if self.OIDC_DASHBOARD_CLIENT_ID and not self.OIDC_ISSUER:
+            raise ValueError("OIDC_DASHBOARD_CLIENT_ID needs OIDC_ISSUER (the provider)")
+        if not self.OIDC_ISSUER.startswith(("https://", "http://")) and self.OIDC_ISSUER:
+            raise ValueError("OIDC_ISSUER must be an http(s) URL (the provider's `iss`)")
         return self
 
     @field_validator("AUTH_KEY_ENCRYPTION_KEY")

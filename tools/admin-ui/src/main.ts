@@ -6,7 +6,8 @@ import { keysPage } from "./pages/keys.js";
 import { systemPage } from "./pages/system.js";
 import { usagePage } from "./pages/usage.js";
 import { apiPaths, usersPage } from "./pages/users.js";
-import { type Session, onChange, session, signIn, signOut } from "./session.js";
+import { type Session, onChange, session, signIn, signInWithToken, signOut } from "./session.js";
+import { type SsoConfig, beginSignIn, completeSignIn, isReply, ssoConfig } from "./sso.js";
 import { clear, describeError, h, notice } from "./ui.js";
 
 export type Cleanup = () => void;
@@ -31,6 +32,7 @@ const PAGES: Page[] = [
 const app = document.getElementById("app") as HTMLElement;
 let cleanup: Cleanup | void;
 let served = new Set<string>();
+let sso: SsoConfig | undefined;
 
 function visible(s: Session): Page[] {
   return PAGES.filter((p) => s.scopes.has(p.scope) && (!p.needs || served.has(p.needs)));
@@ -68,7 +70,7 @@ function route(): void {
   cleanup = page.render(main, s);
 }
 
-function renderSignIn(expired = false): void {
+function renderSignIn(expired = false, problem = ""): void {
   const key = h("input", {
     id: "api-key",
     type: "password",
@@ -107,9 +109,52 @@ function renderSignIn(expired = false): void {
     h("button", { type: "submit" }, "Sign in"),
     msg,
   );
-  clear(app, h("main", { class: "sign-in" }, form));
+  const provider = sso;
+  const single = provider
+    ? h(
+        "section",
+        { class: "sso" },
+        h("p", {}, `Or sign in through your organisation's identity provider (${new URL(provider.issuer).host}).`),
+        h(
+          "button",
+          {
+            type: "button",
+            id: "sso-sign-in",
+            onclick: async () => {
+              notice(msg, "Going to the identity provider…");
+              try {
+                await beginSignIn(provider);
+              } catch (err) {
+                notice(msg, describeError(err), "error");
+              }
+            },
+          },
+          "Sign in with SSO",
+        ),
+      )
+    : undefined;
+  clear(app, h("main", { class: "sign-in" }, form, single));
   if (expired) notice(msg, "Your session has ended: sign in again.", "info");
+  if (problem) notice(msg, problem, "error");
   key.focus();
+}
+
+/** The provider's reply to a sign-in started here: trade it for a session. */
+async function finishSso(config: SsoConfig): Promise<void> {
+  try {
+    const token = await completeSignIn(config);
+    await signInWithToken(token.accessToken, token.expiresIn);
+    served = await apiPaths();
+    route();
+  } catch (err) {
+    renderSignIn(false, describeError(err));
+  }
+}
+
+async function start(): Promise<void> {
+  sso = await ssoConfig();
+  if (sso && isReply()) await finishSso(sso);
+  else route();
 }
 
 onChange((s) => {
@@ -126,4 +171,4 @@ setInterval(() => {
   if (document.getElementById("page") && !session()) renderSignIn(true);
 }, 1000);
 window.addEventListener("unhandledrejection", (e) => console.warn(describeError(e.reason)));
-route();
+void start();

@@ -1,5 +1,6 @@
 // The signed-in session. The admin's API key is used once, to mint a short-lived JWT
-// (POST /api/v1/tokens), and then dropped; the JWT lives in this module's memory only (no
+// (POST /api/v1/tokens), and then dropped; or the identity provider's access token comes
+// from single sign-on (sso.ts). The token lives in this module's memory only (no
 // localStorage, no sessionStorage, no cookie: a reload signs out, and with no cookie there
 // is nothing a cross-site request could ride on, so no CSRF surface).
 import { Ragline } from "@ragline/client";
@@ -33,6 +34,21 @@ export async function signIn(apiKey: string): Promise<Session> {
   return session;
 }
 
+/** A session on the identity provider's access token: the gateway says what it grants
+ * (GET /api/v1/caller), so the pages shown match what the API will allow. */
+export async function signInWithToken(token: string, expiresIn: number): Promise<Session> {
+  const client = new Ragline({ baseUrl: baseUrl(), token: () => token, maxRetries: 1 });
+  const caller = await client.caller();
+  const session: Session = {
+    client: new Ragline({ baseUrl: baseUrl(), token: () => token }),
+    scopes: new Set(caller.scopes ?? []),
+    expiresAt: Date.now() + (expiresIn > 0 ? expiresIn * 1000 : expiryOf(token)),
+    tenant: caller.tenant ?? "",
+  };
+  set(session);
+  return session;
+}
+
 export function signOut(): void {
   set(undefined);
 }
@@ -55,14 +71,23 @@ export function can(scope: string): boolean {
   return session()?.scopes.has(scope) ?? false;
 }
 
-/** A claim of the JWT's payload (read for display only: the gateway verifies the token). */
-function claim(token: string, name: string): string {
+/** The JWT's payload (read for display only: the gateway verifies the token). */
+function claims(token: string): Record<string, unknown> {
   try {
     const part = token.split(".")[1] ?? "";
-    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
-    const value = (JSON.parse(json) as Record<string, unknown>)[name];
-    return typeof value === "string" ? value : "";
+    return JSON.parse(atob(part.replace(/-/g, "+").replace(/_/g, "/"))) as Record<string, unknown>;
   } catch {
-    return "";
+    return {};
   }
+}
+
+function claim(token: string, name: string): string {
+  const value = claims(token)[name];
+  return typeof value === "string" ? value : "";
+}
+
+/** Milliseconds until the token's `exp` (0 when it has none: the session ends at once). */
+function expiryOf(token: string): number {
+  const exp = claims(token).exp;
+  return typeof exp === "number" ? Math.max(0, exp * 1000 - Date.now()) : 0;
 }
