@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from ragline.auth.v1 import auth_service_pb2 as auth_pb
 from ragline.auth.v1 import auth_service_pb2_grpc as auth_grpc
 from ragline.system.v1 import system_service_pb2, system_service_pb2_grpc
-from ragline_core import caller
+from ragline_core import caller, effective_config
 from ragline_core.channels import CHANNEL_OPTIONS, service_channel
 from ragline_core.interceptors import ServerInterceptor
 from ragline_core.internal_tls import TlsConfigError, TlsFiles
@@ -158,6 +158,12 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     checker = HealthChecker(mongo, redis, channels, settings.API_VERSION)
     system_service_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(checker), server)
     await spec.register(server, runtime)
+    # In the background: a database that is still starting must not hold the service up.
+    published = asyncio.get_running_loop().create_task(
+        effective_config.publish(
+            mongo[settings.MONGODB_DATABASE], spec.name, settings.API_VERSION, settings
+        )
+    )
 
     names = (
         *spec.service_names,
@@ -194,6 +200,7 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    published.cancel()
 
     log.info("draining", extra={"grace_s": settings.SHUTDOWN_GRACE})
     await health_servicer.enter_graceful_shutdown()

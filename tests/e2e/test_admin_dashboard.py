@@ -248,6 +248,15 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     row = page.locator("#collections-table tbody tr", has_text=collection)
     row.wait_for()
     assert row.locator("td").nth(1).inner_text() == "1"  # documents
+    free = page.locator("#tiers-table tbody tr", has_text="free")
+    free.wait_for()
+    assert free.locator("td").nth(3).inner_text() == "20"  # chat, per minute per key
+    auth = page.locator("#configuration details[data-service=auth]")
+    auth.wait_for()
+    auth.locator("summary").click()
+    pepper = auth.locator("tr", has_text="API_KEY_PEPPER")
+    assert pepper.locator("td").nth(1).inner_text() == "[set]"
+    assert page.locator("#configuration details").count() == 5
     browsing.shot("system")
 
     # Users (once the gateway serves the users API): invite, change a role, remove.

@@ -135,6 +135,7 @@ REST_ROUTES = (
     # Gateway: keys, tokens, usage, public documents (served by the auth service).
     Route({"path": "/api/v1/tokens"}, "auth", scope="api_key_only"),
     Route({"path": "/api/v1/caller"}, "auth", scope="authenticated", retry=RETRY_READ),
+    Route({"path": "/api/v1/configuration"}, "auth", retry=RETRY_READ),
     Route({"path": "/api/v1/keys"}, "auth", get_retry=RETRY_READ),
     Route({"prefix": "/api/v1/keys/"}, "auth", get_retry=RETRY_READ),
     Route({"path": "/api/v1/users"}, "auth"),
@@ -181,6 +182,7 @@ IDEMPOTENT_GRPC = {
     "/ragline.retriever.v1.RetrieverService/Search": RETRY_TRANSPORT,
     "/ragline.retriever.v1.RetrieverService/SuggestQueries": RETRY_READ,
     "/ragline.auth.v1.AuthService/GetCaller": RETRY_READ,
+    "/ragline.auth.v1.AuthService/GetConfiguration": RETRY_READ,
     "/ragline.chat.v1.ChatService/ListConversations": RETRY_READ,
     "/ragline.chat.v1.ChatService/GetConversation": RETRY_READ,
     "/ragline.chat.v1.ChatService/ListChatModels": RETRY_READ,

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragline_core.rate_limits import RATE_LIMIT_TIERS
+
 if TYPE_CHECKING:
     from ragline_stack.envoy_config import GatewayConfig
 
@@ -41,13 +43,8 @@ USAGE_HEADERS = (
     "x-ragline-usage-cache-hits",
 )
 # Global limits per key and endpoint group (the route's scope), requests per minute, by
-# the key's tier; enforced by envoyproxy/ratelimit over Redis.
-_GROUPS = ("embeddings", "search", "chat", "ingest", "analytics", "admin", "tokens", "default")
-_FREE = (60, 60, 20, 10, 30, 30, 10, 60)
-RATE_LIMIT_TIERS: dict[str, dict[str, int]] = {
-    tier: {group: n * factor for group, n in zip(_GROUPS, _FREE, strict=True)}
-    for tier, factor in (("free", 1), ("standard", 10), ("enterprise", 100))
-}
+# the key's tier (RATE_LIMIT_TIERS, from ragline_core.rate_limits, which the auth service
+# reports too); enforced by envoyproxy/ratelimit over Redis.
 RATE_LIMIT_DOMAIN = "ragline"
 _JWT_FILTER = "envoy.filters.http.jwt_authn"
 # Lua, given code only on the WebSocket route (envoy/ws_bearer.lua): a token offered as the
@@ -591,7 +588,8 @@ def _cors_policy(cfg: GatewayConfig) -> dict[str, Any]:
 
 
 def ratelimit_config(scale: int = 1) -> dict[str, Any]:
-    """envoyproxy/ratelimit's config: tier → endpoint group → per key (limits times scale)."""
+    """envoyproxy/ratelimit's config: tier → endpoint group → per key (limits times scale;
+    the stack passes the same scale to the services as RATE_LIMIT_SCALE)."""
     return {
         "domain": RATE_LIMIT_DOMAIN,
         "descriptors": [

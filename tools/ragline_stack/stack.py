@@ -129,6 +129,7 @@ class StackConfig:
             env[f"{name.upper()}_ADDR"] = self.service_addr(name)
             env[f"{name.upper()}_METRICS_PORT"] = str(self.metrics_ports[name])
         env["CHAT_HTTP_ADDR"] = f"127.0.0.1:{self.chat_http_port}"
+        env["RATE_LIMIT_SCALE"] = str(self.rate_limit_scale)
         env.setdefault("INTERNAL_TOKEN_KEYS", internal_token_key(self.run_dir))
         env.update(self.service_env)
         return env

@@ -7,6 +7,7 @@ import { parseSse } from "./sse.js";
 import type {
   ApiKey,
   Caller,
+  Configuration,
   ChatModel,
   ChatRequest,
   ChatResponse,
@@ -207,6 +208,12 @@ export class Ragline {
   /** GET /api/v1/caller: this credential's tenant, subject, scopes, tier and type. */
   caller(options: RequestOptions = {}): Promise<Caller> {
     return this.transport.json({ ...options, method: "GET", path: "/api/v1/caller" });
+  }
+
+  /** GET /api/v1/configuration (admin): each service's settings, secrets redacted, and the
+   * rate-limit tiers. */
+  configuration(options: RequestOptions = {}): Promise<Configuration> {
+    return this.transport.json({ ...options, method: "GET", path: "/api/v1/configuration" });
   }
 
   /** GET /health (public): every component's state; a 503 UnavailableError when one is down. */

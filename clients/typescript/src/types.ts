@@ -21,6 +21,7 @@ export type ChatResponse = Schemas["ChatResponse"];
 export type ChatUsage = Schemas["ChatUsage"];
 export type Citation = Schemas["Citation"];
 export type Collection = Schemas["Collection"];
+export type Configuration = Schemas["Configuration"];
 export type Conversation = Schemas["Conversation"];
 export type CreateApiKeyRequest = Int64Input<Schemas["CreateApiKeyRequest"], "ttl_seconds">;
 export type CreateApiKeyResponse = Schemas["CreateApiKeyResponse"];

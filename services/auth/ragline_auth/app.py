@@ -24,6 +24,7 @@ from ragline_auth import console, docs, gateway_api
 from ragline_auth.admin import Admin
 from ragline_auth.audit import AuditLog
 from ragline_auth.authz import AuthorizationServicer, Authorizer
+from ragline_auth.configuration import ConfigurationReader
 from ragline_auth.directory import Directory
 from ragline_auth.failures import FailedAttempts
 from ragline_auth.keys import KeyHasher, KeyService
@@ -185,7 +186,16 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         FailedAttempts(settings.AUTH_MAX_FAILURES_PER_ADDRESS, settings.AUTH_FAILURE_WINDOW_S),
     )
     pb_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(keys, signer, settings.JWT_TTL, openapi, docs_page, admin, client_credentials),
+        AuthServicer(
+            keys,
+            signer,
+            settings.JWT_TTL,
+            openapi,
+            docs_page,
+            admin,
+            client_credentials,
+            ConfigurationReader(db, settings.RATE_LIMIT_SCALE),
+        ),
         server,
     )
     spend = SpendGuard(runtime.redis, settings.SPEND_CAP_USD_PER_DAY, settings.TENANT_SPEND_CAPS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ragline_core import rate_limits
 from ragline_core.errors import quoted
 
 EMBEDDINGS = "embeddings"
@@ -19,7 +20,7 @@ SCOPES = (EMBEDDINGS, SEARCH, CHAT, INGEST, ANALYTICS, ADMIN)
 AUTHENTICATED = "authenticated"  # any valid credential
 API_KEY_ONLY = "api_key_only"  # any valid API key, never a JWT (token exchange)
 
-TIERS = ("free", "standard", "enterprise")
+TIERS = rate_limits.TIERS
 DEFAULT_TIER = "standard"
 
 TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

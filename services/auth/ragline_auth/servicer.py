@@ -17,6 +17,7 @@ from ragline_auth import scopes as sc
 from ragline_auth.admin import Admin
 from ragline_auth.audit import AuditEvent, Origin
 from ragline_auth.authz import client_address
+from ragline_auth.configuration import Configuration, ConfigurationReader
 from ragline_auth.directory import Member
 from ragline_auth.docs import DocsPage
 from ragline_auth.keys import ApiKey, KeyService
@@ -164,6 +165,22 @@ _STATE_ENUM = {
 }
 
 
+def configuration_to_proto(config: Configuration) -> pb.Configuration:
+    out = pb.Configuration()
+    for svc in config.services:
+        item = out.services.add(service=svc.service, instance=svc.instance, version=svc.version)
+        if svc.reported_at is not None:
+            item.report_time.FromDatetime(svc.reported_at)
+        for s in svc.settings:
+            item.settings.add(name=s.name, value=s.value, redacted=s.redacted)
+    for tier, groups in config.rate_limit_tiers.items():
+        limits = [
+            pb.RateLimit(endpoint_group=group, requests_per_minute=n) for group, n in groups.items()
+        ]
+        out.rate_limit_tiers.add(tier=tier, limits=limits)
+    return out
+
+
 class AuthServicer(pb_grpc.AuthServiceServicer):
     def __init__(
         self,
@@ -174,7 +191,9 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         docs_page: DocsPage,
         admin: Admin,
         client_credentials: ClientCredentials,
+        configuration: ConfigurationReader | None = None,
     ) -> None:
+        self.configuration = configuration
         self.admin = admin
         self.client_credentials = client_credentials
         self.keys = keys
@@ -385,6 +404,14 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
             tier=who.tier,
             credential_type=who.method,
         )
+
+    async def GetConfiguration(
+        self, request: pb.GetConfigurationRequest, context: Context
+    ) -> pb.Configuration:
+        require_admin(context)
+        if self.configuration is None:
+            raise NotFoundError("no configuration reader", reason="CONFIGURATION_NOT_FOUND")
+        return configuration_to_proto(await self.configuration.read())
 
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: Context

@@ -72,6 +72,9 @@ class AuthSettings(CoreSettings):
     # scopes it asks for (the role claim's values among them). Empty: API-key sign-in only.
     OIDC_DASHBOARD_CLIENT_ID: str = Field(default="", max_length=256)
     OIDC_DASHBOARD_SCOPES: str = Field(default="openid", max_length=1024)
+    # The factor the gateway's rate-limit service multiplies ragline_core.rate_limits by
+    # (benchmarks raise it); reported at GET /api/v1/configuration, it changes no limit.
+    RATE_LIMIT_SCALE: int = Field(default=1, ge=1, le=1_000_000)
     # Encrypts the JWT signing keys at rest (AES-256-GCM, ragline_auth.signing_keys):
     # comma-separated 32-byte keys in base64 (`openssl rand -base64 32`). The first seals,
     # every one opens: to rotate, list the new key first and the old one second until every

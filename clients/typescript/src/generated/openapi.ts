@@ -332,6 +332,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/configuration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The deployment's effective configuration, secrets redacted: each service's settings as it reported them when it last started, and the rate-limit tiers
+         * @description The deployment's effective configuration, secrets redacted: each service's settings as it reported them when it last started, and the rate-limit tiers. Needs the `admin` scope. Needs the `admin` scope.
+         */
+        get: operations["GetConfiguration"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/conversations": {
         parameters: {
             query?: never;
@@ -1185,6 +1205,22 @@ export interface components {
              */
             readonly chunk_count?: number;
         };
+        /** @description The deployment's effective configuration (docs/dashboard.md, "System"). */
+        Configuration: {
+            /** @description Each service's settings, by service name. */
+            readonly services?: components["schemas"]["ServiceConfiguration"][];
+            /** @description Requests per minute per key, by tier and endpoint group. */
+            readonly rate_limit_tiers?: components["schemas"]["RateLimitTier"][];
+        };
+        /** @description One setting of a service. */
+        ConfigurationSetting: {
+            /** @description The environment variable. */
+            readonly name?: string;
+            /** @description Its value; for a secret only `[set]` or `[not set]`, and a URL without user, password or query. */
+            readonly value?: string;
+            /** @description Whether the value is withheld. */
+            readonly redacted?: boolean;
+        };
         /** @description A conversation. */
         Conversation: {
             /** @description Id of the conversation, to continue it with ChatRequest.conversation_id. */
@@ -1837,6 +1873,23 @@ export interface components {
             /** @description Counters of the bucket. */
             readonly stats?: components["schemas"]["UsageStats"];
         };
+        /** @description Requests per minute per key for one endpoint group. */
+        RateLimit: {
+            /** @description The endpoint group (the route's scope, `tokens` or `default`). */
+            readonly endpoint_group?: string;
+            /**
+             * Format: int32
+             * @description Requests per minute per key.
+             */
+            readonly requests_per_minute?: number;
+        };
+        /** @description The limits of one rate-limit tier. */
+        RateLimitTier: {
+            /** @description The tier: `free`, `standard` or `enterprise`. */
+            readonly tier?: string;
+            /** @description One limit per endpoint group. */
+            readonly limits?: components["schemas"]["RateLimit"][];
+        };
         /** @description Request for RevokeApiKey. */
         RevokeApiKeyRequestBody: Record<string, never>;
         /** @description Response for RevokeApiKey. */
@@ -2006,6 +2059,22 @@ export interface components {
          * @enum {string}
          */
         ServiceAccountState: "SERVICE_ACCOUNT_STATE_UNSPECIFIED" | "SERVICE_ACCOUNT_STATE_ACTIVE" | "SERVICE_ACCOUNT_STATE_DELETED";
+        /** @description The settings a service runs with, as its last started replica reported them. */
+        ServiceConfiguration: {
+            /** @description The service: `embedder`, `retriever`, `chat`, `ingest` or `auth`. */
+            readonly service?: string;
+            /** @description The replica that reported: `{host}:{pid}`. */
+            readonly instance?: string;
+            /** @description The API version it serves. */
+            readonly version?: string;
+            /**
+             * Format: date-time
+             * @description When it reported (its start).
+             */
+            readonly report_time?: string;
+            /** @description Every setting, by name. */
+            readonly settings?: components["schemas"]["ConfigurationSetting"][];
+        };
         /** @description A tenant's daily spend cap on paid models (SPEND_CAP_USD_PER_DAY, TENANT_SPEND_CAPS) and how close it is: past the cap, paid calls are 429 SPEND_CAP_EXCEEDED until reset_time. */
         SpendCap: {
             /**
@@ -3532,6 +3601,57 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["SuggestQueriesResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    GetConfiguration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deployment's effective configuration (docs/dashboard.md, "System") */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "services": [
+                     *         {
+                     *           "service": "service",
+                     *           "instance": "instance",
+                     *           "version": "version",
+                     *           "report_time": "2026-01-01T12:00:00Z",
+                     *           "settings": [
+                     *             {}
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "rate_limit_tiers": [
+                     *         {
+                     *           "tier": "tier",
+                     *           "limits": [
+                     *             {}
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Configuration"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -1,8 +1,9 @@
 // System: every component's health (polled every 5 s), the chat and embedding models with
-// availability and prices, and the collections with their counts. Each part is shown when
-// the token has the scope its API needs.
+// availability and prices, the collections with their counts, the rate-limit tiers and each
+// service's effective configuration (secrets redacted by the server). Each part is shown
+// when the token has the scope its API needs.
 import type { Session } from "../session.js";
-import { clear, describeError, h, table } from "../ui.js";
+import { clear, describeError, fmtTime, h, table } from "../ui.js";
 
 const POLL_MS = 5000;
 
@@ -12,6 +13,8 @@ export function systemPage(root: HTMLElement, s: Session): () => void {
   const chatModels = h("div", { id: "chat-models" });
   const embeddingModels = h("div", { id: "embedding-models" });
   const collections = h("div", { id: "collections" });
+  const tiers = h("div", { id: "rate-limit-tiers" });
+  const config = h("div", { id: "configuration" });
   clear(
     root,
     h("h1", {}, "System"),
@@ -24,11 +27,16 @@ export function systemPage(root: HTMLElement, s: Session): () => void {
     embeddingModels,
     h("h2", {}, "Collections"),
     collections,
+    h("h2", {}, "Rate-limit tiers"),
+    h("p", { class: "hint" }, "Requests per minute per key, by the key's tier and the endpoint group."),
+    tiers,
+    h("h2", {}, "Configuration"),
     h(
       "p",
       { class: "hint" },
-      "Rate-limit tiers and the effective configuration are not exposed by the API; see docs/gateway.md and .env.example.",
+      "Each service's settings as it reported them when it last started. Secrets show only whether they are set; URLs lose their user, password and query.",
     ),
+    config,
   );
 
   let stopped = false;
@@ -115,6 +123,51 @@ export function systemPage(root: HTMLElement, s: Session): () => void {
       }
     })();
   } else clear(collections, missing("ingest"));
+
+  void (async () => {
+    try {
+      const c = await s.client.configuration();
+      const groups = [...new Set((c.rate_limit_tiers ?? []).flatMap((t) => (t.limits ?? []).map((l) => l.endpoint_group ?? "")))];
+      clear(
+        tiers,
+        table(
+          ["tier", ...groups],
+          (c.rate_limit_tiers ?? []).map((t) => {
+            const per = new Map((t.limits ?? []).map((l) => [l.endpoint_group ?? "", l.requests_per_minute ?? 0]));
+            return [t.tier ?? "", ...groups.map((g) => per.get(g) ?? "—")];
+          }),
+          { id: "tiers-table" },
+        ),
+      );
+      const services = c.services ?? [];
+      clear(
+        config,
+        services.length
+          ? services.map((svc) =>
+              h(
+                "details",
+                { "data-service": svc.service ?? "" },
+                h(
+                  "summary",
+                  {},
+                  `${svc.service} · ${svc.instance} · v${svc.version} · reported ${fmtTime(svc.report_time)}`,
+                ),
+                table(
+                  ["setting", "value"],
+                  (svc.settings ?? []).map((x) => [
+                    x.name ?? "",
+                    x.redacted ? h("span", { class: "redacted" }, x.value ?? "") : (x.value ?? ""),
+                  ]),
+                ),
+              ),
+            )
+          : h("p", { class: "hint" }, "No service has reported its configuration yet."),
+      );
+    } catch (err) {
+      clear(tiers, h("p", { class: "notice error" }, describeError(err)));
+      clear(config);
+    }
+  })();
 
   return () => {
     stopped = true;

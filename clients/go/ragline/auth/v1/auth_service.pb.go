@@ -1253,6 +1253,355 @@ func (x *Caller) GetCredentialType() string {
 	return ""
 }
 
+// Request for GetConfiguration.
+type GetConfigurationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigurationRequest) Reset() {
+	*x = GetConfigurationRequest{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigurationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigurationRequest) ProtoMessage() {}
+
+func (x *GetConfigurationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigurationRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigurationRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{14}
+}
+
+// The deployment's effective configuration (docs/dashboard.md, "System").
+type Configuration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each service's settings, by service name.
+	Services []*ServiceConfiguration `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	// Requests per minute per key, by tier and endpoint group.
+	RateLimitTiers []*RateLimitTier `protobuf:"bytes,2,rep,name=rate_limit_tiers,json=rateLimitTiers,proto3" json:"rate_limit_tiers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Configuration) Reset() {
+	*x = Configuration{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Configuration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Configuration) ProtoMessage() {}
+
+func (x *Configuration) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Configuration.ProtoReflect.Descriptor instead.
+func (*Configuration) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Configuration) GetServices() []*ServiceConfiguration {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *Configuration) GetRateLimitTiers() []*RateLimitTier {
+	if x != nil {
+		return x.RateLimitTiers
+	}
+	return nil
+}
+
+// The settings a service runs with, as its last started replica reported them.
+type ServiceConfiguration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service: `embedder`, `retriever`, `chat`, `ingest` or `auth`.
+	Service string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// The replica that reported: `{host}:{pid}`.
+	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The API version it serves.
+	Version string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// When it reported (its start).
+	ReportTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	// Every setting, by name.
+	Settings      []*ConfigurationSetting `protobuf:"bytes,5,rep,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceConfiguration) Reset() {
+	*x = ServiceConfiguration{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceConfiguration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceConfiguration) ProtoMessage() {}
+
+func (x *ServiceConfiguration) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceConfiguration.ProtoReflect.Descriptor instead.
+func (*ServiceConfiguration) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ServiceConfiguration) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ServiceConfiguration) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *ServiceConfiguration) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServiceConfiguration) GetReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportTime
+	}
+	return nil
+}
+
+func (x *ServiceConfiguration) GetSettings() []*ConfigurationSetting {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// One setting of a service.
+type ConfigurationSetting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The environment variable.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its value; for a secret only `[set]` or `[not set]`, and a URL without
+	// user, password or query.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Whether the value is withheld.
+	Redacted      bool `protobuf:"varint,3,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigurationSetting) Reset() {
+	*x = ConfigurationSetting{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigurationSetting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigurationSetting) ProtoMessage() {}
+
+func (x *ConfigurationSetting) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigurationSetting.ProtoReflect.Descriptor instead.
+func (*ConfigurationSetting) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ConfigurationSetting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConfigurationSetting) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ConfigurationSetting) GetRedacted() bool {
+	if x != nil {
+		return x.Redacted
+	}
+	return false
+}
+
+// The limits of one rate-limit tier.
+type RateLimitTier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tier: `free`, `standard` or `enterprise`.
+	Tier string `protobuf:"bytes,1,opt,name=tier,proto3" json:"tier,omitempty"`
+	// One limit per endpoint group.
+	Limits        []*RateLimit `protobuf:"bytes,2,rep,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTier) Reset() {
+	*x = RateLimitTier{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTier) ProtoMessage() {}
+
+func (x *RateLimitTier) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTier.ProtoReflect.Descriptor instead.
+func (*RateLimitTier) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RateLimitTier) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
+}
+
+func (x *RateLimitTier) GetLimits() []*RateLimit {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Requests per minute per key for one endpoint group.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint group (the route's scope, `tokens` or `default`).
+	EndpointGroup string `protobuf:"bytes,1,opt,name=endpoint_group,json=endpointGroup,proto3" json:"endpoint_group,omitempty"`
+	// Requests per minute per key.
+	RequestsPerMinute int32 `protobuf:"varint,2,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RateLimit) GetEndpointGroup() string {
+	if x != nil {
+		return x.EndpointGroup
+	}
+	return ""
+}
+
+func (x *RateLimit) GetRequestsPerMinute() int32 {
+	if x != nil {
+		return x.RequestsPerMinute
+	}
+	return 0
+}
+
 // A person in a tenant, with a role.
 type User struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1282,7 +1631,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1643,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[14]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1656,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{14}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *User) GetName() string {
@@ -1391,7 +1740,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1752,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[15]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1765,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{15}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateUserRequest) GetUser() *User {
@@ -1437,7 +1786,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1798,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[16]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1811,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{16}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetUserRequest) GetName() string {
@@ -1493,7 +1842,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1854,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[17]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1867,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{17}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListUsersRequest) GetTenant() string {
@@ -1569,7 +1918,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1930,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[18]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1943,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{18}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListUsersResponse) GetUsers() []*User {
@@ -1624,7 +1973,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1985,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[19]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1998,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{19}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateUserRequest) GetUser() *User {
@@ -1677,7 +2026,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +2038,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[20]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +2051,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{20}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeleteUserRequest) GetName() string {
@@ -1740,7 +2089,7 @@ type ServiceAccount struct {
 
 func (x *ServiceAccount) Reset() {
 	*x = ServiceAccount{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +2101,7 @@ func (x *ServiceAccount) String() string {
 func (*ServiceAccount) ProtoMessage() {}
 
 func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[21]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +2114,7 @@ func (x *ServiceAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceAccount.ProtoReflect.Descriptor instead.
 func (*ServiceAccount) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{21}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ServiceAccount) GetName() string {
@@ -1842,7 +2191,7 @@ type CreateServiceAccountRequest struct {
 
 func (x *CreateServiceAccountRequest) Reset() {
 	*x = CreateServiceAccountRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2203,7 @@ func (x *CreateServiceAccountRequest) String() string {
 func (*CreateServiceAccountRequest) ProtoMessage() {}
 
 func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[22]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2216,7 @@ func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{22}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateServiceAccountRequest) GetServiceAccount() *ServiceAccount {
@@ -1890,7 +2239,7 @@ type CreateServiceAccountResponse struct {
 
 func (x *CreateServiceAccountResponse) Reset() {
 	*x = CreateServiceAccountResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +2251,7 @@ func (x *CreateServiceAccountResponse) String() string {
 func (*CreateServiceAccountResponse) ProtoMessage() {}
 
 func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[23]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2264,7 @@ func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServiceAccountResponse.ProtoReflect.Descriptor instead.
 func (*CreateServiceAccountResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{23}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateServiceAccountResponse) GetServiceAccount() *ServiceAccount {
@@ -1943,7 +2292,7 @@ type GetServiceAccountRequest struct {
 
 func (x *GetServiceAccountRequest) Reset() {
 	*x = GetServiceAccountRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2304,7 @@ func (x *GetServiceAccountRequest) String() string {
 func (*GetServiceAccountRequest) ProtoMessage() {}
 
 func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[24]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2317,7 @@ func (x *GetServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{24}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetServiceAccountRequest) GetName() string {
@@ -1995,7 +2344,7 @@ type ListServiceAccountsRequest struct {
 
 func (x *ListServiceAccountsRequest) Reset() {
 	*x = ListServiceAccountsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2007,7 +2356,7 @@ func (x *ListServiceAccountsRequest) String() string {
 func (*ListServiceAccountsRequest) ProtoMessage() {}
 
 func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[25]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2020,7 +2369,7 @@ func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListServiceAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{25}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListServiceAccountsRequest) GetTenant() string {
@@ -2064,7 +2413,7 @@ type ListServiceAccountsResponse struct {
 
 func (x *ListServiceAccountsResponse) Reset() {
 	*x = ListServiceAccountsResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2425,7 @@ func (x *ListServiceAccountsResponse) String() string {
 func (*ListServiceAccountsResponse) ProtoMessage() {}
 
 func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[26]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2438,7 @@ func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServiceAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListServiceAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{26}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListServiceAccountsResponse) GetServiceAccounts() []*ServiceAccount {
@@ -2117,7 +2466,7 @@ type DeleteServiceAccountRequest struct {
 
 func (x *DeleteServiceAccountRequest) Reset() {
 	*x = DeleteServiceAccountRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2478,7 @@ func (x *DeleteServiceAccountRequest) String() string {
 func (*DeleteServiceAccountRequest) ProtoMessage() {}
 
 func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[27]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2491,7 @@ func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{27}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteServiceAccountRequest) GetName() string {
@@ -2166,7 +2515,7 @@ type RotateServiceAccountSecretRequest struct {
 
 func (x *RotateServiceAccountSecretRequest) Reset() {
 	*x = RotateServiceAccountSecretRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2527,7 @@ func (x *RotateServiceAccountSecretRequest) String() string {
 func (*RotateServiceAccountSecretRequest) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[28]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2540,7 @@ func (x *RotateServiceAccountSecretRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RotateServiceAccountSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{28}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RotateServiceAccountSecretRequest) GetName() string {
@@ -2223,7 +2572,7 @@ type RotateServiceAccountSecretResponse struct {
 
 func (x *RotateServiceAccountSecretResponse) Reset() {
 	*x = RotateServiceAccountSecretResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2584,7 @@ func (x *RotateServiceAccountSecretResponse) String() string {
 func (*RotateServiceAccountSecretResponse) ProtoMessage() {}
 
 func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[29]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2597,7 @@ func (x *RotateServiceAccountSecretResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use RotateServiceAccountSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateServiceAccountSecretResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{29}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RotateServiceAccountSecretResponse) GetServiceAccount() *ServiceAccount {
@@ -2305,7 +2654,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2666,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[30]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2679,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{30}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuditEvent) GetName() string {
@@ -2430,7 +2779,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +2791,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[31]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2455,7 +2804,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{31}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListAuditEventsRequest) GetTenant() string {
@@ -2499,7 +2848,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2511,7 +2860,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[32]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2524,7 +2873,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{32}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
@@ -2554,7 +2903,7 @@ type CreateOAuth2TokenRequest struct {
 
 func (x *CreateOAuth2TokenRequest) Reset() {
 	*x = CreateOAuth2TokenRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2915,7 @@ func (x *CreateOAuth2TokenRequest) String() string {
 func (*CreateOAuth2TokenRequest) ProtoMessage() {}
 
 func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[33]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2928,7 @@ func (x *CreateOAuth2TokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateOAuth2TokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateOAuth2TokenRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{33}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateOAuth2TokenRequest) GetForm() *httpbody.HttpBody {
@@ -2598,7 +2947,7 @@ type GetJwksRequest struct {
 
 func (x *GetJwksRequest) Reset() {
 	*x = GetJwksRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2959,7 @@ func (x *GetJwksRequest) String() string {
 func (*GetJwksRequest) ProtoMessage() {}
 
 func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[34]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2972,7 @@ func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJwksRequest.ProtoReflect.Descriptor instead.
 func (*GetJwksRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{34}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{40}
 }
 
 // Request for GetOpenApiDocument.
@@ -2635,7 +2984,7 @@ type GetOpenApiDocumentRequest struct {
 
 func (x *GetOpenApiDocumentRequest) Reset() {
 	*x = GetOpenApiDocumentRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[35]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2996,7 @@ func (x *GetOpenApiDocumentRequest) String() string {
 func (*GetOpenApiDocumentRequest) ProtoMessage() {}
 
 func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[35]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +3009,7 @@ func (x *GetOpenApiDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOpenApiDocumentRequest.ProtoReflect.Descriptor instead.
 func (*GetOpenApiDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{35}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{41}
 }
 
 // Request for GetApiDocs.
@@ -2672,7 +3021,7 @@ type GetApiDocsRequest struct {
 
 func (x *GetApiDocsRequest) Reset() {
 	*x = GetApiDocsRequest{}
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[36]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +3033,7 @@ func (x *GetApiDocsRequest) String() string {
 func (*GetApiDocsRequest) ProtoMessage() {}
 
 func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[36]
+	mi := &file_ragline_auth_v1_auth_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +3046,7 @@ func (x *GetApiDocsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApiDocsRequest.ProtoReflect.Descriptor instead.
 func (*GetApiDocsRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{36}
+	return file_ragline_auth_v1_auth_service_proto_rawDescGZIP(), []int{42}
 }
 
 var File_ragline_auth_v1_auth_service_proto protoreflect.FileDescriptor
@@ -2775,7 +3124,28 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\asubject\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\asubject\x12\x1c\n" +
 	"\x06scopes\x18\x03 \x03(\tB\x04\xe2A\x01\x03R\x06scopes\x12\x18\n" +
 	"\x04tier\x18\x04 \x01(\tB\x04\xe2A\x01\x03R\x04tier\x12-\n" +
-	"\x0fcredential_type\x18\x05 \x01(\tB\x04\xe2A\x01\x03R\x0ecredentialType\"\xd4\x03\n" +
+	"\x0fcredential_type\x18\x05 \x01(\tB\x04\xe2A\x01\x03R\x0ecredentialType\"\x19\n" +
+	"\x17GetConfigurationRequest\"\xa8\x01\n" +
+	"\rConfiguration\x12G\n" +
+	"\bservices\x18\x01 \x03(\v2%.ragline.auth.v1.ServiceConfigurationB\x04\xe2A\x01\x03R\bservices\x12N\n" +
+	"\x10rate_limit_tiers\x18\x02 \x03(\v2\x1e.ragline.auth.v1.RateLimitTierB\x04\xe2A\x01\x03R\x0erateLimitTiers\"\x84\x02\n" +
+	"\x14ServiceConfiguration\x12\x1e\n" +
+	"\aservice\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\aservice\x12 \n" +
+	"\binstance\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\binstance\x12\x1e\n" +
+	"\aversion\x18\x03 \x01(\tB\x04\xe2A\x01\x03R\aversion\x12A\n" +
+	"\vreport_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\n" +
+	"reportTime\x12G\n" +
+	"\bsettings\x18\x05 \x03(\v2%.ragline.auth.v1.ConfigurationSettingB\x04\xe2A\x01\x03R\bsettings\"n\n" +
+	"\x14ConfigurationSetting\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1a\n" +
+	"\x05value\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\x05value\x12 \n" +
+	"\bredacted\x18\x03 \x01(\bB\x04\xe2A\x01\x03R\bredacted\"c\n" +
+	"\rRateLimitTier\x12\x18\n" +
+	"\x04tier\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04tier\x128\n" +
+	"\x06limits\x18\x02 \x03(\v2\x1a.ragline.auth.v1.RateLimitB\x04\xe2A\x01\x03R\x06limits\"n\n" +
+	"\tRateLimit\x12+\n" +
+	"\x0eendpoint_group\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\rendpointGroup\x124\n" +
+	"\x13requests_per_minute\x18\x02 \x01(\x05B\x04\xe2A\x01\x03R\x11requestsPerMinute\"\xd4\x03\n" +
 	"\x04User\x12\x18\n" +
 	"\x04name\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\x04name\x12\x1c\n" +
 	"\x06tenant\x18\x02 \x01(\tB\x04\xe2A\x01\x05R\x06tenant\x12\x1b\n" +
@@ -2906,7 +3276,7 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\x13ServiceAccountState\x12%\n" +
 	"!SERVICE_ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSERVICE_ACCOUNT_STATE_ACTIVE\x10\x01\x12!\n" +
-	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\x8b\x15\n" +
+	"\x1dSERVICE_ACCOUNT_STATE_DELETED\x10\x022\x88\x16\n" +
 	"\vAuthService\x12t\n" +
 	"\fCreateApiKey\x12$.ragline.auth.v1.CreateApiKeyRequest\x1a%.ragline.auth.v1.CreateApiKeyResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/api/v1/keys\x12n\n" +
 	"\vListApiKeys\x12#.ragline.auth.v1.ListApiKeysRequest\x1a$.ragline.auth.v1.ListApiKeysResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/api/v1/keys\x12f\n" +
@@ -2914,7 +3284,8 @@ const file_ragline_auth_v1_auth_service_proto_rawDesc = "" +
 	"\fRotateApiKey\x12$.ragline.auth.v1.RotateApiKeyRequest\x1a%.ragline.auth.v1.RotateApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/keys/{key_id}:rotate\x12\x84\x01\n" +
 	"\fRevokeApiKey\x12$.ragline.auth.v1.RevokeApiKeyRequest\x1a%.ragline.auth.v1.RevokeApiKeyResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/keys/{key_id}:revoke\x12s\n" +
 	"\vCreateToken\x12#.ragline.auth.v1.CreateTokenRequest\x1a$.ragline.auth.v1.CreateTokenResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/tokens\x12_\n" +
-	"\tGetCaller\x12!.ragline.auth.v1.GetCallerRequest\x1a\x17.ragline.auth.v1.Caller\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/caller\x12d\n" +
+	"\tGetCaller\x12!.ragline.auth.v1.GetCallerRequest\x1a\x17.ragline.auth.v1.Caller\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/caller\x12{\n" +
+	"\x10GetConfiguration\x12(.ragline.auth.v1.GetConfigurationRequest\x1a\x1e.ragline.auth.v1.Configuration\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/api/v1/configuration\x12d\n" +
 	"\n" +
 	"CreateUser\x12\".ragline.auth.v1.CreateUserRequest\x1a\x15.ragline.auth.v1.User\"\x1b\x82\xd3\xe4\x93\x02\x15:\x04user\"\r/api/v1/users\x12a\n" +
 	"\aGetUser\x12\x1f.ragline.auth.v1.GetUserRequest\x1a\x15.ragline.auth.v1.User\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/{name=users/*}\x12i\n" +
@@ -2949,7 +3320,7 @@ func file_ragline_auth_v1_auth_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ragline_auth_v1_auth_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_ragline_auth_v1_auth_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_ragline_auth_v1_auth_service_proto_goTypes = []any{
 	(KeyEnvironment)(0),                        // 0: ragline.auth.v1.KeyEnvironment
 	(ApiKeyState)(0),                           // 1: ragline.auth.v1.ApiKeyState
@@ -2970,40 +3341,46 @@ var file_ragline_auth_v1_auth_service_proto_goTypes = []any{
 	(*CreateTokenResponse)(nil),                // 16: ragline.auth.v1.CreateTokenResponse
 	(*GetCallerRequest)(nil),                   // 17: ragline.auth.v1.GetCallerRequest
 	(*Caller)(nil),                             // 18: ragline.auth.v1.Caller
-	(*User)(nil),                               // 19: ragline.auth.v1.User
-	(*CreateUserRequest)(nil),                  // 20: ragline.auth.v1.CreateUserRequest
-	(*GetUserRequest)(nil),                     // 21: ragline.auth.v1.GetUserRequest
-	(*ListUsersRequest)(nil),                   // 22: ragline.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),                  // 23: ragline.auth.v1.ListUsersResponse
-	(*UpdateUserRequest)(nil),                  // 24: ragline.auth.v1.UpdateUserRequest
-	(*DeleteUserRequest)(nil),                  // 25: ragline.auth.v1.DeleteUserRequest
-	(*ServiceAccount)(nil),                     // 26: ragline.auth.v1.ServiceAccount
-	(*CreateServiceAccountRequest)(nil),        // 27: ragline.auth.v1.CreateServiceAccountRequest
-	(*CreateServiceAccountResponse)(nil),       // 28: ragline.auth.v1.CreateServiceAccountResponse
-	(*GetServiceAccountRequest)(nil),           // 29: ragline.auth.v1.GetServiceAccountRequest
-	(*ListServiceAccountsRequest)(nil),         // 30: ragline.auth.v1.ListServiceAccountsRequest
-	(*ListServiceAccountsResponse)(nil),        // 31: ragline.auth.v1.ListServiceAccountsResponse
-	(*DeleteServiceAccountRequest)(nil),        // 32: ragline.auth.v1.DeleteServiceAccountRequest
-	(*RotateServiceAccountSecretRequest)(nil),  // 33: ragline.auth.v1.RotateServiceAccountSecretRequest
-	(*RotateServiceAccountSecretResponse)(nil), // 34: ragline.auth.v1.RotateServiceAccountSecretResponse
-	(*AuditEvent)(nil),                         // 35: ragline.auth.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),             // 36: ragline.auth.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),            // 37: ragline.auth.v1.ListAuditEventsResponse
-	(*CreateOAuth2TokenRequest)(nil),           // 38: ragline.auth.v1.CreateOAuth2TokenRequest
-	(*GetJwksRequest)(nil),                     // 39: ragline.auth.v1.GetJwksRequest
-	(*GetOpenApiDocumentRequest)(nil),          // 40: ragline.auth.v1.GetOpenApiDocumentRequest
-	(*GetApiDocsRequest)(nil),                  // 41: ragline.auth.v1.GetApiDocsRequest
-	nil,                                        // 42: ragline.auth.v1.AuditEvent.DetailsEntry
-	(*timestamppb.Timestamp)(nil),              // 43: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),              // 44: google.protobuf.FieldMask
-	(*httpbody.HttpBody)(nil),                  // 45: google.api.HttpBody
+	(*GetConfigurationRequest)(nil),            // 19: ragline.auth.v1.GetConfigurationRequest
+	(*Configuration)(nil),                      // 20: ragline.auth.v1.Configuration
+	(*ServiceConfiguration)(nil),               // 21: ragline.auth.v1.ServiceConfiguration
+	(*ConfigurationSetting)(nil),               // 22: ragline.auth.v1.ConfigurationSetting
+	(*RateLimitTier)(nil),                      // 23: ragline.auth.v1.RateLimitTier
+	(*RateLimit)(nil),                          // 24: ragline.auth.v1.RateLimit
+	(*User)(nil),                               // 25: ragline.auth.v1.User
+	(*CreateUserRequest)(nil),                  // 26: ragline.auth.v1.CreateUserRequest
+	(*GetUserRequest)(nil),                     // 27: ragline.auth.v1.GetUserRequest
+	(*ListUsersRequest)(nil),                   // 28: ragline.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                  // 29: ragline.auth.v1.ListUsersResponse
+	(*UpdateUserRequest)(nil),                  // 30: ragline.auth.v1.UpdateUserRequest
+	(*DeleteUserRequest)(nil),                  // 31: ragline.auth.v1.DeleteUserRequest
+	(*ServiceAccount)(nil),                     // 32: ragline.auth.v1.ServiceAccount
+	(*CreateServiceAccountRequest)(nil),        // 33: ragline.auth.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil),       // 34: ragline.auth.v1.CreateServiceAccountResponse
+	(*GetServiceAccountRequest)(nil),           // 35: ragline.auth.v1.GetServiceAccountRequest
+	(*ListServiceAccountsRequest)(nil),         // 36: ragline.auth.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),        // 37: ragline.auth.v1.ListServiceAccountsResponse
+	(*DeleteServiceAccountRequest)(nil),        // 38: ragline.auth.v1.DeleteServiceAccountRequest
+	(*RotateServiceAccountSecretRequest)(nil),  // 39: ragline.auth.v1.RotateServiceAccountSecretRequest
+	(*RotateServiceAccountSecretResponse)(nil), // 40: ragline.auth.v1.RotateServiceAccountSecretResponse
+	(*AuditEvent)(nil),                         // 41: ragline.auth.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),             // 42: ragline.auth.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),            // 43: ragline.auth.v1.ListAuditEventsResponse
+	(*CreateOAuth2TokenRequest)(nil),           // 44: ragline.auth.v1.CreateOAuth2TokenRequest
+	(*GetJwksRequest)(nil),                     // 45: ragline.auth.v1.GetJwksRequest
+	(*GetOpenApiDocumentRequest)(nil),          // 46: ragline.auth.v1.GetOpenApiDocumentRequest
+	(*GetApiDocsRequest)(nil),                  // 47: ragline.auth.v1.GetApiDocsRequest
+	nil,                                        // 48: ragline.auth.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),              // 49: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),              // 50: google.protobuf.FieldMask
+	(*httpbody.HttpBody)(nil),                  // 51: google.api.HttpBody
 }
 var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	0,  // 0: ragline.auth.v1.ApiKey.environment:type_name -> ragline.auth.v1.KeyEnvironment
-	43, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	43, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
-	43, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	43, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	49, // 1: ragline.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	49, // 2: ragline.auth.v1.ApiKey.expire_time:type_name -> google.protobuf.Timestamp
+	49, // 3: ragline.auth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	49, // 4: ragline.auth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: ragline.auth.v1.ApiKey.state:type_name -> ragline.auth.v1.ApiKeyState
 	0,  // 6: ragline.auth.v1.CreateApiKeyRequest.environment:type_name -> ragline.auth.v1.KeyEnvironment
 	5,  // 7: ragline.auth.v1.CreateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
@@ -3011,77 +3388,84 @@ var file_ragline_auth_v1_auth_service_proto_depIdxs = []int32{
 	5,  // 9: ragline.auth.v1.RotateApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
 	5,  // 10: ragline.auth.v1.RotateApiKeyResponse.previous:type_name -> ragline.auth.v1.ApiKey
 	5,  // 11: ragline.auth.v1.RevokeApiKeyResponse.api_key:type_name -> ragline.auth.v1.ApiKey
-	2,  // 12: ragline.auth.v1.User.role:type_name -> ragline.auth.v1.Role
-	3,  // 13: ragline.auth.v1.User.state:type_name -> ragline.auth.v1.UserState
-	43, // 14: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	43, // 15: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
-	43, // 16: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
-	19, // 17: ragline.auth.v1.CreateUserRequest.user:type_name -> ragline.auth.v1.User
-	19, // 18: ragline.auth.v1.ListUsersResponse.users:type_name -> ragline.auth.v1.User
-	19, // 19: ragline.auth.v1.UpdateUserRequest.user:type_name -> ragline.auth.v1.User
-	44, // 20: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 21: ragline.auth.v1.ServiceAccount.role:type_name -> ragline.auth.v1.Role
-	4,  // 22: ragline.auth.v1.ServiceAccount.state:type_name -> ragline.auth.v1.ServiceAccountState
-	43, // 23: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
-	43, // 24: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
-	26, // 25: ragline.auth.v1.CreateServiceAccountRequest.service_account:type_name -> ragline.auth.v1.ServiceAccount
-	26, // 26: ragline.auth.v1.CreateServiceAccountResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
-	26, // 27: ragline.auth.v1.ListServiceAccountsResponse.service_accounts:type_name -> ragline.auth.v1.ServiceAccount
-	26, // 28: ragline.auth.v1.RotateServiceAccountSecretResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
-	43, // 29: ragline.auth.v1.RotateServiceAccountSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
-	43, // 30: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
-	42, // 31: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
-	35, // 32: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
-	45, // 33: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
-	6,  // 34: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
-	8,  // 35: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
-	10, // 36: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
-	11, // 37: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
-	13, // 38: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
-	15, // 39: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
-	17, // 40: ragline.auth.v1.AuthService.GetCaller:input_type -> ragline.auth.v1.GetCallerRequest
-	20, // 41: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
-	21, // 42: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
-	22, // 43: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
-	24, // 44: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
-	25, // 45: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
-	27, // 46: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
-	29, // 47: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
-	30, // 48: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
-	32, // 49: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
-	33, // 50: ragline.auth.v1.AuthService.RotateServiceAccountSecret:input_type -> ragline.auth.v1.RotateServiceAccountSecretRequest
-	36, // 51: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
-	38, // 52: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
-	39, // 53: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
-	40, // 54: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
-	41, // 55: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
-	7,  // 56: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
-	9,  // 57: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
-	5,  // 58: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
-	12, // 59: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
-	14, // 60: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
-	16, // 61: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
-	18, // 62: ragline.auth.v1.AuthService.GetCaller:output_type -> ragline.auth.v1.Caller
-	19, // 63: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
-	19, // 64: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
-	23, // 65: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
-	19, // 66: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
-	19, // 67: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
-	28, // 68: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
-	26, // 69: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
-	31, // 70: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
-	26, // 71: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
-	34, // 72: ragline.auth.v1.AuthService.RotateServiceAccountSecret:output_type -> ragline.auth.v1.RotateServiceAccountSecretResponse
-	37, // 73: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
-	45, // 74: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
-	45, // 75: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
-	45, // 76: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
-	45, // 77: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
-	56, // [56:78] is the sub-list for method output_type
-	34, // [34:56] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	21, // 12: ragline.auth.v1.Configuration.services:type_name -> ragline.auth.v1.ServiceConfiguration
+	23, // 13: ragline.auth.v1.Configuration.rate_limit_tiers:type_name -> ragline.auth.v1.RateLimitTier
+	49, // 14: ragline.auth.v1.ServiceConfiguration.report_time:type_name -> google.protobuf.Timestamp
+	22, // 15: ragline.auth.v1.ServiceConfiguration.settings:type_name -> ragline.auth.v1.ConfigurationSetting
+	24, // 16: ragline.auth.v1.RateLimitTier.limits:type_name -> ragline.auth.v1.RateLimit
+	2,  // 17: ragline.auth.v1.User.role:type_name -> ragline.auth.v1.Role
+	3,  // 18: ragline.auth.v1.User.state:type_name -> ragline.auth.v1.UserState
+	49, // 19: ragline.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	49, // 20: ragline.auth.v1.User.update_time:type_name -> google.protobuf.Timestamp
+	49, // 21: ragline.auth.v1.User.delete_time:type_name -> google.protobuf.Timestamp
+	25, // 22: ragline.auth.v1.CreateUserRequest.user:type_name -> ragline.auth.v1.User
+	25, // 23: ragline.auth.v1.ListUsersResponse.users:type_name -> ragline.auth.v1.User
+	25, // 24: ragline.auth.v1.UpdateUserRequest.user:type_name -> ragline.auth.v1.User
+	50, // 25: ragline.auth.v1.UpdateUserRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 26: ragline.auth.v1.ServiceAccount.role:type_name -> ragline.auth.v1.Role
+	4,  // 27: ragline.auth.v1.ServiceAccount.state:type_name -> ragline.auth.v1.ServiceAccountState
+	49, // 28: ragline.auth.v1.ServiceAccount.create_time:type_name -> google.protobuf.Timestamp
+	49, // 29: ragline.auth.v1.ServiceAccount.delete_time:type_name -> google.protobuf.Timestamp
+	32, // 30: ragline.auth.v1.CreateServiceAccountRequest.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	32, // 31: ragline.auth.v1.CreateServiceAccountResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	32, // 32: ragline.auth.v1.ListServiceAccountsResponse.service_accounts:type_name -> ragline.auth.v1.ServiceAccount
+	32, // 33: ragline.auth.v1.RotateServiceAccountSecretResponse.service_account:type_name -> ragline.auth.v1.ServiceAccount
+	49, // 34: ragline.auth.v1.RotateServiceAccountSecretResponse.previous_secret_expire_time:type_name -> google.protobuf.Timestamp
+	49, // 35: ragline.auth.v1.AuditEvent.create_time:type_name -> google.protobuf.Timestamp
+	48, // 36: ragline.auth.v1.AuditEvent.details:type_name -> ragline.auth.v1.AuditEvent.DetailsEntry
+	41, // 37: ragline.auth.v1.ListAuditEventsResponse.audit_events:type_name -> ragline.auth.v1.AuditEvent
+	51, // 38: ragline.auth.v1.CreateOAuth2TokenRequest.form:type_name -> google.api.HttpBody
+	6,  // 39: ragline.auth.v1.AuthService.CreateApiKey:input_type -> ragline.auth.v1.CreateApiKeyRequest
+	8,  // 40: ragline.auth.v1.AuthService.ListApiKeys:input_type -> ragline.auth.v1.ListApiKeysRequest
+	10, // 41: ragline.auth.v1.AuthService.GetApiKey:input_type -> ragline.auth.v1.GetApiKeyRequest
+	11, // 42: ragline.auth.v1.AuthService.RotateApiKey:input_type -> ragline.auth.v1.RotateApiKeyRequest
+	13, // 43: ragline.auth.v1.AuthService.RevokeApiKey:input_type -> ragline.auth.v1.RevokeApiKeyRequest
+	15, // 44: ragline.auth.v1.AuthService.CreateToken:input_type -> ragline.auth.v1.CreateTokenRequest
+	17, // 45: ragline.auth.v1.AuthService.GetCaller:input_type -> ragline.auth.v1.GetCallerRequest
+	19, // 46: ragline.auth.v1.AuthService.GetConfiguration:input_type -> ragline.auth.v1.GetConfigurationRequest
+	26, // 47: ragline.auth.v1.AuthService.CreateUser:input_type -> ragline.auth.v1.CreateUserRequest
+	27, // 48: ragline.auth.v1.AuthService.GetUser:input_type -> ragline.auth.v1.GetUserRequest
+	28, // 49: ragline.auth.v1.AuthService.ListUsers:input_type -> ragline.auth.v1.ListUsersRequest
+	30, // 50: ragline.auth.v1.AuthService.UpdateUser:input_type -> ragline.auth.v1.UpdateUserRequest
+	31, // 51: ragline.auth.v1.AuthService.DeleteUser:input_type -> ragline.auth.v1.DeleteUserRequest
+	33, // 52: ragline.auth.v1.AuthService.CreateServiceAccount:input_type -> ragline.auth.v1.CreateServiceAccountRequest
+	35, // 53: ragline.auth.v1.AuthService.GetServiceAccount:input_type -> ragline.auth.v1.GetServiceAccountRequest
+	36, // 54: ragline.auth.v1.AuthService.ListServiceAccounts:input_type -> ragline.auth.v1.ListServiceAccountsRequest
+	38, // 55: ragline.auth.v1.AuthService.DeleteServiceAccount:input_type -> ragline.auth.v1.DeleteServiceAccountRequest
+	39, // 56: ragline.auth.v1.AuthService.RotateServiceAccountSecret:input_type -> ragline.auth.v1.RotateServiceAccountSecretRequest
+	42, // 57: ragline.auth.v1.AuthService.ListAuditEvents:input_type -> ragline.auth.v1.ListAuditEventsRequest
+	44, // 58: ragline.auth.v1.AuthService.CreateOAuth2Token:input_type -> ragline.auth.v1.CreateOAuth2TokenRequest
+	45, // 59: ragline.auth.v1.AuthService.GetJwks:input_type -> ragline.auth.v1.GetJwksRequest
+	46, // 60: ragline.auth.v1.AuthService.GetOpenApiDocument:input_type -> ragline.auth.v1.GetOpenApiDocumentRequest
+	47, // 61: ragline.auth.v1.AuthService.GetApiDocs:input_type -> ragline.auth.v1.GetApiDocsRequest
+	7,  // 62: ragline.auth.v1.AuthService.CreateApiKey:output_type -> ragline.auth.v1.CreateApiKeyResponse
+	9,  // 63: ragline.auth.v1.AuthService.ListApiKeys:output_type -> ragline.auth.v1.ListApiKeysResponse
+	5,  // 64: ragline.auth.v1.AuthService.GetApiKey:output_type -> ragline.auth.v1.ApiKey
+	12, // 65: ragline.auth.v1.AuthService.RotateApiKey:output_type -> ragline.auth.v1.RotateApiKeyResponse
+	14, // 66: ragline.auth.v1.AuthService.RevokeApiKey:output_type -> ragline.auth.v1.RevokeApiKeyResponse
+	16, // 67: ragline.auth.v1.AuthService.CreateToken:output_type -> ragline.auth.v1.CreateTokenResponse
+	18, // 68: ragline.auth.v1.AuthService.GetCaller:output_type -> ragline.auth.v1.Caller
+	20, // 69: ragline.auth.v1.AuthService.GetConfiguration:output_type -> ragline.auth.v1.Configuration
+	25, // 70: ragline.auth.v1.AuthService.CreateUser:output_type -> ragline.auth.v1.User
+	25, // 71: ragline.auth.v1.AuthService.GetUser:output_type -> ragline.auth.v1.User
+	29, // 72: ragline.auth.v1.AuthService.ListUsers:output_type -> ragline.auth.v1.ListUsersResponse
+	25, // 73: ragline.auth.v1.AuthService.UpdateUser:output_type -> ragline.auth.v1.User
+	25, // 74: ragline.auth.v1.AuthService.DeleteUser:output_type -> ragline.auth.v1.User
+	34, // 75: ragline.auth.v1.AuthService.CreateServiceAccount:output_type -> ragline.auth.v1.CreateServiceAccountResponse
+	32, // 76: ragline.auth.v1.AuthService.GetServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	37, // 77: ragline.auth.v1.AuthService.ListServiceAccounts:output_type -> ragline.auth.v1.ListServiceAccountsResponse
+	32, // 78: ragline.auth.v1.AuthService.DeleteServiceAccount:output_type -> ragline.auth.v1.ServiceAccount
+	40, // 79: ragline.auth.v1.AuthService.RotateServiceAccountSecret:output_type -> ragline.auth.v1.RotateServiceAccountSecretResponse
+	43, // 80: ragline.auth.v1.AuthService.ListAuditEvents:output_type -> ragline.auth.v1.ListAuditEventsResponse
+	51, // 81: ragline.auth.v1.AuthService.CreateOAuth2Token:output_type -> google.api.HttpBody
+	51, // 82: ragline.auth.v1.AuthService.GetJwks:output_type -> google.api.HttpBody
+	51, // 83: ragline.auth.v1.AuthService.GetOpenApiDocument:output_type -> google.api.HttpBody
+	51, // 84: ragline.auth.v1.AuthService.GetApiDocs:output_type -> google.api.HttpBody
+	62, // [62:85] is the sub-list for method output_type
+	39, // [39:62] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_ragline_auth_v1_auth_service_proto_init() }
@@ -3095,7 +3479,7 @@ func file_ragline_auth_v1_auth_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_auth_v1_auth_service_proto_rawDesc), len(file_ragline_auth_v1_auth_service_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   38,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	AuthService_RevokeApiKey_FullMethodName               = "/ragline.auth.v1.AuthService/RevokeApiKey"
 	AuthService_CreateToken_FullMethodName                = "/ragline.auth.v1.AuthService/CreateToken"
 	AuthService_GetCaller_FullMethodName                  = "/ragline.auth.v1.AuthService/GetCaller"
+	AuthService_GetConfiguration_FullMethodName           = "/ragline.auth.v1.AuthService/GetConfiguration"
 	AuthService_CreateUser_FullMethodName                 = "/ragline.auth.v1.AuthService/CreateUser"
 	AuthService_GetUser_FullMethodName                    = "/ragline.auth.v1.AuthService/GetUser"
 	AuthService_ListUsers_FullMethodName                  = "/ragline.auth.v1.AuthService/ListUsers"
@@ -74,6 +75,11 @@ type AuthServiceClient interface {
 	// signed in through single sign-on learns what its role allows).
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*Caller, error)
+	// The deployment's effective configuration, secrets redacted: each service's
+	// settings as it reported them when it last started, and the rate-limit
+	// tiers. Needs the `admin` scope.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetConfiguration(ctx context.Context, in *GetConfigurationRequest, opts ...grpc.CallOption) (*Configuration, error)
 	// Creates a user in a tenant with a role. Needs the `admin` scope; only an
 	// owner (or the operator) creates an owner.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -212,6 +218,16 @@ func (c *authServiceClient) GetCaller(ctx context.Context, in *GetCallerRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Caller)
 	err := c.cc.Invoke(ctx, AuthService_GetCaller_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) GetConfiguration(ctx context.Context, in *GetConfigurationRequest, opts ...grpc.CallOption) (*Configuration, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Configuration)
+	err := c.cc.Invoke(ctx, AuthService_GetConfiguration_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -398,6 +414,11 @@ type AuthServiceServer interface {
 	// signed in through single sign-on learns what its role allows).
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	GetCaller(context.Context, *GetCallerRequest) (*Caller, error)
+	// The deployment's effective configuration, secrets redacted: each service's
+	// settings as it reported them when it last started, and the rate-limit
+	// tiers. Needs the `admin` scope.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetConfiguration(context.Context, *GetConfigurationRequest) (*Configuration, error)
 	// Creates a user in a tenant with a role. Needs the `admin` scope; only an
 	// owner (or the operator) creates an owner.
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
@@ -492,6 +513,9 @@ func (UnimplementedAuthServiceServer) CreateToken(context.Context, *CreateTokenR
 }
 func (UnimplementedAuthServiceServer) GetCaller(context.Context, *GetCallerRequest) (*Caller, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCaller not implemented")
+}
+func (UnimplementedAuthServiceServer) GetConfiguration(context.Context, *GetConfigurationRequest) (*Configuration, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConfiguration not implemented")
 }
 func (UnimplementedAuthServiceServer) CreateUser(context.Context, *CreateUserRequest) (*User, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
@@ -681,6 +705,24 @@ func _AuthService_GetCaller_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AuthServiceServer).GetCaller(ctx, req.(*GetCallerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_GetConfiguration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConfigurationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).GetConfiguration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_GetConfiguration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).GetConfiguration(ctx, req.(*GetConfigurationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -989,6 +1031,10 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCaller",
 			Handler:    _AuthService_GetCaller_Handler,
+		},
+		{
+			MethodName: "GetConfiguration",
+			Handler:    _AuthService_GetConfiguration_Handler,
 		},
 		{
 			MethodName: "CreateUser",

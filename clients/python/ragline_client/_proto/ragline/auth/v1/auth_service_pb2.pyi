@@ -215,6 +215,58 @@ class Caller(_message.Message):
     credential_type: str
     def __init__(self, tenant: _Optional[str] = ..., subject: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., tier: _Optional[str] = ..., credential_type: _Optional[str] = ...) -> None: ...
 
+class GetConfigurationRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Configuration(_message.Message):
+    __slots__ = ("services", "rate_limit_tiers")
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_TIERS_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceConfiguration]
+    rate_limit_tiers: _containers.RepeatedCompositeFieldContainer[RateLimitTier]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceConfiguration, _Mapping]]] = ..., rate_limit_tiers: _Optional[_Iterable[_Union[RateLimitTier, _Mapping]]] = ...) -> None: ...
+
+class ServiceConfiguration(_message.Message):
+    __slots__ = ("service", "instance", "version", "report_time", "settings")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REPORT_TIME_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    instance: str
+    version: str
+    report_time: _timestamp_pb2.Timestamp
+    settings: _containers.RepeatedCompositeFieldContainer[ConfigurationSetting]
+    def __init__(self, service: _Optional[str] = ..., instance: _Optional[str] = ..., version: _Optional[str] = ..., report_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settings: _Optional[_Iterable[_Union[ConfigurationSetting, _Mapping]]] = ...) -> None: ...
+
+class ConfigurationSetting(_message.Message):
+    __slots__ = ("name", "value", "redacted")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    redacted: bool
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., redacted: _Optional[bool] = ...) -> None: ...
+
+class RateLimitTier(_message.Message):
+    __slots__ = ("tier", "limits")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    limits: _containers.RepeatedCompositeFieldContainer[RateLimit]
+    def __init__(self, tier: _Optional[str] = ..., limits: _Optional[_Iterable[_Union[RateLimit, _Mapping]]] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("endpoint_group", "requests_per_minute")
+    ENDPOINT_GROUP_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    endpoint_group: str
+    requests_per_minute: int
+    def __init__(self, endpoint_group: _Optional[str] = ..., requests_per_minute: _Optional[int] = ...) -> None: ...
+
 class User(_message.Message):
     __slots__ = ("name", "tenant", "email", "role", "display_name", "state", "scopes", "create_time", "update_time", "delete_time")
     NAME_FIELD_NUMBER: _ClassVar[int]

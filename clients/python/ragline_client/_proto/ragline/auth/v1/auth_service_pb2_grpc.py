@@ -73,6 +73,11 @@ class AuthServiceStub:
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetCallerRequest.SerializeToString,
                 response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.Caller.FromString,
                 _registered_method=True)
+        self.GetConfiguration = channel.unary_unary(
+                '/ragline.auth.v1.AuthService/GetConfiguration',
+                request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetConfigurationRequest.SerializeToString,
+                response_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.Configuration.FromString,
+                _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/ragline.auth.v1.AuthService/CreateUser',
                 request_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.CreateUserRequest.SerializeToString,
@@ -207,6 +212,16 @@ class AuthServiceServicer:
         """Describes the credential the request was made with: its tenant, subject,
         scopes and how it was verified. Any valid credential may ask (a client
         signed in through single sign-on learns what its role allows).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConfiguration(self, request, context):
+        """The deployment's effective configuration, secrets redacted: each service's
+        settings as it reported them when it last started, and the rate-limit
+        tiers. Needs the `admin` scope.
         buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -389,6 +404,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetCaller,
                     request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetCallerRequest.FromString,
                     response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.Caller.SerializeToString,
+            ),
+            'GetConfiguration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConfiguration,
+                    request_deserializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetConfigurationRequest.FromString,
+                    response_serializer=ragline_dot_auth_dot_v1_dot_auth__service__pb2.Configuration.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -658,6 +678,33 @@ class AuthService:
             '/ragline.auth.v1.AuthService/GetCaller',
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetCallerRequest.SerializeToString,
             ragline_dot_auth_dot_v1_dot_auth__service__pb2.Caller.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConfiguration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.auth.v1.AuthService/GetConfiguration',
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.GetConfigurationRequest.SerializeToString,
+            ragline_dot_auth_dot_v1_dot_auth__service__pb2.Configuration.FromString,
             options,
             channel_credentials,
             insecure,
