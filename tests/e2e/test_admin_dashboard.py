@@ -248,6 +248,19 @@ def test_admin_manages_keys_and_sees_usage_a_viewer_only_reads(stack, browsing: 
     row = page.locator("#collections-table tbody tr", has_text=collection)
     row.wait_for()
     assert row.locator("td").nth(1).inner_text() == "1"  # documents
+
+    # The index: the answering retriever replica's, in step with the database once it has
+    # loaded the new collection (the page reads it once per visit).
+    def index_in_step() -> bool:
+        cell = page.locator("#collections-table tbody tr", has_text=collection).locator("td")
+        if "in step (1 chunks)" in cell.nth(3).inner_text():
+            return True
+        browsing.go("usage")
+        browsing.go("system")
+        page.locator("#collections-table tbody tr", has_text=collection).wait_for()
+        return False
+
+    wait_until(index_in_step, "the collection's index in step")
     free = page.locator("#tiers-table tbody tr", has_text="free")
     free.wait_for()
     assert free.locator("td").nth(3).inner_text() == "20"  # chat, per minute per key

@@ -38,7 +38,9 @@ from ragline_core.corpus import (
     document_key,
 )
 from tests.conftest import free_port
+from tests.support.assertions import error_body, reason_of
 from tests.support.auth import DEV_TENANT
+from tests.support.gateway import bearer, wait_until
 from tests.support.identity import as_tenant
 from tests.support.processes import extra_service
 
@@ -298,11 +300,21 @@ async def test_reconciliation_finds_and_repairs_a_replica_the_feed_misled(stack,
                 assert time.monotonic() < deadline, view
                 await asyncio.sleep(0.2)
                 view = await replica_view(metrics, collection)
+            # The replica's index status says what the reconciliation found (the next one
+            # is 6 s away).
+            request = pb.GetIndexStatusRequest(collection=collection)
+            status = await stub.GetIndexStatus(request, timeout=10, metadata=AS_DEV_TENANT)
+            assert status.gap_chunks == 1 and status.HasField("reconcile_time"), status
+            first_check = status.reconcile_time.seconds
             await converged([metrics], collection, truth)
             # After the repair the next reconciliation finds nothing amiss.
             while (await replica_view(metrics, collection)).get("ragline_index_gap_chunks") != 0:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.2)
+            status = await stub.GetIndexStatus(request, timeout=10, metadata=AS_DEV_TENANT)
+            assert status.gap_chunks == 0 and status.reconcile_time.seconds >= first_check
+            assert status.loaded and status.indexed_chunks == truth[0]
+            assert status.index_version == status.database_version
             # The cached answer from the broken index is retired: "c" is found now.
             assert "c" in await hits()
 
@@ -327,3 +339,35 @@ async def test_a_version_whose_entries_were_lost_is_reloaded(stack, tmp_path, ap
         await converged([metrics], collection, await db_truth(stack, collection))
         view = await replica_view(metrics, collection)
         assert view.get("repairs_lost_entries", 0) >= 1, view
+
+
+async def test_index_status_through_the_gateway(api, anon_api):
+    """GET /api/v1/collections/{c}/indexStatus: the answering replica's index against the
+    database, for the caller's own collections only."""
+    collection = f"is{uuid.uuid4().hex[:10]}"
+    docs = [{"id": f"d{i}", "title": "t", "content": f"Lantern {i} burns."} for i in range(3)]
+    reply = await api.post("/api/v1/ingest", json={"collection": collection, "documents": docs})
+    assert reply.status_code == 200, reply.text
+    await api.post("/api/v1/search", json={"query": "lantern", "collection": collection})
+    stored = (await api.get(f"/api/v1/collections/{collection}")).json()
+
+    async def in_step() -> bool:
+        got = await api.get(f"/api/v1/collections/{collection}/indexStatus")
+        assert got.status_code == 200, got.text
+        body = got.json()
+        return bool(body["loaded"]) and body["index_version"] == body["database_version"]
+
+    await wait_until(in_step, timeout=20)
+    body = (await api.get(f"/api/v1/collections/{collection}/indexStatus")).json()
+    assert body["collection"] == collection and ":" in body["replica"]
+    assert body["indexed_chunks"] == stored["chunk_count"] > 0
+    assert int(body["database_version"]) >= 1  # int64: a JSON string
+    missing = await api.get("/api/v1/collections/nope-nope/indexStatus")
+    assert reason_of(error_body(missing, 404)) == "COLLECTION_NOT_FOUND"
+    bad = await api.get("/api/v1/collections/bad%20name!/indexStatus")
+    assert bad.status_code == 400, bad.text
+    # Another tenant's key does not see this collection.
+    other = await anon_api.get(
+        f"/api/v1/collections/{collection}/indexStatus", headers=bearer("dev-key-2")
+    )
+    assert reason_of(error_body(other, 404)) == "COLLECTION_NOT_FOUND"

@@ -100,6 +100,11 @@ REST_ROUTES = (
         "retriever",
         retry=RETRY_READ,
     ),
+    Route(
+        {"safe_regex": {"regex": "^/api/v1/collections/[^/]+/indexStatus$"}},
+        "retriever",
+        retry=RETRY_READ,
+    ),
     Route({"path": "/api/v1/chat/ws"}, CHAT_HTTP, streaming=True, websocket=True, scope="chat"),
     Route(
         {"path": "/api/v1/chat:stream"},
@@ -181,6 +186,7 @@ IDEMPOTENT_GRPC = {
     "/ragline.embedder.v1.EmbedderService/ListEmbeddingModels": RETRY_READ,
     "/ragline.retriever.v1.RetrieverService/Search": RETRY_TRANSPORT,
     "/ragline.retriever.v1.RetrieverService/SuggestQueries": RETRY_READ,
+    "/ragline.retriever.v1.RetrieverService/GetIndexStatus": RETRY_READ,
     "/ragline.auth.v1.AuthService/GetCaller": RETRY_READ,
     "/ragline.auth.v1.AuthService/GetConfiguration": RETRY_READ,
     "/ragline.chat.v1.ChatService/ListConversations": RETRY_READ,

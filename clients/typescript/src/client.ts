@@ -7,13 +7,13 @@ import { parseSse } from "./sse.js";
 import type {
   ApiKey,
   Caller,
-  Configuration,
   ChatModel,
   ChatRequest,
   ChatResponse,
   ChatUsage,
   Citation,
   Collection,
+  Configuration,
   Conversation,
   CreateApiKeyRequest,
   CreateApiKeyResponse,
@@ -29,6 +29,7 @@ import type {
   GetHealthResponse,
   GetUsageQuery,
   GetUsageResponse,
+  IndexStatus,
   IngestDocumentsRequest,
   IngestDocumentsResponse,
   Job,
@@ -375,6 +376,12 @@ export class Collections extends Resource {
   /** Deletes the collection with its documents and chunks. */
   delete(collection: string, options: RequestOptions = {}): Promise<DeleteCollectionResponse> {
     return this.t.json({ ...options, method: "DELETE", path: `/api/v1/collections/${enc(collection)}` });
+  }
+
+  /** GET /api/v1/collections/{c}/indexStatus: whether the answering retriever replica's
+   * index holds what the database does (versions, chunks, the last reconciliation's gap). */
+  indexStatus(collection: string, options: RequestOptions = {}): Promise<IndexStatus> {
+    return this.t.json({ ...options, method: "GET", path: `/api/v1/collections/${enc(collection)}/indexStatus` });
   }
 }
 

@@ -39,6 +39,7 @@ export type EmbeddingModel = Schemas["EmbeddingModel"];
 export type FinishReason = Schemas["FinishReason"];
 export type GetHealthResponse = Schemas["GetHealthResponse"];
 export type GetUsageResponse = Schemas["GetUsageResponse"];
+export type IndexStatus = Schemas["IndexStatus"];
 export type IngestDocumentsRequest = Schemas["IngestDocumentsRequest"];
 export type IngestDocumentsResponse = Schemas["IngestDocumentsResponse"];
 export type Job = Schemas["Job"];

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -67,6 +68,18 @@ WATCH_EVERY_S = 1.0
 # How long one read of the feed waits for entries: under the Redis client's socket timeout
 # (0.5 s, ragline_core.stores), or every idle read would end in a timeout error.
 FOLLOW_BLOCK_MS = 300
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """This replica's index of one collection, for GET .../indexStatus."""
+
+    loaded: bool
+    index_version: int
+    indexed_chunks: int
+    # At the last reconciliation that compared the collection, and when (epoch seconds).
+    gap_chunks: int
+    reconciled_at: float | None
 
 
 def gap_chunks(index: dict[str, DocumentState], stored: dict[str, DocumentState]) -> int:
@@ -109,6 +122,8 @@ class IndexRegistry:
         self._idle_since: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.build_seconds = 0.0
+        # The last reconciliation's gap per collection, and when it was found.
+        self.reconciled: dict[Key, tuple[int, float]] = {}
 
     async def start(self) -> None:
         """Builds every index, then follows the feed from where it stood before the build."""
@@ -192,6 +207,14 @@ class IndexRegistry:
             INDEX_CHECKSUM.labels(*key).set(index.checksum)
 
     # -- searching ---------------------------------------------------------------------
+    def state(self, key: Key) -> IndexState:
+        index = self.indexes.get(key)
+        gap, at = self.reconciled.get(key, (0, None))
+        if index is None:
+            return IndexState(False, 0, 0, gap, at)
+        chunks = sum(s.chunk_count for s in index.document_states().values())
+        return IndexState(True, index.version, chunks, gap, at)
+
     async def current(self, info: CollectionInfo) -> CollectionIndex:
         """The collection's index, complete at least up to `info.version`."""
         key = (info.tenant, info.name)
@@ -342,6 +365,7 @@ class IndexRegistry:
             else:
                 gap = 0
             gaps[key] = gap
+            self.reconciled[key] = (gap, time.time())
             INDEX_GAP_CHUNKS.labels(*key).set(gap)
             if gap:
                 log.error(

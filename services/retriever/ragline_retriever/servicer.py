@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -88,6 +90,25 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
         return pb.SuggestQueriesResponse(
             suggestions=ranking.suggestions(request.prefix, index.surface, index.titles, limit)
         )
+
+    async def GetIndexStatus(
+        self, request: pb.GetIndexStatusRequest, context: Context
+    ) -> pb.IndexStatus:
+        check_collection_name(request.collection)
+        info = await get_collection(self.service.db, tenant_of(context), request.collection)
+        state = self.service.registry.state((info.tenant, info.name))
+        status = pb.IndexStatus(
+            collection=info.name,
+            replica=f"{socket.gethostname()}:{os.getpid()}",  # per worker process
+            loaded=state.loaded,
+            database_version=info.version,
+            index_version=state.index_version,
+            indexed_chunks=state.indexed_chunks,
+            gap_chunks=state.gap_chunks,
+        )
+        if state.reconciled_at is not None:
+            status.reconcile_time.FromSeconds(int(state.reconciled_at))
+        return status
 
 
 # The domain names modes in lower case; unspecified is the default (hybrid).

@@ -1,7 +1,7 @@
 // DOM helpers. Server data only ever goes into text nodes and attributes (never innerHTML),
 // so a key name or tenant cannot inject markup.
 type Attrs = Record<string, string | number | boolean | undefined | ((e: Event) => void)>;
-type Child = Node | string | number | null | undefined | false;
+export type Child = Node | string | number | null | undefined | false;
 
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,

@@ -312,6 +312,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/collections/{collection}/indexStatus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tells whether the answering replica's index of a collection holds what the database does (docs/retrieval.md, "Replica consistency")
+         * @description Tells whether the answering replica's index of a collection holds what the database does (docs/retrieval.md, "Replica consistency"). Needs the `search` scope.
+         */
+        get: operations["GetIndexStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/collections/{collection}/suggestions": {
         parameters: {
             query?: never;
@@ -1546,6 +1566,40 @@ export interface components {
          * @enum {string}
          */
         Granularity: "GRANULARITY_UNSPECIFIED" | "GRANULARITY_HOUR" | "GRANULARITY_DAY";
+        /** @description One retriever replica's index of a collection. */
+        IndexStatus: {
+            /** @description The collection. */
+            readonly collection?: string;
+            /** @description The replica that answered: `{host}:{pid}`. */
+            readonly replica?: string;
+            /** @description Whether the replica has built its index of the collection yet (it does at start-up and on the first search). */
+            readonly loaded?: boolean;
+            /**
+             * Format: int64
+             * @description The collection's version in the database (one per acknowledged write). A 64-bit integer, written as a decimal string (proto3 JSON).
+             */
+            readonly database_version?: string;
+            /**
+             * Format: int64
+             * @description The version up to which the index applied every write. A 64-bit integer, written as a decimal string (proto3 JSON).
+             */
+            readonly index_version?: string;
+            /**
+             * Format: int32
+             * @description Chunks the index holds.
+             */
+            readonly indexed_chunks?: number;
+            /**
+             * Format: int32
+             * @description Chunk ids the index and the database disagree on at the last reconciliation (`ragline_index_gap_chunks`); repaired when found.
+             */
+            readonly gap_chunks?: number;
+            /**
+             * Format: date-time
+             * @description When the last reconciliation compared this collection; unset before the first (or while writes kept it moving).
+             */
+            readonly reconcile_time?: string;
+        };
         /** @description Request for IngestDocuments. */
         IngestDocumentsRequest: {
             /** @description Documents to ingest. */
@@ -3564,6 +3618,49 @@ export interface operations {
             403: components["responses"]["PermissionDenied"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["DeadlineExceeded"];
+            default: components["responses"]["Error"];
+        };
+    };
+    GetIndexStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection. */
+                collection: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One retriever replica's index of a collection */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "collection": "notes",
+                     *       "replica": "replica",
+                     *       "loaded": false,
+                     *       "database_version": "42",
+                     *       "index_version": "42",
+                     *       "indexed_chunks": 1,
+                     *       "gap_chunks": 1,
+                     *       "reconcile_time": "2026-01-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["IndexStatus"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            403: components["responses"]["PermissionDenied"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["DeadlineExceeded"];

@@ -3,9 +3,28 @@
 // service's effective configuration (secrets redacted by the server). Each part is shown
 // when the token has the scope its API needs.
 import type { Session } from "../session.js";
-import { clear, describeError, fmtTime, h, table } from "../ui.js";
+import { type Child, clear, describeError, fmtTime, h, table } from "../ui.js";
 
 const POLL_MS = 5000;
+const MAX_INDEX_STATUS = 50;
+
+/** The answering retriever replica's index of a collection, in a word or two: in step with
+ * the database, behind it (writes not applied yet), or the gap its last check found. */
+async function indexCell(s: Session, collection: string): Promise<HTMLElement> {
+  try {
+    const st = await s.client.collections.indexStatus(collection, { maxRetries: 0 });
+    const lag = Number(st.database_version ?? 0) - Number(st.index_version ?? 0);
+    const gap = st.gap_chunks ?? 0;
+    const checked = st.reconcile_time ? `, checked ${fmtTime(st.reconcile_time)}` : "";
+    const title = `replica ${st.replica}: ${st.indexed_chunks ?? 0} chunks, version ${st.index_version ?? 0} of ${st.database_version ?? 0}${checked}`;
+    if (!st.loaded) return h("span", { class: "state", title }, "not loaded yet");
+    if (gap > 0) return h("span", { class: "state error", title }, `gap of ${gap} chunks (repaired)`);
+    if (lag > 0) return h("span", { class: "state", title }, `${lag} writes behind`);
+    return h("span", { class: "state ok", title }, `in step (${st.indexed_chunks ?? 0} chunks)`);
+  } catch (err) {
+    return h("span", { class: "state error" }, describeError(err));
+  }
+}
 
 export function systemPage(root: HTMLElement, s: Session): () => void {
   const health = h("div", { id: "health" });
@@ -113,11 +132,17 @@ export function systemPage(root: HTMLElement, s: Session): () => void {
   if (s.scopes.has("ingest")) {
     void (async () => {
       try {
-        const rows = [];
+        const rows: Child[][] = [];
         for await (const c of s.client.collections.list()) {
-          rows.push([c.name ?? "", c.document_count ?? 0, c.chunk_count ?? 0, c.embedding_model ?? "", c.dimensions ?? ""]);
+          const name = c.name ?? "";
+          // The index of the first collections only: one request each.
+          const index = rows.length < MAX_INDEX_STATUS && s.scopes.has("search") ? await indexCell(s, name) : "—";
+          rows.push([name, c.document_count ?? 0, c.chunk_count ?? 0, index, c.embedding_model ?? "", c.dimensions ?? ""]);
         }
-        clear(collections, table(["collection", "documents", "chunks", "embedding model", "dimensions"], rows, { id: "collections-table" }));
+        clear(
+          collections,
+          table(["collection", "documents", "chunks", "index", "embedding model", "dimensions"], rows, { id: "collections-table" }),
+        );
       } catch (err) {
         clear(collections, h("p", { class: "notice error" }, describeError(err)));
       }

@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -80,6 +81,164 @@ func (SearchMode) EnumDescriptor() ([]byte, []int) {
 	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{0}
 }
 
+// Request for GetIndexStatus.
+type GetIndexStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The collection.
+	Collection    string `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIndexStatusRequest) Reset() {
+	*x = GetIndexStatusRequest{}
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIndexStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIndexStatusRequest) ProtoMessage() {}
+
+func (x *GetIndexStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIndexStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetIndexStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetIndexStatusRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+// One retriever replica's index of a collection.
+type IndexStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The collection.
+	Collection string `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	// The replica that answered: `{host}:{pid}`.
+	Replica string `protobuf:"bytes,2,opt,name=replica,proto3" json:"replica,omitempty"`
+	// Whether the replica has built its index of the collection yet (it does at
+	// start-up and on the first search).
+	Loaded bool `protobuf:"varint,3,opt,name=loaded,proto3" json:"loaded,omitempty"`
+	// The collection's version in the database (one per acknowledged write).
+	DatabaseVersion int64 `protobuf:"varint,4,opt,name=database_version,json=databaseVersion,proto3" json:"database_version,omitempty"`
+	// The version up to which the index applied every write.
+	IndexVersion int64 `protobuf:"varint,5,opt,name=index_version,json=indexVersion,proto3" json:"index_version,omitempty"`
+	// Chunks the index holds.
+	IndexedChunks int32 `protobuf:"varint,6,opt,name=indexed_chunks,json=indexedChunks,proto3" json:"indexed_chunks,omitempty"`
+	// Chunk ids the index and the database disagree on at the last
+	// reconciliation (`ragline_index_gap_chunks`); repaired when found.
+	GapChunks int32 `protobuf:"varint,7,opt,name=gap_chunks,json=gapChunks,proto3" json:"gap_chunks,omitempty"`
+	// When the last reconciliation compared this collection; unset before the
+	// first (or while writes kept it moving).
+	ReconcileTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=reconcile_time,json=reconcileTime,proto3" json:"reconcile_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndexStatus) Reset() {
+	*x = IndexStatus{}
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexStatus) ProtoMessage() {}
+
+func (x *IndexStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexStatus.ProtoReflect.Descriptor instead.
+func (*IndexStatus) Descriptor() ([]byte, []int) {
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *IndexStatus) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *IndexStatus) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *IndexStatus) GetLoaded() bool {
+	if x != nil {
+		return x.Loaded
+	}
+	return false
+}
+
+func (x *IndexStatus) GetDatabaseVersion() int64 {
+	if x != nil {
+		return x.DatabaseVersion
+	}
+	return 0
+}
+
+func (x *IndexStatus) GetIndexVersion() int64 {
+	if x != nil {
+		return x.IndexVersion
+	}
+	return 0
+}
+
+func (x *IndexStatus) GetIndexedChunks() int32 {
+	if x != nil {
+		return x.IndexedChunks
+	}
+	return 0
+}
+
+func (x *IndexStatus) GetGapChunks() int32 {
+	if x != nil {
+		return x.GapChunks
+	}
+	return 0
+}
+
+func (x *IndexStatus) GetReconcileTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReconcileTime
+	}
+	return nil
+}
+
 // Request for Search.
 type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -109,7 +268,7 @@ type SearchRequest struct {
 
 func (x *SearchRequest) Reset() {
 	*x = SearchRequest{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[0]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -121,7 +280,7 @@ func (x *SearchRequest) String() string {
 func (*SearchRequest) ProtoMessage() {}
 
 func (x *SearchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[0]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -134,7 +293,7 @@ func (x *SearchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchRequest.ProtoReflect.Descriptor instead.
 func (*SearchRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{0}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SearchRequest) GetQuery() string {
@@ -221,7 +380,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[1]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -233,7 +392,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[1]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -246,7 +405,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{1}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SearchResponse) GetHits() []*SearchHit {
@@ -314,7 +473,7 @@ type SearchHit struct {
 
 func (x *SearchHit) Reset() {
 	*x = SearchHit{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[2]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +485,7 @@ func (x *SearchHit) String() string {
 func (*SearchHit) ProtoMessage() {}
 
 func (x *SearchHit) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[2]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +498,7 @@ func (x *SearchHit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchHit.ProtoReflect.Descriptor instead.
 func (*SearchHit) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{2}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SearchHit) GetChunkId() string {
@@ -404,7 +563,7 @@ type Facet struct {
 
 func (x *Facet) Reset() {
 	*x = Facet{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[3]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +575,7 @@ func (x *Facet) String() string {
 func (*Facet) ProtoMessage() {}
 
 func (x *Facet) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[3]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +588,7 @@ func (x *Facet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Facet.ProtoReflect.Descriptor instead.
 func (*Facet) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{3}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Facet) GetField() string {
@@ -459,7 +618,7 @@ type FacetValue struct {
 
 func (x *FacetValue) Reset() {
 	*x = FacetValue{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[4]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +630,7 @@ func (x *FacetValue) String() string {
 func (*FacetValue) ProtoMessage() {}
 
 func (x *FacetValue) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[4]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +643,7 @@ func (x *FacetValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FacetValue.ProtoReflect.Descriptor instead.
 func (*FacetValue) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{4}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FacetValue) GetValue() string {
@@ -516,7 +675,7 @@ type SuggestQueriesRequest struct {
 
 func (x *SuggestQueriesRequest) Reset() {
 	*x = SuggestQueriesRequest{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[5]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +687,7 @@ func (x *SuggestQueriesRequest) String() string {
 func (*SuggestQueriesRequest) ProtoMessage() {}
 
 func (x *SuggestQueriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[5]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +700,7 @@ func (x *SuggestQueriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestQueriesRequest.ProtoReflect.Descriptor instead.
 func (*SuggestQueriesRequest) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{5}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SuggestQueriesRequest) GetCollection() string {
@@ -576,7 +735,7 @@ type SuggestQueriesResponse struct {
 
 func (x *SuggestQueriesResponse) Reset() {
 	*x = SuggestQueriesResponse{}
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[6]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +747,7 @@ func (x *SuggestQueriesResponse) String() string {
 func (*SuggestQueriesResponse) ProtoMessage() {}
 
 func (x *SuggestQueriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[6]
+	mi := &file_ragline_retriever_v1_retriever_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +760,7 @@ func (x *SuggestQueriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestQueriesResponse.ProtoReflect.Descriptor instead.
 func (*SuggestQueriesResponse) Descriptor() ([]byte, []int) {
-	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{6}
+	return file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SuggestQueriesResponse) GetSuggestions() []string {
@@ -615,7 +774,23 @@ var File_ragline_retriever_v1_retriever_service_proto protoreflect.FileDescripto
 
 const file_ragline_retriever_v1_retriever_service_proto_rawDesc = "" +
 	"\n" +
-	",ragline/retriever/v1/retriever_service.proto\x12\x14ragline.retriever.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xfb\x02\n" +
+	",ragline/retriever/v1/retriever_service.proto\x12\x14ragline.retriever.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n" +
+	"\x15GetIndexStatusRequest\x12$\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\n" +
+	"collection\"\xe8\x02\n" +
+	"\vIndexStatus\x12$\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tB\x04\xe2A\x01\x03R\n" +
+	"collection\x12\x1e\n" +
+	"\areplica\x18\x02 \x01(\tB\x04\xe2A\x01\x03R\areplica\x12\x1c\n" +
+	"\x06loaded\x18\x03 \x01(\bB\x04\xe2A\x01\x03R\x06loaded\x12/\n" +
+	"\x10database_version\x18\x04 \x01(\x03B\x04\xe2A\x01\x03R\x0fdatabaseVersion\x12)\n" +
+	"\rindex_version\x18\x05 \x01(\x03B\x04\xe2A\x01\x03R\findexVersion\x12+\n" +
+	"\x0eindexed_chunks\x18\x06 \x01(\x05B\x04\xe2A\x01\x03R\rindexedChunks\x12#\n" +
+	"\n" +
+	"gap_chunks\x18\a \x01(\x05B\x04\xe2A\x01\x03R\tgapChunks\x12G\n" +
+	"\x0ereconcile_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x04\xe2A\x01\x03R\rreconcileTime\"\xfb\x02\n" +
 	"\rSearchRequest\x12\x1a\n" +
 	"\x05query\x18\x01 \x01(\tB\x04\xe2A\x01\x02R\x05query\x12$\n" +
 	"\n" +
@@ -671,10 +846,11 @@ const file_ragline_retriever_v1_retriever_service_proto_rawDesc = "" +
 	"\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n" +
 	"\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n" +
-	"\x12SEARCH_MODE_HYBRID\x10\x032\xa6\x02\n" +
+	"\x12SEARCH_MODE_HYBRID\x10\x032\xbf\x03\n" +
 	"\x10RetrieverService\x12n\n" +
 	"\x06Search\x12#.ragline.retriever.v1.SearchRequest\x1a$.ragline.retriever.v1.SearchResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/search\x12\xa1\x01\n" +
-	"\x0eSuggestQueries\x12+.ragline.retriever.v1.SuggestQueriesRequest\x1a,.ragline.retriever.v1.SuggestQueriesResponse\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/collections/{collection}/suggestionsB\xc8\x01\n" +
+	"\x0eSuggestQueries\x12+.ragline.retriever.v1.SuggestQueriesRequest\x1a,.ragline.retriever.v1.SuggestQueriesResponse\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/collections/{collection}/suggestions\x12\x96\x01\n" +
+	"\x0eGetIndexStatus\x12+.ragline.retriever.v1.GetIndexStatusRequest\x1a!.ragline.retriever.v1.IndexStatus\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/collections/{collection}/indexStatusB\xc8\x01\n" +
 	"\x18com.ragline.retriever.v1B\x15RetrieverServiceProtoP\x01ZFgithub.com/ragline/ragline/clients/go/ragline/retriever/v1;retrieverv1\xa2\x02\x03RRE\xaa\x02\x14Ragline.Retriever.V1\xca\x02\x14Ragline\\Retriever\\V1\xea\x02\x16Ragline::Retriever::V1b\x06proto3"
 
 var (
@@ -690,37 +866,43 @@ func file_ragline_retriever_v1_retriever_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ragline_retriever_v1_retriever_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ragline_retriever_v1_retriever_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_ragline_retriever_v1_retriever_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_ragline_retriever_v1_retriever_service_proto_goTypes = []any{
 	(SearchMode)(0),                // 0: ragline.retriever.v1.SearchMode
-	(*SearchRequest)(nil),          // 1: ragline.retriever.v1.SearchRequest
-	(*SearchResponse)(nil),         // 2: ragline.retriever.v1.SearchResponse
-	(*SearchHit)(nil),              // 3: ragline.retriever.v1.SearchHit
-	(*Facet)(nil),                  // 4: ragline.retriever.v1.Facet
-	(*FacetValue)(nil),             // 5: ragline.retriever.v1.FacetValue
-	(*SuggestQueriesRequest)(nil),  // 6: ragline.retriever.v1.SuggestQueriesRequest
-	(*SuggestQueriesResponse)(nil), // 7: ragline.retriever.v1.SuggestQueriesResponse
-	nil,                            // 8: ragline.retriever.v1.SearchResponse.CorrectionsEntry
-	(*structpb.Struct)(nil),        // 9: google.protobuf.Struct
+	(*GetIndexStatusRequest)(nil),  // 1: ragline.retriever.v1.GetIndexStatusRequest
+	(*IndexStatus)(nil),            // 2: ragline.retriever.v1.IndexStatus
+	(*SearchRequest)(nil),          // 3: ragline.retriever.v1.SearchRequest
+	(*SearchResponse)(nil),         // 4: ragline.retriever.v1.SearchResponse
+	(*SearchHit)(nil),              // 5: ragline.retriever.v1.SearchHit
+	(*Facet)(nil),                  // 6: ragline.retriever.v1.Facet
+	(*FacetValue)(nil),             // 7: ragline.retriever.v1.FacetValue
+	(*SuggestQueriesRequest)(nil),  // 8: ragline.retriever.v1.SuggestQueriesRequest
+	(*SuggestQueriesResponse)(nil), // 9: ragline.retriever.v1.SuggestQueriesResponse
+	nil,                            // 10: ragline.retriever.v1.SearchResponse.CorrectionsEntry
+	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),        // 12: google.protobuf.Struct
 }
 var file_ragline_retriever_v1_retriever_service_proto_depIdxs = []int32{
-	9,  // 0: ragline.retriever.v1.SearchRequest.filters:type_name -> google.protobuf.Struct
-	0,  // 1: ragline.retriever.v1.SearchRequest.mode:type_name -> ragline.retriever.v1.SearchMode
-	3,  // 2: ragline.retriever.v1.SearchResponse.hits:type_name -> ragline.retriever.v1.SearchHit
-	4,  // 3: ragline.retriever.v1.SearchResponse.facets:type_name -> ragline.retriever.v1.Facet
-	8,  // 4: ragline.retriever.v1.SearchResponse.corrections:type_name -> ragline.retriever.v1.SearchResponse.CorrectionsEntry
-	0,  // 5: ragline.retriever.v1.SearchResponse.mode:type_name -> ragline.retriever.v1.SearchMode
-	9,  // 6: ragline.retriever.v1.SearchHit.metadata:type_name -> google.protobuf.Struct
-	5,  // 7: ragline.retriever.v1.Facet.values:type_name -> ragline.retriever.v1.FacetValue
-	1,  // 8: ragline.retriever.v1.RetrieverService.Search:input_type -> ragline.retriever.v1.SearchRequest
-	6,  // 9: ragline.retriever.v1.RetrieverService.SuggestQueries:input_type -> ragline.retriever.v1.SuggestQueriesRequest
-	2,  // 10: ragline.retriever.v1.RetrieverService.Search:output_type -> ragline.retriever.v1.SearchResponse
-	7,  // 11: ragline.retriever.v1.RetrieverService.SuggestQueries:output_type -> ragline.retriever.v1.SuggestQueriesResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	11, // 0: ragline.retriever.v1.IndexStatus.reconcile_time:type_name -> google.protobuf.Timestamp
+	12, // 1: ragline.retriever.v1.SearchRequest.filters:type_name -> google.protobuf.Struct
+	0,  // 2: ragline.retriever.v1.SearchRequest.mode:type_name -> ragline.retriever.v1.SearchMode
+	5,  // 3: ragline.retriever.v1.SearchResponse.hits:type_name -> ragline.retriever.v1.SearchHit
+	6,  // 4: ragline.retriever.v1.SearchResponse.facets:type_name -> ragline.retriever.v1.Facet
+	10, // 5: ragline.retriever.v1.SearchResponse.corrections:type_name -> ragline.retriever.v1.SearchResponse.CorrectionsEntry
+	0,  // 6: ragline.retriever.v1.SearchResponse.mode:type_name -> ragline.retriever.v1.SearchMode
+	12, // 7: ragline.retriever.v1.SearchHit.metadata:type_name -> google.protobuf.Struct
+	7,  // 8: ragline.retriever.v1.Facet.values:type_name -> ragline.retriever.v1.FacetValue
+	3,  // 9: ragline.retriever.v1.RetrieverService.Search:input_type -> ragline.retriever.v1.SearchRequest
+	8,  // 10: ragline.retriever.v1.RetrieverService.SuggestQueries:input_type -> ragline.retriever.v1.SuggestQueriesRequest
+	1,  // 11: ragline.retriever.v1.RetrieverService.GetIndexStatus:input_type -> ragline.retriever.v1.GetIndexStatusRequest
+	4,  // 12: ragline.retriever.v1.RetrieverService.Search:output_type -> ragline.retriever.v1.SearchResponse
+	9,  // 13: ragline.retriever.v1.RetrieverService.SuggestQueries:output_type -> ragline.retriever.v1.SuggestQueriesResponse
+	2,  // 14: ragline.retriever.v1.RetrieverService.GetIndexStatus:output_type -> ragline.retriever.v1.IndexStatus
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ragline_retriever_v1_retriever_service_proto_init() }
@@ -728,14 +910,14 @@ func file_ragline_retriever_v1_retriever_service_proto_init() {
 	if File_ragline_retriever_v1_retriever_service_proto != nil {
 		return
 	}
-	file_ragline_retriever_v1_retriever_service_proto_msgTypes[0].OneofWrappers = []any{}
+	file_ragline_retriever_v1_retriever_service_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ragline_retriever_v1_retriever_service_proto_rawDesc), len(file_ragline_retriever_v1_retriever_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	RetrieverService_Search_FullMethodName         = "/ragline.retriever.v1.RetrieverService/Search"
 	RetrieverService_SuggestQueries_FullMethodName = "/ragline.retriever.v1.RetrieverService/SuggestQueries"
+	RetrieverService_GetIndexStatus_FullMethodName = "/ragline.retriever.v1.RetrieverService/GetIndexStatus"
 )
 
 // RetrieverServiceClient is the client API for RetrieverService service.
@@ -35,6 +36,10 @@ type RetrieverServiceClient interface {
 	// Suggests completions of a query prefix from a collection's vocabulary
 	// and titles.
 	SuggestQueries(ctx context.Context, in *SuggestQueriesRequest, opts ...grpc.CallOption) (*SuggestQueriesResponse, error)
+	// Tells whether the answering replica's index of a collection holds what
+	// the database does (docs/retrieval.md, "Replica consistency").
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetIndexStatus(ctx context.Context, in *GetIndexStatusRequest, opts ...grpc.CallOption) (*IndexStatus, error)
 }
 
 type retrieverServiceClient struct {
@@ -65,6 +70,16 @@ func (c *retrieverServiceClient) SuggestQueries(ctx context.Context, in *Suggest
 	return out, nil
 }
 
+func (c *retrieverServiceClient) GetIndexStatus(ctx context.Context, in *GetIndexStatusRequest, opts ...grpc.CallOption) (*IndexStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IndexStatus)
+	err := c.cc.Invoke(ctx, RetrieverService_GetIndexStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RetrieverServiceServer is the server API for RetrieverService service.
 // All implementations must embed UnimplementedRetrieverServiceServer
 // for forward compatibility.
@@ -77,6 +92,10 @@ type RetrieverServiceServer interface {
 	// Suggests completions of a query prefix from a collection's vocabulary
 	// and titles.
 	SuggestQueries(context.Context, *SuggestQueriesRequest) (*SuggestQueriesResponse, error)
+	// Tells whether the answering replica's index of a collection holds what
+	// the database does (docs/retrieval.md, "Replica consistency").
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	GetIndexStatus(context.Context, *GetIndexStatusRequest) (*IndexStatus, error)
 	mustEmbedUnimplementedRetrieverServiceServer()
 }
 
@@ -92,6 +111,9 @@ func (UnimplementedRetrieverServiceServer) Search(context.Context, *SearchReques
 }
 func (UnimplementedRetrieverServiceServer) SuggestQueries(context.Context, *SuggestQueriesRequest) (*SuggestQueriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SuggestQueries not implemented")
+}
+func (UnimplementedRetrieverServiceServer) GetIndexStatus(context.Context, *GetIndexStatusRequest) (*IndexStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIndexStatus not implemented")
 }
 func (UnimplementedRetrieverServiceServer) mustEmbedUnimplementedRetrieverServiceServer() {}
 func (UnimplementedRetrieverServiceServer) testEmbeddedByValue()                          {}
@@ -150,6 +172,24 @@ func _RetrieverService_SuggestQueries_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RetrieverService_GetIndexStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIndexStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RetrieverServiceServer).GetIndexStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RetrieverService_GetIndexStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RetrieverServiceServer).GetIndexStatus(ctx, req.(*GetIndexStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RetrieverService_ServiceDesc is the grpc.ServiceDesc for RetrieverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +204,10 @@ var RetrieverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SuggestQueries",
 			Handler:    _RetrieverService_SuggestQueries_Handler,
+		},
+		{
+			MethodName: "GetIndexStatus",
+			Handler:    _RetrieverService_GetIndexStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ragline/retriever/v1/retriever_service.proto\x12\x14ragline.retriever.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xad\x02\n\rSearchRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\ncollection\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x05limit\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12.\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x14\n\x06rerank\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66\x61\x63\x65ts\x18\t \x03(\tB\x04\xe2\x41\x01\x01\x12\x34\n\x04mode\x18\n \x01(\x0e\x32 .ragline.retriever.v1.SearchModeB\x04\xe2\x41\x01\x01\x42\x08\n\x06_limitJ\x04\x08\x06\x10\x07\"\xf1\x02\n\x0eSearchResponse\x12\x33\n\x04hits\x18\x01 \x03(\x0b\x32\x1f.ragline.retriever.v1.SearchHitB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x31\n\x06\x66\x61\x63\x65ts\x18\x03 \x03(\x0b\x32\x1b.ragline.retriever.v1.FacetB\x04\xe2\x41\x01\x03\x12P\n\x0b\x63orrections\x18\x05 \x03(\x0b\x32\x35.ragline.retriever.v1.SearchResponse.CorrectionsEntryB\x04\xe2\x41\x01\x03\x12\x16\n\x08reranked\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x34\n\x04mode\x18\x07 \x01(\x0e\x32 .ragline.retriever.v1.SearchModeB\x04\xe2\x41\x01\x03\x1a\x32\n\x10\x43orrectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x04\x10\x05\"\xc8\x01\n\tSearchHit\x12\x16\n\x08\x63hunk_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64ocument_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05title\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05score\x18\x05 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12/\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63hunk_index\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\"T\n\x05\x46\x61\x63\x65t\x12\x13\n\x05\x66ield\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x06values\x18\x02 \x03(\x0b\x32 .ragline.retriever.v1.FacetValueB\x04\xe2\x41\x01\x03\"6\n\nFacetValue\x12\x13\n\x05value\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x63ount\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\"\\\n\x15SuggestQueriesRequest\x12\x18\n\ncollection\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06prefix\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05limit\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"3\n\x16SuggestQueriesResponse\x12\x19\n\x0bsuggestions\x18\x01 \x03(\tB\x04\xe2\x41\x01\x03*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xa6\x02\n\x10RetrieverService\x12n\n\x06Search\x12#.ragline.retriever.v1.SearchRequest\x1a$.ragline.retriever.v1.SearchResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/api/v1/search:\x01*\x12\xa1\x01\n\x0eSuggestQueries\x12+.ragline.retriever.v1.SuggestQueriesRequest\x1a,.ragline.retriever.v1.SuggestQueriesResponse\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/collections/{collection}/suggestionsB\xc8\x01\n\x18\x63om.ragline.retriever.v1B\x15RetrieverServiceProtoP\x01ZFgithub.com/ragline/ragline/clients/go/ragline/retriever/v1;retrieverv1\xa2\x02\x03RRE\xaa\x02\x14Ragline.Retriever.V1\xca\x02\x14Ragline\\Retriever\\V1\xea\x02\x16Ragline::Retriever::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ragline/retriever/v1/retriever_service.proto\x12\x14ragline.retriever.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n\x15GetIndexStatusRequest\x12\x18\n\ncollection\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x83\x02\n\x0bIndexStatus\x12\x18\n\ncollection\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07replica\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06loaded\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1e\n\x10\x64\x61tabase_version\x18\x04 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1b\n\rindex_version\x18\x05 \x01(\x03\x42\x04\xe2\x41\x01\x03\x12\x1c\n\x0eindexed_chunks\x18\x06 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x18\n\ngap_chunks\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x38\n\x0ereconcile_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xad\x02\n\rSearchRequest\x12\x13\n\x05query\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\ncollection\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x05limit\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12.\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x14\n\x06rerank\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66\x61\x63\x65ts\x18\t \x03(\tB\x04\xe2\x41\x01\x01\x12\x34\n\x04mode\x18\n \x01(\x0e\x32 .ragline.retriever.v1.SearchModeB\x04\xe2\x41\x01\x01\x42\x08\n\x06_limitJ\x04\x08\x06\x10\x07\"\xf1\x02\n\x0eSearchResponse\x12\x33\n\x04hits\x18\x01 \x03(\x0b\x32\x1f.ragline.retriever.v1.SearchHitB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x31\n\x06\x66\x61\x63\x65ts\x18\x03 \x03(\x0b\x32\x1b.ragline.retriever.v1.FacetB\x04\xe2\x41\x01\x03\x12P\n\x0b\x63orrections\x18\x05 \x03(\x0b\x32\x35.ragline.retriever.v1.SearchResponse.CorrectionsEntryB\x04\xe2\x41\x01\x03\x12\x16\n\x08reranked\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x34\n\x04mode\x18\x07 \x01(\x0e\x32 .ragline.retriever.v1.SearchModeB\x04\xe2\x41\x01\x03\x1a\x32\n\x10\x43orrectionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x04\x10\x05\"\xc8\x01\n\tSearchHit\x12\x16\n\x08\x63hunk_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x64ocument_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05title\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04text\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05score\x18\x05 \x01(\x01\x42\x04\xe2\x41\x01\x03\x12/\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x03\x12\x19\n\x0b\x63hunk_index\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x03\"T\n\x05\x46\x61\x63\x65t\x12\x13\n\x05\x66ield\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x36\n\x06values\x18\x02 \x03(\x0b\x32 .ragline.retriever.v1.FacetValueB\x04\xe2\x41\x01\x03\"6\n\nFacetValue\x12\x13\n\x05value\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x63ount\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x03\"\\\n\x15SuggestQueriesRequest\x12\x18\n\ncollection\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06prefix\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05limit\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\"3\n\x16SuggestQueriesResponse\x12\x19\n\x0bsuggestions\x18\x01 \x03(\tB\x04\xe2\x41\x01\x03*q\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xbf\x03\n\x10RetrieverService\x12n\n\x06Search\x12#.ragline.retriever.v1.SearchRequest\x1a$.ragline.retriever.v1.SearchResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/api/v1/search:\x01*\x12\xa1\x01\n\x0eSuggestQueries\x12+.ragline.retriever.v1.SuggestQueriesRequest\x1a,.ragline.retriever.v1.SuggestQueriesResponse\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/collections/{collection}/suggestions\x12\x96\x01\n\x0eGetIndexStatus\x12+.ragline.retriever.v1.GetIndexStatusRequest\x1a!.ragline.retriever.v1.IndexStatus\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/collections/{collection}/indexStatusB\xc8\x01\n\x18\x63om.ragline.retriever.v1B\x15RetrieverServiceProtoP\x01ZFgithub.com/ragline/ragline/clients/go/ragline/retriever/v1;retrieverv1\xa2\x02\x03RRE\xaa\x02\x14Ragline.Retriever.V1\xca\x02\x14Ragline\\Retriever\\V1\xea\x02\x16Ragline::Retriever::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +36,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragline.retriever.v1.retrie
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\030com.ragline.retriever.v1B\025RetrieverServiceProtoP\001ZFgithub.com/ragline/ragline/clients/go/ragline/retriever/v1;retrieverv1\242\002\003RRE\252\002\024Ragline.Retriever.V1\312\002\024Ragline\\Retriever\\V1\352\002\026Ragline::Retriever::V1'
+  _globals['_GETINDEXSTATUSREQUEST'].fields_by_name['collection']._loaded_options = None
+  _globals['_GETINDEXSTATUSREQUEST'].fields_by_name['collection']._serialized_options = b'\342A\001\002'
+  _globals['_INDEXSTATUS'].fields_by_name['collection']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['collection']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['replica']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['replica']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['loaded']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['loaded']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['database_version']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['database_version']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['index_version']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['index_version']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['indexed_chunks']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['indexed_chunks']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['gap_chunks']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['gap_chunks']._serialized_options = b'\342A\001\003'
+  _globals['_INDEXSTATUS'].fields_by_name['reconcile_time']._loaded_options = None
+  _globals['_INDEXSTATUS'].fields_by_name['reconcile_time']._serialized_options = b'\342A\001\003'
   _globals['_SEARCHREQUEST'].fields_by_name['query']._loaded_options = None
   _globals['_SEARCHREQUEST'].fields_by_name['query']._serialized_options = b'\342A\001\002'
   _globals['_SEARCHREQUEST'].fields_by_name['collection']._loaded_options = None
@@ -101,24 +120,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RETRIEVERSERVICE'].methods_by_name['Search']._serialized_options = b'\202\323\344\223\002\023\"\016/api/v1/search:\001*'
   _globals['_RETRIEVERSERVICE'].methods_by_name['SuggestQueries']._loaded_options = None
   _globals['_RETRIEVERSERVICE'].methods_by_name['SuggestQueries']._serialized_options = b'\202\323\344\223\002.\022,/api/v1/collections/{collection}/suggestions'
-  _globals['_SEARCHMODE']._serialized_start=1331
-  _globals['_SEARCHMODE']._serialized_end=1444
-  _globals['_SEARCHREQUEST']._serialized_start=164
-  _globals['_SEARCHREQUEST']._serialized_end=465
-  _globals['_SEARCHRESPONSE']._serialized_start=468
-  _globals['_SEARCHRESPONSE']._serialized_end=837
-  _globals['_SEARCHRESPONSE_CORRECTIONSENTRY']._serialized_start=781
-  _globals['_SEARCHRESPONSE_CORRECTIONSENTRY']._serialized_end=831
-  _globals['_SEARCHHIT']._serialized_start=840
-  _globals['_SEARCHHIT']._serialized_end=1040
-  _globals['_FACET']._serialized_start=1042
-  _globals['_FACET']._serialized_end=1126
-  _globals['_FACETVALUE']._serialized_start=1128
-  _globals['_FACETVALUE']._serialized_end=1182
-  _globals['_SUGGESTQUERIESREQUEST']._serialized_start=1184
-  _globals['_SUGGESTQUERIESREQUEST']._serialized_end=1276
-  _globals['_SUGGESTQUERIESRESPONSE']._serialized_start=1278
-  _globals['_SUGGESTQUERIESRESPONSE']._serialized_end=1329
-  _globals['_RETRIEVERSERVICE']._serialized_start=1447
-  _globals['_RETRIEVERSERVICE']._serialized_end=1741
+  _globals['_RETRIEVERSERVICE'].methods_by_name['GetIndexStatus']._loaded_options = None
+  _globals['_RETRIEVERSERVICE'].methods_by_name['GetIndexStatus']._serialized_options = b'\202\323\344\223\002.\022,/api/v1/collections/{collection}/indexStatus'
+  _globals['_SEARCHMODE']._serialized_start=1677
+  _globals['_SEARCHMODE']._serialized_end=1790
+  _globals['_GETINDEXSTATUSREQUEST']._serialized_start=196
+  _globals['_GETINDEXSTATUSREQUEST']._serialized_end=245
+  _globals['_INDEXSTATUS']._serialized_start=248
+  _globals['_INDEXSTATUS']._serialized_end=507
+  _globals['_SEARCHREQUEST']._serialized_start=510
+  _globals['_SEARCHREQUEST']._serialized_end=811
+  _globals['_SEARCHRESPONSE']._serialized_start=814
+  _globals['_SEARCHRESPONSE']._serialized_end=1183
+  _globals['_SEARCHRESPONSE_CORRECTIONSENTRY']._serialized_start=1127
+  _globals['_SEARCHRESPONSE_CORRECTIONSENTRY']._serialized_end=1177
+  _globals['_SEARCHHIT']._serialized_start=1186
+  _globals['_SEARCHHIT']._serialized_end=1386
+  _globals['_FACET']._serialized_start=1388
+  _globals['_FACET']._serialized_end=1472
+  _globals['_FACETVALUE']._serialized_start=1474
+  _globals['_FACETVALUE']._serialized_end=1528
+  _globals['_SUGGESTQUERIESREQUEST']._serialized_start=1530
+  _globals['_SUGGESTQUERIESREQUEST']._serialized_end=1622
+  _globals['_SUGGESTQUERIESRESPONSE']._serialized_start=1624
+  _globals['_SUGGESTQUERIESRESPONSE']._serialized_end=1675
+  _globals['_RETRIEVERSERVICE']._serialized_start=1793
+  _globals['_RETRIEVERSERVICE']._serialized_end=2240
 # @@protoc_insertion_point(module_scope)

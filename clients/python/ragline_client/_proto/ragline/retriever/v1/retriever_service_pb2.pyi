@@ -1,6 +1,9 @@
+import datetime
+
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -20,6 +23,32 @@ SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_DENSE: SearchMode
 SEARCH_MODE_KEYWORD: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
+
+class GetIndexStatusRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class IndexStatus(_message.Message):
+    __slots__ = ("collection", "replica", "loaded", "database_version", "index_version", "indexed_chunks", "gap_chunks", "reconcile_time")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    GAP_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    RECONCILE_TIME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    replica: str
+    loaded: bool
+    database_version: int
+    index_version: int
+    indexed_chunks: int
+    gap_chunks: int
+    reconcile_time: _timestamp_pb2.Timestamp
+    def __init__(self, collection: _Optional[str] = ..., replica: _Optional[str] = ..., loaded: _Optional[bool] = ..., database_version: _Optional[int] = ..., index_version: _Optional[int] = ..., indexed_chunks: _Optional[int] = ..., gap_chunks: _Optional[int] = ..., reconcile_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("query", "collection", "limit", "filters", "rerank", "page_size", "page_token", "facets", "mode")

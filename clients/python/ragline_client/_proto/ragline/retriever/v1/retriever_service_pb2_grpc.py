@@ -46,6 +46,11 @@ class RetrieverServiceStub:
                 request_serializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.SuggestQueriesRequest.SerializeToString,
                 response_deserializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.SuggestQueriesResponse.FromString,
                 _registered_method=True)
+        self.GetIndexStatus = channel.unary_unary(
+                '/ragline.retriever.v1.RetrieverService/GetIndexStatus',
+                request_serializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.GetIndexStatusRequest.SerializeToString,
+                response_deserializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.IndexStatus.FromString,
+                _registered_method=True)
 
 
 class RetrieverServiceServicer:
@@ -68,6 +73,15 @@ class RetrieverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIndexStatus(self, request, context):
+        """Tells whether the answering replica's index of a collection holds what
+        the database does (docs/retrieval.md, "Replica consistency").
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrieverServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +94,11 @@ def add_RetrieverServiceServicer_to_server(servicer, server):
                     servicer.SuggestQueries,
                     request_deserializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.SuggestQueriesRequest.FromString,
                     response_serializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.SuggestQueriesResponse.SerializeToString,
+            ),
+            'GetIndexStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIndexStatus,
+                    request_deserializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.GetIndexStatusRequest.FromString,
+                    response_serializer=ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.IndexStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +157,33 @@ class RetrieverService:
             '/ragline.retriever.v1.RetrieverService/SuggestQueries',
             ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.SuggestQueriesRequest.SerializeToString,
             ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.SuggestQueriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIndexStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragline.retriever.v1.RetrieverService/GetIndexStatus',
+            ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.GetIndexStatusRequest.SerializeToString,
+            ragline_dot_retriever_dot_v1_dot_retriever__service__pb2.IndexStatus.FromString,
             options,
             channel_credentials,
             insecure,
