@@ -39,7 +39,7 @@ CACHE_REQUESTS = Counter(
 )
 PROVIDER_REQUESTS = Counter(
     "ragline_provider_requests_total",
-    "Calls to model providers by outcome (ok, retried, error).",
+    "Calls to model providers by outcome (ok, retried, retry_throttled, error).",
     ["provider", "model", "outcome"],
 )
 PROVIDER_DURATION = Histogram(

@@ -15,7 +15,8 @@ from ragline_core.errors import (
     NotFoundError,
     UnavailableError,
 )
-from ragline_core.retry import RetryPolicy, call_with_retries
+from ragline_core.paid_calls import throttle_for
+from ragline_core.retry import RetryPolicy, RetryThrottle, call_with_retries
 
 
 def test_error_becomes_rich_status_with_reason_and_field():
@@ -115,3 +116,65 @@ async def test_no_attempt_once_the_deadline_has_passed():
 
     with pytest.raises(DeadlineExceededError):
         await asyncio.create_task(expired())
+
+
+async def test_the_retry_budget_stops_retries_in_an_outage_and_returns_with_successes():
+    """gRFC A6 throttling: 10 tokens, each failed attempt -1, each success +0.1, retries
+    only above 5. An outage of 20 requests costs 20 + 4 attempts, not 3 x 20."""
+    throttle = RetryThrottle(10, 0.1)
+    policy = RetryPolicy(attempts=3, base_delay=0.0001, max_delay=0.0002)
+    attempts = 0
+    up = False
+
+    async def provider(timeout: float) -> str:
+        nonlocal attempts
+        attempts += 1
+        if not up:
+            raise Flaky(503)
+        return "ok"
+
+    async def request() -> str:
+        return await call_with_retries(
+            provider,
+            policy=policy,
+            default_timeout=5,
+            retryable=lambda e: isinstance(e, Flaky) and e.status >= 500,
+            throttle=throttle,
+        )
+
+    for _ in range(20):
+        with pytest.raises(Flaky):
+            await request()
+    # 10 -> 9 (retry) -> 8 (retry) -> 7 (3 attempts); 6 (retry) -> 5 (no more); then 1 each.
+    assert attempts == 20 + 3
+    assert throttle.tokens == 0 and not throttle.allows_retry()
+    up = True
+    for _ in range(50):
+        assert await request() == "ok"
+    assert not throttle.allows_retry()  # 50 successes x 0.1: exactly half, not above
+    for _ in range(11):
+        assert await request() == "ok"
+    assert throttle.allows_retry()
+    # An isolated failure is retried again once the provider is healthy.
+    up = False
+    attempts = 0
+    with pytest.raises(Flaky):
+        await request()
+    assert attempts == 2  # 6.1 -> 5.1: one retry; -> 4.1: the budget says no
+
+
+async def test_a_budget_of_zero_tokens_means_no_budget():
+    throttle = RetryThrottle(0, 0.1)
+    for _ in range(100):
+        throttle.record_failure()
+    assert throttle.allows_retry()
+
+
+def test_each_provider_has_its_own_budget():
+    policy = RetryPolicy(budget_tokens=4, budget_ratio=0.5)
+    voyage = throttle_for("test-voyage", policy)
+    assert throttle_for("test-voyage", policy) is voyage
+    assert throttle_for("test-openai", policy) is not voyage
+    for _ in range(3):
+        voyage.record_failure()
+    assert not voyage.allows_retry() and throttle_for("test-openai", policy).allows_retry()

@@ -47,6 +47,8 @@ def build_providers(settings: ChatSettings) -> dict[str, ChatProvider]:
     policy = RetryPolicy(
         attempts=settings.PROVIDER_MAX_ATTEMPTS,
         base_delay=settings.PROVIDER_BACKOFF_BASE,
+        budget_tokens=settings.PROVIDER_RETRY_BUDGET_TOKENS,
+        budget_ratio=settings.PROVIDER_RETRY_BUDGET_RATIO,
         max_delay=settings.PROVIDER_BACKOFF_MAX,
     )
     return {

@@ -31,6 +31,8 @@ def build_providers(settings: EmbedderSettings) -> dict[str, EmbeddingProvider]:
     policy = RetryPolicy(
         attempts=settings.PROVIDER_MAX_ATTEMPTS,
         base_delay=settings.PROVIDER_BACKOFF_BASE,
+        budget_tokens=settings.PROVIDER_RETRY_BUDGET_TOKENS,
+        budget_ratio=settings.PROVIDER_RETRY_BUDGET_RATIO,
         max_delay=settings.PROVIDER_BACKOFF_MAX,
     )
     cache_dir = Path(settings.RAGLINE_MODEL_CACHE) if settings.RAGLINE_MODEL_CACHE else None

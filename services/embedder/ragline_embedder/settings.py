@@ -20,6 +20,12 @@ class EmbedderSettings(CoreSettings):
     MAX_TEXT_CHARS: int = Field(default=100_000, ge=1)
     PROVIDER_MAX_ATTEMPTS: int = Field(default=3, ge=1, le=10)
     PROVIDER_BACKOFF_BASE: float = Field(default=0.5, ge=0)
+    # Retry budget per paid provider and process (gRPC's retry throttling): each failed
+    # attempt costs a token, each success earns PROVIDER_RETRY_BUDGET_RATIO back, and
+    # retries stop while fewer than half of PROVIDER_RETRY_BUDGET_TOKENS are left
+    # (0: no budget). docs/reliability.md.
+    PROVIDER_RETRY_BUDGET_TOKENS: float = Field(default=10.0, ge=0, le=10_000)
+    PROVIDER_RETRY_BUDGET_RATIO: float = Field(default=0.1, gt=0, le=100)
     PROVIDER_BACKOFF_MAX: float = Field(default=8.0, ge=0)
     # Longest wait for one provider attempt, within the caller's deadline.
     PROVIDER_TIMEOUT: float = Field(default=20.0, gt=0, le=600)
