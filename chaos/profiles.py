@@ -24,6 +24,8 @@ class Profile:
     clients: int
     # Scenario 7: embeddings and chats per provider phase (healthy, 429, 503, slow).
     provider_requests: int
+    # Scenario 8: seconds of each network phase (healed: three times as long).
+    network_phase_s: float
 
 
 SHORT = Profile(
@@ -37,6 +39,7 @@ SHORT = Profile(
     sigterm_services=("retriever",),
     clients=4,
     provider_requests=10,
+    network_phase_s=6.0,
 )
 
 LONG = Profile(
@@ -50,6 +53,7 @@ LONG = Profile(
     sigterm_services=("embedder", "retriever", "chat", "ingest", "auth"),
     clients=8,
     provider_requests=50,
+    network_phase_s=20.0,
 )
 
 PROFILES = {p.name: p for p in (SHORT, LONG)}

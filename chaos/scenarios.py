@@ -10,11 +10,14 @@ import os
 import secrets
 import signal
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.harness import (
     COLLECTION,
@@ -39,6 +42,7 @@ from chaos.invariants import (
     check_requests,
 )
 from chaos.profiles import Profile
+from chaos.toxiproxy import toxiproxy
 from ragline.retriever.v1 import retriever_service_pb2 as ret_pb
 from ragline.retriever.v1 import retriever_service_pb2_grpc as ret_grpc
 from ragline_stack.stack import free_port
@@ -804,6 +808,172 @@ async def provider_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Re
     )
 
 
+# -- 8. network faults between the retriever and the embedder (Toxiproxy) ----------------
+# The deadline of each direct search: a partitioned embedder must cost no more than this.
+NETWORK_DEADLINE_S = 3.0
+
+
+async def rpc_counts(metrics_port: int, service: str, method: str) -> Counter[str]:
+    """ragline_rpc_requests_total of one method of a process, by status code."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    out: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "ragline_rpc_requests_total"
+                and labels.get("service") == service
+                and labels.get("method", "").endswith(method)
+            ):
+                out[labels.get("code", "")] += int(sample.value)
+    return out
+
+
+def p50_ms(outcomes: list[Outcome]) -> str:
+    """The median latency of the successes, or "-" without any."""
+    took = sorted(o.ended - o.started for o in outcomes if o.verdict == "ok")
+    return f"{1000 * took[len(took) // 2]:.0f} ms" if took else "-"
+
+
+async def network_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    """A retriever replica reaches the embedder through Toxiproxy: +200 ms, a jittery link,
+    then a partition, then healed. Searches go straight to that replica with a 3 s
+    deadline; the embedder's own request count shows whether anything multiplied calls."""
+    tenant = await new_tenant(rec, "s8")
+    ledger = Ledger()
+    await seed(rec, tenant, ledger, 16)
+    embedder_metrics = cs.cfg.metrics_ports["embedder"]
+    outcomes: dict[str, list[Outcome]] = {"warm": []}
+    phase = ["warm"]  # the phase the searches are counted in
+    with toxiproxy(cs.cfg.log_dir / "toxiproxy.log") as toxi:
+        proxy_port = toxi.proxy("embedder", cs.cfg.service_addr("embedder"))
+        port, metrics = free_port(), free_port()
+        proc = cs.start_extra("retriever", port, metrics, EMBEDDER_ADDR=f"127.0.0.1:{proxy_port}")
+        try:
+            await wait_for(lambda: _true(listening(port)), 180, "the proxied replica", 0.2)
+            identity = cs.identity(tenant.name)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = ret_grpc.RetrieverServiceStub(channel)
+
+                async def direct_search() -> None:
+                    t0 = now()
+                    status, reason = 200, ""
+                    # A new query each time: no cached vector or result hides the link.
+                    query = f"harbour lantern {secrets.token_hex(4)}"
+                    try:
+                        reply = await stub.Search(
+                            ret_pb.SearchRequest(query=query, collection=COLLECTION, limit=5),
+                            timeout=NETWORK_DEADLINE_S,
+                            metadata=identity,
+                        )
+                        if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
+                            status, reason = 500, "another tenant's data"
+                    except grpc.aio.AioRpcError as exc:
+                        status = {
+                            grpc.StatusCode.UNAVAILABLE: 503,
+                            grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+                        }.get(exc.code(), 500)
+                        reason = f"{exc.code().name} retriever: {exc.details()}"
+                    ended = now()
+                    if ended - t0 > NETWORK_DEADLINE_S + 1:
+                        status, reason = 0, f"answered after {ended - t0:.1f}s"
+                    verdict, why = classify(status, "", reason)
+                    outcomes.setdefault(phase[0], []).append(
+                        Outcome(
+                            "direct-search",
+                            tenant.name,
+                            t0,
+                            ended,
+                            status,
+                            "",
+                            reason,
+                            verdict,
+                            why,
+                            counted=False,
+                        )
+                    )
+
+                await wait_for(
+                    lambda: _direct_ok(direct_search, outcomes["warm"]),
+                    60,
+                    "a search through the proxy",
+                    0.2,
+                )
+                before = await rpc_counts(embedder_metrics, "embedder", "CreateEmbeddings")
+
+                async def run(name: str, seconds: float) -> None:
+                    phase[0] = name
+                    stop = asyncio.Event()
+                    await run_load([direct_search], profile.clients, stop, seconds, 0.05)
+
+                run_s = profile.network_phase_s
+                await run("baseline", run_s)
+                toxi.add("embedder", "slow", "latency", "downstream", latency=200)
+                await run("latency +200 ms", run_s)
+                toxi.clear("embedder")
+                toxi.add("embedder", "jitter", "latency", "downstream", latency=100, jitter=100)
+                await run("jitter 100±100 ms", run_s)
+                toxi.clear("embedder")
+                for stream in ("upstream", "downstream"):
+                    toxi.add("embedder", f"cut-{stream}", "timeout", stream, timeout=0)
+                await run("partition", run_s)
+                toxi.clear("embedder")
+                healed = now()
+                await run("healed", 3 * run_s)
+            after = await rpc_counts(embedder_metrics, "embedder", "CreateEmbeddings")
+            retriever_codes = await rpc_counts(metrics, "retriever", "Search")
+        finally:
+            cs.stop_extra(proc)
+    measured = [o for name, got in outcomes.items() if name != "warm" for o in got]
+    verdicts, catch_up = await invariants(cs, rec, tenant, ledger)
+    verdicts[0] = check_requests(measured + own(rec, tenant))
+    embeds = sum(after.values()) - sum(before.values())
+    cut = outcomes.get("partition", [])
+    after_heal = outcomes.get("healed", [])
+    last_error = max((o.ended for o in after_heal if o.verdict != "ok"), default=healed)
+    slowest_cut = max((o.ended - o.started for o in cut), default=0.0)
+    per_phase = "; ".join(
+        f"{name}: {errors(got)}/{len(got)} errors, p50 {p50_ms(got)}"
+        for name, got in outcomes.items()
+        if name != "warm"
+    )
+    targets = [
+        Verdict(
+            "no retry storm: embedder calls <= 1.2x searches",
+            embeds <= 1.2 * len(measured),
+            f"{embeds} embedder calls for {len(measured)} searches",
+        ),
+        Verdict(
+            "a slow link costs latency, not errors",
+            errors(outcomes.get("latency +200 ms", [])) == 0
+            and errors(outcomes.get("jitter 100±100 ms", [])) == 0,
+            "errors under latency "
+            f"{errors(outcomes.get('latency +200 ms', []))}, under jitter "
+            f"{errors(outcomes.get('jitter 100±100 ms', []))}",
+        ),
+        Verdict(
+            "partitioned searches end by the deadline + 1 s",
+            slowest_cut <= NETWORK_DEADLINE_S + 1,
+            f"slowest {slowest_cut:.2f}s, deadline {NETWORK_DEADLINE_S:g}s",
+        ),
+    ]
+    figures = (
+        f"{per_phase}; partition: slowest answer {slowest_cut:.2f}s (deadline "
+        f"{NETWORK_DEADLINE_S:g}s); zero errors {max(0.0, last_error - healed):.1f}s after "
+        f"healing; embedder calls {embeds} for {len(measured)} searches; the replica's Search "
+        f"codes {dict(retriever_codes)}; index caught up in {catch_up:.1f}s"
+    )
+    return Result(
+        "8 network faults",
+        "Toxiproxy retriever→embedder: +200 ms, 100±100 ms jitter, partition",
+        f"{profile.clients} searchers straight to the proxied replica, {run_s:g}s per phase",
+        figures,
+        verdicts,
+        targets=targets,
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ingest-kill": ingest_kills,
     "replica-kill": replica_kill,
@@ -812,4 +982,5 @@ SCENARIOS: dict[str, Scenario] = {
     "sigterm": sigterm_each,
     "auth-down": auth_down,
     "provider-faults": provider_faults,
+    "network-faults": network_faults,
 }

@@ -11,7 +11,9 @@
 #                          costs a fraction of a Python one's CPU on the same cores).
 #   grpcurl                gRPC client with server reflection (tests/e2e/test_grpc_reflection.py:
 #                          `list` and `describe` through the gateway).
-# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-go|protoc-gen-go-grpc|bombardier|grpcurl]...
+#   toxiproxy              Shopify's TCP fault proxy (the fault battery's network scenario,
+#                          chaos/toxiproxy.py), installed as toxiproxy-server.
+# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-go|protoc-gen-go-grpc|bombardier|grpcurl|toxiproxy]...
 set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.bin}
 RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
@@ -19,6 +21,7 @@ PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.0
 BOMBARDIER_VERSION=v1.2.6
 GRPCURL_VERSION=v1.9.3
+TOXIPROXY_VERSION=v2.12.0
 export GOFLAGS=-buildvcs=false
 mkdir -p "$BIN"
 tools=("$@")
@@ -43,6 +46,10 @@ for tool in "${tools[@]}"; do
       ;;
     grpcurl)
       GOBIN="$BIN" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}"
+      ;;
+    toxiproxy)
+      GOBIN="$work" go install "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
+      mv "$work/server" "$BIN/toxiproxy-server"
       ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac
