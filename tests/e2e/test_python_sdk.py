@@ -117,6 +117,25 @@ def test_search_with_every_option(client, collection):
     assert "ferretdb" in [s.lower() for s in client.suggest(collection, "ferr")]
 
 
+def test_caller_configuration_and_index_status(client, collection):
+    me = client.caller()
+    assert me.tenant == "dev-1" and "admin" in me.scopes and me.credential_type == "api_key"
+    config = client.get_configuration()
+    services = {svc.service: svc for svc in config.services}
+    assert {"embedder", "retriever", "auth"} <= set(services)
+    auth = {x.name: x for x in services["auth"].settings}
+    assert auth["API_KEY_PEPPER"].redacted and auth["API_KEY_PEPPER"].value == "[set]"
+    assert services["auth"].report_time is not None
+    free = next(t for t in config.rate_limit_tiers if t.tier == "free")
+    assert {x.endpoint_group: x.requests_per_minute for x in free.limits}["chat"] == 20
+    client.search("what transcodes JSON?", collection)  # the replica loads the collection
+    status = client.get_index_status(collection)
+    assert status.collection == collection and status.loaded and status.indexed_chunks == 3
+    assert isinstance(status.database_version, int) and status.database_version >= 1
+    with pytest.raises(NotFoundError):
+        client.get_index_status("no-such-collection")
+
+
 def test_documents_and_collections_paginate_get_and_delete(client, collection):
     docs = list(client.list_documents(collection, page_size=1))
     assert sorted(d.title for d in docs) == ["Envoy", "FerretDB", "Redis"]
@@ -326,6 +345,9 @@ async def test_async_client(stack, transport):
         assert "JSON" in (await stream.response()).answer
         with pytest.raises(NotFoundError):
             await client.get_job("no-such-job")
+        assert (await client.caller()).tenant == "dev-1"
+        assert (await client.get_index_status(name)).indexed_chunks == 3
+        assert (await client.get_configuration()).rate_limit_tiers
         assert (await client.delete_collection(name)).documents_deleted == 3
 
 

@@ -112,6 +112,11 @@ ROTATE_API_KEY = Op(
 REVOKE_API_KEY = Op(_AUTH + "RevokeApiKey", "POST", "/api/v1/keys/{key_id}:revoke", "*")
 CREATE_TOKEN = Op(_AUTH + "CreateToken", "POST", "/api/v1/tokens", "*", Retry.REJECTED)
 GET_USAGE = Op("/ragline.analytics.v1.AnalyticsService/GetUsage", "GET", "/api/v1/analytics/usage")
+GET_INDEX_STATUS = Op(
+    _RET + "GetIndexStatus", "GET", "/api/v1/collections/{collection}/indexStatus"
+)
+GET_CALLER = Op(_AUTH + "GetCaller", "GET", "/api/v1/caller")
+GET_CONFIGURATION = Op(_AUTH + "GetConfiguration", "GET", "/api/v1/configuration")
 GET_HEALTH = Op("/ragline.system.v1.SystemService/GetHealth", "GET", "/health")
 
 
@@ -559,6 +564,18 @@ def usage(
         granularity=m.Granularity(granularity) if granularity is not None else None,
     )
     return Call(GET_USAGE, params, _decoder(m.Usage))
+
+
+def index_status(collection: str) -> Call[m.IndexStatus]:
+    return Call(GET_INDEX_STATUS, {"collection": collection}, _decoder(m.IndexStatus))
+
+
+def caller() -> Call[m.Caller]:
+    return Call(GET_CALLER, {}, _decoder(m.Caller))
+
+
+def configuration() -> Call[m.Configuration]:
+    return Call(GET_CONFIGURATION, {}, _decoder(m.Configuration))
 
 
 def health() -> Call[m.Health]:

@@ -356,6 +356,10 @@ class AsyncClient:
     async def get_collection(self, collection: str) -> m.Collection:
         return await self._run(core.get_collection(collection))
 
+    async def get_index_status(self, collection: str) -> m.IndexStatus:
+        """The answering retriever replica's index of the collection against the database."""
+        return await self._run(core.index_status(collection))
+
     async def delete_collection(self, collection: str) -> m.DeleteCollectionResult:
         return await self._run(core.delete_collection(collection))
 
@@ -505,6 +509,14 @@ class AsyncClient:
     ) -> m.Usage:
         """Requests, errors, tokens and cost per endpoint and per hour or day."""
         return await self._run(core.usage(tenant, start_time, end_time, granularity))
+
+    async def caller(self) -> m.Caller:
+        """The credential of this client as the gateway verified it (any valid one)."""
+        return await self._run(core.caller())
+
+    async def get_configuration(self) -> m.Configuration:
+        """Each service's settings, secrets redacted, and the rate-limit tiers (admin)."""
+        return await self._run(core.configuration())
 
     async def health(self) -> m.Health:
         return await self._run(core.health())

@@ -366,6 +366,10 @@ class Client:
     def get_collection(self, collection: str) -> m.Collection:
         return self._run(core.get_collection(collection))
 
+    def get_index_status(self, collection: str) -> m.IndexStatus:
+        """The answering retriever replica's index of the collection against the database."""
+        return self._run(core.index_status(collection))
+
     def delete_collection(self, collection: str) -> m.DeleteCollectionResult:
         return self._run(core.delete_collection(collection))
 
@@ -513,6 +517,14 @@ class Client:
     ) -> m.Usage:
         """Requests, errors, tokens and cost per endpoint and per hour or day."""
         return self._run(core.usage(tenant, start_time, end_time, granularity))
+
+    def caller(self) -> m.Caller:
+        """The credential of this client as the gateway verified it (any valid one)."""
+        return self._run(core.caller())
+
+    def get_configuration(self) -> m.Configuration:
+        """Each service's settings, secrets redacted, and the rate-limit tiers (admin)."""
+        return self._run(core.configuration())
 
     def health(self) -> m.Health:
         return self._run(core.health())

@@ -504,6 +504,67 @@ class KeyUsage:
 
 
 @dataclass(slots=True)
+class Caller:
+    """The credential a request was made with, as the gateway verified it."""
+
+    tenant: str = ""
+    subject: str = ""
+    scopes: list[str] = field(default_factory=list)
+    tier: str = ""
+    credential_type: str = ""
+
+
+@dataclass(slots=True)
+class ConfigurationSetting:
+    name: str = ""
+    value: str = ""
+    redacted: bool = False
+
+
+@dataclass(slots=True)
+class ServiceConfiguration:
+    """A service's settings (secrets redacted) as its last started replica reported them."""
+
+    service: str = ""
+    instance: str = ""
+    version: str = ""
+    report_time: datetime | None = None
+    settings: list[ConfigurationSetting] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RateLimit:
+    endpoint_group: str = ""
+    requests_per_minute: int = 0
+
+
+@dataclass(slots=True)
+class RateLimitTier:
+    tier: str = ""
+    limits: list[RateLimit] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Configuration:
+    services: list[ServiceConfiguration] = field(default_factory=list)
+    rate_limit_tiers: list[RateLimitTier] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IndexStatus:
+    """One retriever replica's index of a collection against the database."""
+
+    collection: str = ""
+    replica: str = ""
+    loaded: bool = False
+    database_version: int = 0
+    index_version: int = 0
+    indexed_chunks: int = 0
+    gap_chunks: int = 0
+    reconcile_time: datetime | None = None
+
+
+@dataclass(slots=True)
 class Health:
     status: str = ""
     components: dict[str, str] = field(default_factory=dict)
