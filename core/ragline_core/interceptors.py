@@ -14,9 +14,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from pymongo.errors import ConnectionFailure
 
 from ragline_core import caller, deadlines
-from ragline_core.errors import InternalError, PermissionDeniedError, RaglineError
+from ragline_core.errors import (
+    InternalError,
+    PermissionDeniedError,
+    RaglineError,
+    UnavailableError,
+)
 from ragline_core.internal_tls import EDGE_WORKLOADS, peer_workload
 from ragline_core.metrics import RPC_DURATION, RPC_REQUESTS
 from ragline_core.rpc_types import Context, Handler
@@ -168,11 +174,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         (cancelled, or aborted by the handler) is left as it is."""
         if isinstance(exc, asyncio.CancelledError | grpc.aio.AbortError):
             return
-        if isinstance(exc, RaglineError):
-            error = exc
-        else:
+        error = known_error(exc)
+        if error is None:
             log.exception("unhandled error", extra={"method": method})
             error = InternalError("internal error")
+        elif not isinstance(exc, RaglineError):
+            log.warning("database unreachable", extra={"method": method, "error": repr(exc)})
         await abort_with(context, error)
 
     def _record(
@@ -200,6 +207,21 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
 
 
+def known_error(exc: BaseException) -> RaglineError | None:
+    """The status of an exception a handler let escape, when it has one: a RaglineError's
+    own, and for the database out of reach (PyMongo's ConnectionFailure: no server
+    selected, the connection lost or timed out, wherever in a handler it happened) a 503
+    naming the database; None for anything else (an INTERNAL). Found by the fault battery:
+    a search reaching the retriever while FerretDB was down answered 500."""
+    if isinstance(exc, RaglineError):
+        return exc
+    if isinstance(exc, ConnectionFailure):
+        return UnavailableError(
+            "the database is unavailable: retry shortly", reason="DATABASE_UNAVAILABLE"
+        )
+    return None
+
+
 def _code_of(exc: BaseException, context: Context) -> grpc.StatusCode:
     """The status code a call ends with when `exc` escapes its handler."""
     if isinstance(exc, asyncio.CancelledError):
@@ -207,9 +229,8 @@ def _code_of(exc: BaseException, context: Context) -> grpc.StatusCode:
     if isinstance(exc, grpc.aio.AbortError):
         code = context.code()
         return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-    if isinstance(exc, RaglineError):
-        return exc.code
-    return grpc.StatusCode.INTERNAL
+    error = known_error(exc)
+    return error.code if error is not None else grpc.StatusCode.INTERNAL
 
 
 def _begin(context: Context) -> float:
