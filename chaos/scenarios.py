@@ -370,6 +370,31 @@ async def ingest_kills(cs: ChaosStack, rec: Recorder, profile: Profile) -> Resul
 
 
 # -- 2. kill -9 one of two retriever replicas under steady search load -------------------
+async def direct_search_status(
+    stub: ret_grpc.RetrieverServiceStub,
+    tenant: Tenant,
+    identity: tuple[tuple[str, str], ...],
+    query: str,
+    deadline_s: float,
+) -> tuple[int, str]:
+    """A search straight to a retriever replica, as (HTTP-like status, reason)."""
+    try:
+        reply = await stub.Search(
+            ret_pb.SearchRequest(query=query, collection=COLLECTION, limit=5),
+            timeout=deadline_s,
+            metadata=identity,
+        )
+    except grpc.aio.AioRpcError as exc:
+        status = {
+            grpc.StatusCode.UNAVAILABLE: 503,
+            grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+        }.get(exc.code(), 500)
+        return status, f"{exc.code().name} retriever: {exc.details()}"
+    if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
+        return 500, "another tenant's data"
+    return 200, ""
+
+
 async def replica_kill(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
     tenant = await new_tenant(rec, "s2")
     ledger = Ledger()
@@ -389,25 +414,11 @@ async def replica_kill(cs: ChaosStack, rec: Recorder, profile: Profile) -> Resul
 
             async def direct_search() -> None:
                 t0 = now()
-                status, reason = 200, ""
-                try:
-                    reply = await stub.Search(
-                        ret_pb.SearchRequest(
-                            query="harbour lantern", collection=COLLECTION, limit=5
-                        ),
-                        timeout=DEADLINE_S,
-                        metadata=identity,
-                    )
-                    if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
-                        status, reason = 500, "another tenant's data"
-                except grpc.aio.AioRpcError as exc:
-                    # UNAVAILABLE: the connection to the killed replica dropped; the client
-                    # retries on the other one.
-                    status = {
-                        grpc.StatusCode.UNAVAILABLE: 503,
-                        grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-                    }.get(exc.code(), 500)
-                    reason = f"{exc.code().name} retriever: {exc.details()}"
+                # UNAVAILABLE: the connection to the killed replica dropped; the client
+                # retries on the other one.
+                status, reason = await direct_search_status(
+                    stub, tenant, identity, "harbour lantern", DEADLINE_S
+                )
                 verdict, why = classify(status, "", reason)
                 direct.append(
                     Outcome(
@@ -858,23 +869,11 @@ async def network_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Res
 
                 async def direct_search() -> None:
                     t0 = now()
-                    status, reason = 200, ""
                     # A new query each time: no cached vector or result hides the link.
                     query = f"harbour lantern {secrets.token_hex(4)}"
-                    try:
-                        reply = await stub.Search(
-                            ret_pb.SearchRequest(query=query, collection=COLLECTION, limit=5),
-                            timeout=NETWORK_DEADLINE_S,
-                            metadata=identity,
-                        )
-                        if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
-                            status, reason = 500, "another tenant's data"
-                    except grpc.aio.AioRpcError as exc:
-                        status = {
-                            grpc.StatusCode.UNAVAILABLE: 503,
-                            grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-                        }.get(exc.code(), 500)
-                        reason = f"{exc.code().name} retriever: {exc.details()}"
+                    status, reason = await direct_search_status(
+                        stub, tenant, identity, query, NETWORK_DEADLINE_S
+                    )
                     ended = now()
                     if ended - t0 > NETWORK_DEADLINE_S + 1:
                         status, reason = 0, f"answered after {ended - t0:.1f}s"
