@@ -48,9 +48,12 @@ $(BIN)/ferretdb: scripts/install_ferretdb.sh scripts/ferretdb-id-pushdown.patch 
 $(BIN)/ratelimit $(BIN)/bombardier $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh $(notdir $@)
 
-# Toxiproxy, the fault battery's network faults (chaos/toxiproxy.py).
+# Toxiproxy and vegeta: the fault battery's network faults and overload (chaos/).
 $(BIN)/toxiproxy-server: scripts/install_go_tools.sh
 	BIN=$(BIN) scripts/install_go_tools.sh toxiproxy
+
+$(BIN)/vegeta: scripts/install_go_tools.sh
+	BIN=$(BIN) scripts/install_go_tools.sh vegeta
 
 # Ory Hydra v2.3.0, the OpenID Connect provider of the single sign-on tests (built from the
 # module proxy's source: scripts/install_hydra.sh says why `go install` cannot).
@@ -134,7 +137,7 @@ deploy-tools:
 # What only the tests use: Debian's chromium (the /docs page test drives it with Playwright;
 # no browser download), the TypeScript client check's and SDK's npm packages and the Go stub
 # plugins.
-test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/hydra $(BIN)/toxiproxy-server
+test-tools: .chromium-installed tools/openapi-ts-check/node_modules/.installed clients/typescript/node_modules/.installed $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/hydra $(BIN)/toxiproxy-server $(BIN)/vegeta
 
 .chromium-installed:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
@@ -150,7 +153,7 @@ bench: setup $(BIN)/bombardier
 # invariant checked; prints the results and updates docs/reliability.md. The short profile
 # also runs in `make test` (tests/e2e/test_chaos_short.py, without the doc update).
 CHAOS_PROFILE ?= short
-chaos: setup $(BIN)/toxiproxy-server
+chaos: setup $(BIN)/toxiproxy-server $(BIN)/vegeta
 	$(PY) -m chaos --profile $(CHAOS_PROFILE)
 
 # Load test against the running stack (`make run` first): LOAD_USERS users for LOAD_TIME.

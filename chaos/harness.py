@@ -67,7 +67,7 @@ class Outcome:
     counted: bool = True
 
 
-def _error_info(body: Any) -> tuple[str, str]:
+def error_info(body: Any) -> tuple[str, str]:
     if not isinstance(body, dict):
         return "", ""
     reason = ""
@@ -173,7 +173,7 @@ class Recorder:
             status, body = 0, {"message": f"connection failed: {type(exc).__name__}"}
         finally:
             self.inflight[op] -= 1
-        reason, message = _error_info(body) if status >= 300 or status == 0 else ("", "")
+        reason, message = error_info(body) if status >= 300 or status == 0 else ("", "")
         verdict, why = classify(status, reason, message, allowed)
         outcome = Outcome(op, tenant.name, started, now(), status, reason, message, verdict, why)
         # Refused before the tenant was known: not tenant usage (docs/gateway.md).
@@ -261,6 +261,8 @@ class ChaosStack:
             **env,
         )
         cfg.database = "ragline_chaos"
+        # The overload scenario (9) measures the services, not the per-key rate limits.
+        cfg.rate_limit_scale = 100
         cfg.request_timeout_s = DEADLINE_S
         cfg.max_request_bytes = 2 * 1024 * 1024
         self.cfg = cfg

@@ -26,6 +26,9 @@ class Profile:
     provider_requests: int
     # Scenario 8: seconds of each network phase (healed: three times as long).
     network_phase_s: float
+    # Scenario 9: seconds of each step of the capacity ramp, and of the 2x overload.
+    overload_step_s: float
+    overload_s: float
 
 
 SHORT = Profile(
@@ -40,6 +43,8 @@ SHORT = Profile(
     clients=4,
     provider_requests=10,
     network_phase_s=6.0,
+    overload_step_s=4.0,
+    overload_s=10.0,
 )
 
 LONG = Profile(
@@ -54,6 +59,8 @@ LONG = Profile(
     clients=8,
     provider_requests=50,
     network_phase_s=20.0,
+    overload_step_s=10.0,
+    overload_s=30.0,
 )
 
 PROFILES = {p.name: p for p in (SHORT, LONG)}

@@ -4,15 +4,20 @@ the invariants (chaos.invariants) and reports its figures."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import math
 import os
 import secrets
 import signal
 import socket
+import subprocess
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,6 +33,7 @@ from chaos.harness import (
     Recorder,
     Tenant,
     classify,
+    error_info,
     new_tenant,
     now,
     paragraph,
@@ -45,7 +51,9 @@ from chaos.profiles import Profile
 from chaos.toxiproxy import toxiproxy
 from ragline.retriever.v1 import retriever_service_pb2 as ret_pb
 from ragline.retriever.v1 import retriever_service_pb2_grpc as ret_grpc
-from ragline_stack.stack import free_port
+from ragline_stack.stack import ROOT, free_port
+
+VEGETA = ROOT / ".bin" / "vegeta"
 
 TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED")
 
@@ -973,6 +981,172 @@ async def network_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Res
     )
 
 
+# -- 9. overload: a ramp to twice the measured capacity -----------------------------------
+def _vegeta(
+    base_url: str, tenant: Tenant, folder: Path, count: int, *args: str
+) -> list[dict[str, Any]]:
+    """One vegeta attack of `count` searches, each with a query of its own (no cached
+    vector or result), and its per-request results (status, latency, headers, body). A Go
+    client: a Python one on these 2 cores starves and measures its own queueing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = folder / f"targets-{secrets.token_hex(4)}.json"
+    headers = {k.title(): [v] for k, v in tenant.headers().items()}
+    headers["Content-Type"] = ["application/json"]
+    with open(targets, "w") as out:
+        for _ in range(count):
+            body = json.dumps(
+                {"query": f"lantern {secrets.token_hex(6)}", "collection": COLLECTION}
+            )
+            line = {
+                "method": "POST",
+                "url": f"{base_url}/api/v1/search",
+                "header": headers,
+                "body": base64.b64encode(body.encode()).decode(),
+            }
+            out.write(json.dumps(line) + "\n")
+    attack = subprocess.run(  # noqa: S603 - our own pinned binary and arguments
+        [str(VEGETA), "attack", "-format=json", f"-targets={targets}", *args],
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+    encoded = subprocess.run(  # noqa: S603
+        [str(VEGETA), "encode", "--to", "json"],
+        input=attack.stdout,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    targets.unlink()
+    return [json.loads(line) for line in encoded.stdout.splitlines() if line.strip()]
+
+
+def _outcome(tenant: Tenant, result: dict[str, Any]) -> Outcome:
+    """A vegeta result as an Outcome, timed on the wall clock (epoch seconds)."""
+    status = int(result["code"])
+    latency = int(result["latency"]) / 1e9
+    stamp = str(result["timestamp"])  # RFC 3339 with nanoseconds: keep microseconds
+    head, _, frac = stamp.partition(".")
+    digits = "".join(c for c in frac if c.isdigit())[:6]
+    started = datetime.fromisoformat(f"{head}.{digits or '0'}+00:00").timestamp()
+    body: Any = None
+    with contextlib.suppress(ValueError, TypeError):
+        body = json.loads(base64.b64decode(result.get("body") or b""))
+    reason, message = error_info(body) if status != 200 else ("", "")
+    if status == 0:
+        message = str(result.get("error", ""))[:200]
+    verdict, why = classify(status, reason, message)
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    if status == 429 and not headers.get("retry-after"):
+        verdict, why = "bad", f"429 {reason} without Retry-After"
+    outcome = Outcome(
+        "search", tenant.name, started, started + latency, status, reason, message, verdict, why
+    )
+    outcome.counted = status != 0
+    return outcome
+
+
+def _goodput(outcomes: list[Outcome], seconds: float) -> float:
+    """Successes per second that ended within `seconds` of the first request's start (an
+    answer after the window is not goodput of the window)."""
+    if not outcomes:
+        return 0.0
+    start = min(o.started for o in outcomes)
+    return sum(1 for o in outcomes if o.status == 200 and o.ended - start <= seconds) / seconds
+
+
+async def overload(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
+    """Capacity first (vegeta's closed loop, 2 to 16 workers: the best successes per
+    second), then an open loop at twice that rate. Admission control (MAX_IN_FLIGHT) must
+    shed the excess early with 429 + Retry-After, so goodput holds and nothing waits out
+    its deadline."""
+    if not VEGETA.exists():
+        raise SystemExit("vegeta not found: `make test-tools` installs it")
+    tenant = await new_tenant(rec, "s9")
+    ledger = Ledger()
+    await seed(rec, tenant, ledger, 16)
+    folder = cs.cfg.run_dir / "overload"
+    step_s = profile.overload_step_s
+    steps: list[tuple[int, float]] = []
+    outcomes: list[Outcome] = []
+    for workers in (2, 4, 8, 16):
+        results = await asyncio.to_thread(
+            _vegeta,
+            cs.cfg.base_url,
+            tenant,
+            folder,
+            int(step_s * 400),
+            "-rate=0",
+            f"-workers={workers}",
+            f"-max-workers={workers}",
+            f"-duration={step_s:g}s",
+            f"-timeout={DEADLINE_S + 5:g}s",
+        )
+        step = [_outcome(tenant, r) for r in results]
+        steps.append((workers, _goodput(step, step_s)))
+        outcomes += step
+    peak = max(rate for _, rate in steps)
+    seconds = profile.overload_s
+    rate = max(1, round(2 * peak))
+    results = await asyncio.to_thread(
+        _vegeta,
+        cs.cfg.base_url,
+        tenant,
+        folder,
+        int(rate * seconds) + 10,
+        f"-rate={rate}/s",
+        f"-duration={seconds:g}s",
+        f"-timeout={DEADLINE_S + 5:g}s",
+        "-max-workers=4000",
+    )
+    ramp = [_outcome(tenant, r) for r in results]
+    outcomes += ramp
+    rec.outcomes += outcomes
+    verdicts, catch_up = await invariants(cs, rec, tenant, ledger)
+    ok = [o for o in ramp if o.status == 200]
+    good = _goodput(ramp, seconds)
+    shed = [o for o in ramp if o.status == 429]
+    # Waited out the deadline: no answer, 504, or any answer that came after it.
+    late = [o for o in ramp if o.status in (0, 504) or o.ended - o.started >= DEADLINE_S]
+
+    def p(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+    ok_s = [o.ended - o.started for o in ok]
+    shed_s = [o.ended - o.started for o in shed]
+    targets = [
+        Verdict(
+            "goodput >= 80% of peak at 2x",
+            good >= 0.8 * peak,
+            f"{good:.0f}/s against a peak of {peak:.0f}/s ({100 * good / max(peak, 1e-9):.0f}%)",
+        ),
+        Verdict(
+            "excess shed early, nothing times out",
+            not late,
+            f"{len(shed)} shed with 429 (p99 {p(shed_s, 0.99):.2f}s), {len(late)} timed out",
+        ),
+    ]
+    figures = (
+        "capacity (vegeta workers: successes/s) "
+        + ", ".join(f"{c}: {r:.0f}" for c, r in steps)
+        + f"; offered {rate}/s for {seconds:g}s: {len(ramp)} requests, goodput {good:.0f}/s "
+        f"({100 * good / max(peak, 1e-9):.0f}% of peak), {len(shed)} shed with 429 + "
+        f"Retry-After (p50 {p(shed_s, 0.5) * 1000:.0f} ms), {len(late)} timed out; successes "
+        f"p50 {p(ok_s, 0.5):.2f}s p99 {p(ok_s, 0.99):.2f}s; statuses "
+        f"{dict(Counter(f'{o.status} {o.reason}'.strip() for o in ramp))}; index caught up "
+        f"in {catch_up:.1f}s"
+    )
+    return Result(
+        "9 overload",
+        "open-loop searches at 2x the measured capacity (vegeta)",
+        f"capacity: 2-16 workers x {step_s:g}s; then {seconds:g}s at 2x peak",
+        figures,
+        verdicts,
+        targets=targets,
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     "ingest-kill": ingest_kills,
     "replica-kill": replica_kill,
@@ -982,4 +1156,5 @@ SCENARIOS: dict[str, Scenario] = {
     "auth-down": auth_down,
     "provider-faults": provider_faults,
     "network-faults": network_faults,
+    "overload": overload,
 }

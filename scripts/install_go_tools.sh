@@ -13,7 +13,9 @@
 #                          `list` and `describe` through the gateway).
 #   toxiproxy              Shopify's TCP fault proxy (the fault battery's network scenario,
 #                          chaos/toxiproxy.py), installed as toxiproxy-server.
-# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-go|protoc-gen-go-grpc|bombardier|grpcurl|toxiproxy]...
+#   vegeta                 HTTP load generator with an open loop (the fault battery's
+#                          overload scenario: a fixed rate whatever the answers).
+# Usage: scripts/install_go_tools.sh [ratelimit|protoc-gen-go|protoc-gen-go-grpc|bombardier|grpcurl|toxiproxy|vegeta]...
 set -euo pipefail
 BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.bin}
 RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
@@ -22,6 +24,7 @@ PROTOC_GEN_GO_GRPC_VERSION=v1.6.0
 BOMBARDIER_VERSION=v1.2.6
 GRPCURL_VERSION=v1.9.3
 TOXIPROXY_VERSION=v2.12.0
+VEGETA_VERSION=v12.12.0
 export GOFLAGS=-buildvcs=false
 mkdir -p "$BIN"
 tools=("$@")
@@ -50,6 +53,9 @@ for tool in "${tools[@]}"; do
     toxiproxy)
       GOBIN="$work" go install "github.com/Shopify/toxiproxy/v2/cmd/server@${TOXIPROXY_VERSION}"
       mv "$work/server" "$BIN/toxiproxy-server"
+      ;;
+    vegeta)
+      GOBIN="$BIN" go install "github.com/tsenart/vegeta/v12@${VEGETA_VERSION}"
       ;;
     *) echo "unknown tool $tool" >&2; exit 2 ;;
   esac

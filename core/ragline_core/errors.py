@@ -133,6 +133,14 @@ class ResourceExhaustedError(RaglineError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class ServerBusyError(ResourceExhaustedError):
+    """The process is at its admission cap (MAX_IN_FLIGHT): retry after `retry_after_s`,
+    sent as the retry-after header (HTTP 429)."""
+
+    reason = "SERVER_BUSY"
+    retry_after_s = 1
+
+
 class UnavailableError(RaglineError):
     """A dependency or provider is down (HTTP 503)."""
 

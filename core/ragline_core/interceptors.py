@@ -21,10 +21,11 @@ from ragline_core.errors import (
     InternalError,
     PermissionDeniedError,
     RaglineError,
+    ServerBusyError,
     UnavailableError,
 )
 from ragline_core.internal_tls import EDGE_WORKLOADS, peer_workload
-from ragline_core.metrics import RPC_DURATION, RPC_REQUESTS
+from ragline_core.metrics import IN_FLIGHT_REFUSED, RPC_DURATION, RPC_REQUESTS
 from ragline_core.rpc_types import Context, Handler
 from ragline_core.telemetry import GATEWAY_PLUMBING_PREFIX
 
@@ -50,18 +51,24 @@ _ANONYMOUS_PREFIXES = (
     "/ragline.auth.v1.AuthService/CreateOAuth2Token",
 )
 
+# Calls admission control never refuses: probes, reflection, the gateway's own calls and
+# GET /health (a busy process is alive, and says so).
+_NEVER_REFUSED = (*_QUIET_PREFIXES, "/ragline.system.v1.SystemService/")
+
 UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 StreamBehavior = Callable[[Any, Context], AsyncIterator[Any]]
 
 
 async def abort_with(context: Context, error: RaglineError) -> None:
-    """Ends the call with `error` as a rich status (ErrorInfo in the details)."""
+    """Ends the call with `error` as a rich status (ErrorInfo in the details); a
+    ServerBusyError also says when to come back (the gateway passes it on as a header)."""
     status = error.to_status()
-    await context.abort(
-        error.code,
-        error.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    metadata: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
     )
+    if isinstance(error, ServerBusyError):
+        metadata += (("retry-after", str(error.retry_after_s)),)
+    await context.abort(error.code, error.message, trailing_metadata=metadata)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
@@ -74,13 +81,32 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         authenticator: caller.Authenticator | None = None,
         *,
         gateway_peer_required: bool = False,
+        max_in_flight: int = 0,
     ) -> None:
         self.service = service
         self.authenticator = authenticator
+        # Admission control (MAX_IN_FLIGHT; 0: none): calls being worked on now.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         # With mutual TLS, the edge's calls (ext_authz checks, the usage access log, from
         # Envoy and from the chat WebSocket) carry no caller token: the certificate must
         # then be an edge workload's.
         self.gateway_peer_required = gateway_peer_required
+
+    def _admit(self, method: str) -> bool:
+        """Counts the call in, or refuses it (ServerBusyError) at the cap. Probes and the
+        gateway's own calls are never refused: a busy process is still alive, and its
+        callers' checks must go on. True when the call was counted."""
+        if self.max_in_flight <= 0 or method.startswith(_NEVER_REFUSED):
+            return False
+        if self.in_flight >= self.max_in_flight:
+            IN_FLIGHT_REFUSED.labels(self.service).inc()
+            raise ServerBusyError(
+                f"the {self.service} service is at its limit of {self.max_in_flight} calls "
+                "in flight: retry after the number of seconds in Retry-After"
+            )
+        self.in_flight += 1
+        return True
 
     async def _authenticate(self, method: str, context: Context) -> None:
         if self.gateway_peer_required and method.startswith(f"/{GATEWAY_PLUMBING_PREFIX}"):
@@ -139,7 +165,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def wrapper(request: Any, context: Context) -> Any:
             started = _begin(context)
             code = grpc.StatusCode.OK
+            admitted = False
             try:
+                admitted = self._admit(method)
                 await self._authenticate(method, context)
                 return await behavior(request, context)
             except BaseException as exc:
@@ -147,6 +175,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await self._abort(exc, method, context)
                 raise
             finally:
+                if admitted:
+                    self.in_flight -= 1
                 self._record(method, code, started, context)
 
         return wrapper
@@ -155,7 +185,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         async def wrapper(request: Any, context: Context) -> AsyncIterator[Any]:
             started = _begin(context)
             code = grpc.StatusCode.OK
+            admitted = False
             try:
+                admitted = self._admit(method)
                 await self._authenticate(method, context)
                 async for item in behavior(request, context):
                     yield item
@@ -164,6 +196,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await self._abort(exc, method, context)
                 raise
             finally:
+                if admitted:
+                    self.in_flight -= 1
                 self._record(method, code, started, context)
 
         return wrapper

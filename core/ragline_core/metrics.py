@@ -32,6 +32,11 @@ RPC_DURATION = Histogram(
     ["service", "method"],
     buckets=_LATENCY_BUCKETS,
 )
+IN_FLIGHT_REFUSED = Counter(
+    "ragline_admission_refused_total",
+    "Calls refused at once with SERVER_BUSY because the process was at MAX_IN_FLIGHT.",
+    ["service"],
+)
 CACHE_REQUESTS = Counter(
     "ragline_cache_requests_total",
     "Cache lookups by cache and result (hit, miss, error).",

@@ -145,6 +145,7 @@ async def serve(spec: ServiceSpec, settings: CoreSettings, *, reuse_port: bool =
         spec.name,
         authenticator(settings, spec.name, channels["auth"]),
         gateway_peer_required=tls is not None,
+        max_in_flight=settings.MAX_IN_FLIGHT,
     )
     options = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 1 if reuse_port else 0)]
     server = grpc.aio.server(interceptors=[interceptor], options=options)

@@ -111,6 +111,11 @@ class CoreSettings(BaseSettings):
     # SHUTDOWN_GRACE seconds for in-flight calls.
     DRAIN_DELAY: float = Field(default=5.0, ge=0, le=60)
     SHUTDOWN_GRACE: float = Field(default=10.0, ge=0, le=300)
+    # Admission control: the calls one process works on at once (probes, reflection and the
+    # gateway's own calls not counted). One more is refused at once with 429 SERVER_BUSY and
+    # Retry-After: 1, instead of queueing behind the others until its deadline passes
+    # (docs/reliability.md, scenario 9). 0: no cap.
+    MAX_IN_FLIGHT: int = Field(default=64, ge=0, le=100_000)
 
     @field_validator("VALID_API_KEYS", mode="before")
     @classmethod
