@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pymongo import AsyncMongoClient
 
 from chaos.harness import Ledger, Outcome, Recorder, Tenant, now
@@ -121,20 +122,21 @@ async def check_data(
         await client.close()
 
 
-async def replica_view(metrics_port: int, tenant: str, collection: str) -> tuple[float, float]:
+async def metric_samples(metrics_port: int) -> list[Sample]:
+    """Every sample a process's /metrics shows."""
     async with httpx.AsyncClient(timeout=5) as client:
         text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+async def replica_view(metrics_port: int, tenant: str, collection: str) -> tuple[float, float]:
     chunks = checksum = math.nan
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.labels.get("tenant") == tenant
-                and sample.labels.get("collection") == collection
-            ):
-                if sample.name == "ragline_index_chunks":
-                    chunks = sample.value
-                elif sample.name == "ragline_index_chunk_ids_checksum":
-                    checksum = sample.value
+    for sample in await metric_samples(metrics_port):
+        if sample.labels.get("tenant") == tenant and sample.labels.get("collection") == collection:
+            if sample.name == "ragline_index_chunks":
+                chunks = sample.value
+            elif sample.name == "ragline_index_chunk_ids_checksum":
+                checksum = sample.value
     return chunks, checksum
 
 

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.harness import (
     COLLECTION,
@@ -46,6 +44,7 @@ from chaos.invariants import (
     check_data,
     check_replicas,
     check_requests,
+    metric_samples,
 )
 from chaos.profiles import Profile
 from chaos.toxiproxy import toxiproxy
@@ -378,29 +377,40 @@ async def ingest_kills(cs: ChaosStack, rec: Recorder, profile: Profile) -> Resul
 
 
 # -- 2. kill -9 one of two retriever replicas under steady search load -------------------
-async def direct_search_status(
+async def direct_search(
     stub: ret_grpc.RetrieverServiceStub,
     tenant: Tenant,
     identity: tuple[tuple[str, str], ...],
     query: str,
     deadline_s: float,
-) -> tuple[int, str]:
-    """A search straight to a retriever replica, as (HTTP-like status, reason)."""
+    *,
+    late_is_lost: bool = False,
+) -> Outcome:
+    """A search straight to a retriever replica (not counted in usage: no gateway); with
+    `late_is_lost`, an answer later than the deadline + 1 s counts as none."""
+    t0 = now()
+    status, reason = 200, ""
     try:
         reply = await stub.Search(
             ret_pb.SearchRequest(query=query, collection=COLLECTION, limit=5),
             timeout=deadline_s,
             metadata=identity,
         )
+        if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
+            status, reason = 500, "another tenant's data"
     except grpc.aio.AioRpcError as exc:
         status = {
             grpc.StatusCode.UNAVAILABLE: 503,
             grpc.StatusCode.DEADLINE_EXCEEDED: 504,
         }.get(exc.code(), 500)
-        return status, f"{exc.code().name} retriever: {exc.details()}"
-    if any(not h.document_id.startswith(tenant.prefix) for h in reply.hits):
-        return 500, "another tenant's data"
-    return 200, ""
+        reason = f"{exc.code().name} retriever: {exc.details()}"
+    ended = now()
+    if late_is_lost and ended - t0 > deadline_s + 1:
+        status, reason = 0, f"answered after {ended - t0:.1f}s"
+    verdict, why = classify(status, "", reason)
+    return Outcome(
+        "direct-search", tenant.name, t0, ended, status, "", reason, verdict, why, counted=False
+    )
 
 
 async def replica_kill(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
@@ -420,36 +430,20 @@ async def replica_kill(cs: ChaosStack, rec: Recorder, profile: Profile) -> Resul
         ) as channel:
             stub = ret_grpc.RetrieverServiceStub(channel)
 
-            async def direct_search() -> None:
-                t0 = now()
+            async def search_direct() -> None:
                 # UNAVAILABLE: the connection to the killed replica dropped; the client
                 # retries on the other one.
-                status, reason = await direct_search_status(
-                    stub, tenant, identity, "harbour lantern", DEADLINE_S
-                )
-                verdict, why = classify(status, "", reason)
                 direct.append(
-                    Outcome(
-                        "direct-search",
-                        tenant.name,
-                        t0,
-                        now(),
-                        status,
-                        "",
-                        reason,
-                        verdict,
-                        why,
-                        counted=False,
-                    )
+                    await direct_search(stub, tenant, identity, "harbour lantern", DEADLINE_S)
                 )
 
             # Warm both replicas so round robin uses both.
-            await wait_for(lambda: _direct_ok(direct_search, direct), 60, "direct search ok", 0.2)
+            await wait_for(lambda: _direct_ok(search_direct, direct), 60, "direct search ok", 0.2)
             direct.clear()
             stop = asyncio.Event()
             load = asyncio.create_task(
                 run_load(
-                    [direct_search, direct_search, lambda: search(rec, tenant)],
+                    [search_direct, search_direct, lambda: search(rec, tenant)],
                     profile.clients,
                     stop,
                     profile.replica_load_s * 3,
@@ -834,25 +828,28 @@ NETWORK_DEADLINE_S = 3.0
 
 async def rpc_counts(metrics_port: int, service: str, method: str) -> Counter[str]:
     """ragline_rpc_requests_total of one method of a process, by status code."""
-    async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     out: Counter[str] = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = sample.labels
-            if (
-                sample.name == "ragline_rpc_requests_total"
-                and labels.get("service") == service
-                and labels.get("method", "").endswith(method)
-            ):
-                out[labels.get("code", "")] += int(sample.value)
+    for sample in await metric_samples(metrics_port):
+        labels = sample.labels
+        if (
+            sample.name == "ragline_rpc_requests_total"
+            and labels.get("service") == service
+            and labels.get("method", "").endswith(method)
+        ):
+            out[labels.get("code", "")] += int(sample.value)
     return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, 0 when there are none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def p50_ms(outcomes: list[Outcome]) -> str:
     """The median latency of the successes, or "-" without any."""
-    took = sorted(o.ended - o.started for o in outcomes if o.verdict == "ok")
-    return f"{1000 * took[len(took) // 2]:.0f} ms" if took else "-"
+    took = [o.ended - o.started for o in outcomes if o.verdict == "ok"]
+    return f"{1000 * percentile(took, 0.5):.0f} ms" if took else "-"
 
 
 async def network_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
@@ -875,34 +872,16 @@ async def network_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Res
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = ret_grpc.RetrieverServiceStub(channel)
 
-                async def direct_search() -> None:
-                    t0 = now()
+                async def search_direct() -> None:
                     # A new query each time: no cached vector or result hides the link.
                     query = f"harbour lantern {secrets.token_hex(4)}"
-                    status, reason = await direct_search_status(
-                        stub, tenant, identity, query, NETWORK_DEADLINE_S
+                    outcome = await direct_search(
+                        stub, tenant, identity, query, NETWORK_DEADLINE_S, late_is_lost=True
                     )
-                    ended = now()
-                    if ended - t0 > NETWORK_DEADLINE_S + 1:
-                        status, reason = 0, f"answered after {ended - t0:.1f}s"
-                    verdict, why = classify(status, "", reason)
-                    outcomes.setdefault(phase[0], []).append(
-                        Outcome(
-                            "direct-search",
-                            tenant.name,
-                            t0,
-                            ended,
-                            status,
-                            "",
-                            reason,
-                            verdict,
-                            why,
-                            counted=False,
-                        )
-                    )
+                    outcomes.setdefault(phase[0], []).append(outcome)
 
                 await wait_for(
-                    lambda: _direct_ok(direct_search, outcomes["warm"]),
+                    lambda: _direct_ok(search_direct, outcomes["warm"]),
                     60,
                     "a search through the proxy",
                     0.2,
@@ -912,7 +891,7 @@ async def network_faults(cs: ChaosStack, rec: Recorder, profile: Profile) -> Res
                 async def run(name: str, seconds: float) -> None:
                     phase[0] = name
                     stop = asyncio.Event()
-                    await run_load([direct_search], profile.clients, stop, seconds, 0.05)
+                    await run_load([search_direct], profile.clients, stop, seconds, 0.05)
 
                 run_s = profile.network_phase_s
                 await run("baseline", run_s)
@@ -1109,12 +1088,9 @@ async def overload(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
     # Waited out the deadline: no answer, 504, or any answer that came after it.
     late = [o for o in ramp if o.status in (0, 504) or o.ended - o.started >= DEADLINE_S]
 
-    def p(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
     ok_s = [o.ended - o.started for o in ok]
     shed_s = [o.ended - o.started for o in shed]
+    shed_p50_ms, shed_p99 = 1000 * percentile(shed_s, 0.5), percentile(shed_s, 0.99)
     targets = [
         Verdict(
             "goodput >= 80% of peak at 2x",
@@ -1124,7 +1100,7 @@ async def overload(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
         Verdict(
             "excess shed early, nothing times out",
             not late,
-            f"{len(shed)} shed with 429 (p99 {p(shed_s, 0.99):.2f}s), {len(late)} timed out",
+            f"{len(shed)} shed with 429 (p99 {shed_p99:.2f}s), {len(late)} timed out",
         ),
     ]
     figures = (
@@ -1132,8 +1108,8 @@ async def overload(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
         + ", ".join(f"{c}: {r:.0f}" for c, r in steps)
         + f"; offered {rate}/s for {seconds:g}s: {len(ramp)} requests, goodput {good:.0f}/s "
         f"({100 * good / max(peak, 1e-9):.0f}% of peak), {len(shed)} shed with 429 + "
-        f"Retry-After (p50 {p(shed_s, 0.5) * 1000:.0f} ms), {len(late)} timed out; successes "
-        f"p50 {p(ok_s, 0.5):.2f}s p99 {p(ok_s, 0.99):.2f}s; statuses "
+        f"Retry-After (p50 {shed_p50_ms:.0f} ms), {len(late)} timed out; successes "
+        f"p50 {percentile(ok_s, 0.5):.2f}s p99 {percentile(ok_s, 0.99):.2f}s; statuses "
         f"{dict(Counter(f'{o.status} {o.reason}'.strip() for o in ramp))}; index caught up "
         f"in {catch_up:.1f}s"
     )
