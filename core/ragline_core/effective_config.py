@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import socket
 import types
 import typing
 from dataclasses import dataclass
@@ -30,6 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
+
+from ragline_core.system import this_process
 
 log = logging.getLogger("ragline.config")
 
@@ -110,7 +110,7 @@ def redacted(settings: BaseSettings) -> list[Setting]:
 def document(service: str, version: str, settings: BaseSettings) -> dict[str, Any]:
     return {
         "_id": service,
-        "instance": f"{socket.gethostname()}:{os.getpid()}",
+        "instance": this_process(),
         "version": version,
         "reported_at": datetime.now(UTC),
         "settings": [

@@ -8,6 +8,8 @@ model providers) and fails with UNAVAILABLE (HTTP 503) when something needed is 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -32,6 +34,12 @@ PROVIDER_HEALTH_NAMES = {
 }
 
 _CHECK_TIMEOUT = 1.5
+
+
+def this_process() -> str:
+    """`{host}:{pid}`: which replica (and which worker process of it) reports something.
+    Called each time, not cached at import: worker processes fork after it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class HealthChecker:

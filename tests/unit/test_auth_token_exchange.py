@@ -52,7 +52,7 @@ class _Context:
 
 def _servicer(key: ApiKey) -> AuthServicer:
     # No admin or client credentials: the token exchange needs neither.
-    return AuthServicer(_Keys(key), _Signer(), 900, b"{}", DocsPage(b"", ()), None, None)  # type: ignore[arg-type]
+    return AuthServicer(_Keys(key), _Signer(), 900, b"{}", DocsPage(b"", ()), None, None, None)  # type: ignore[arg-type]
 
 
 async def test_an_active_key_gets_a_token_of_the_full_lifetime():

@@ -191,7 +191,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         docs_page: DocsPage,
         admin: Admin,
         client_credentials: ClientCredentials,
-        configuration: ConfigurationReader | None = None,
+        configuration: ConfigurationReader,
     ) -> None:
         self.configuration = configuration
         self.admin = admin
@@ -409,8 +409,6 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
         self, request: pb.GetConfigurationRequest, context: Context
     ) -> pb.Configuration:
         require_admin(context)
-        if self.configuration is None:
-            raise NotFoundError("no configuration reader", reason="CONFIGURATION_NOT_FOUND")
         return configuration_to_proto(await self.configuration.read())
 
     async def CreateToken(

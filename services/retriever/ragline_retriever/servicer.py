@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -14,6 +12,7 @@ from ragline_core.corpus import check_collection_name, get_collection
 from ragline_core.errors import InvalidArgumentError
 from ragline_core.identity import tenant_of
 from ragline_core.rpc_types import Context
+from ragline_core.system import this_process
 from ragline_retriever import ranking
 from ragline_retriever.filters import check_encoded_size
 from ragline_retriever.service import SearchQuery, SearchService
@@ -99,7 +98,7 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
         state = self.service.registry.state((info.tenant, info.name))
         status = pb.IndexStatus(
             collection=info.name,
-            replica=f"{socket.gethostname()}:{os.getpid()}",  # per worker process
+            replica=this_process(),
             loaded=state.loaded,
             database_version=info.version,
             index_version=state.index_version,

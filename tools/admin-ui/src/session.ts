@@ -37,10 +37,10 @@ export async function signIn(apiKey: string): Promise<Session> {
 /** A session on the identity provider's access token: the gateway says what it grants
  * (GET /api/v1/caller), so the pages shown match what the API will allow. */
 export async function signInWithToken(token: string, expiresIn: number): Promise<Session> {
-  const client = new Ragline({ baseUrl: baseUrl(), token: () => token, maxRetries: 1 });
-  const caller = await client.caller();
+  const client = new Ragline({ baseUrl: baseUrl(), token: () => token });
+  const caller = await client.caller({ maxRetries: 1 });
   const session: Session = {
-    client: new Ragline({ baseUrl: baseUrl(), token: () => token }),
+    client,
     scopes: new Set(caller.scopes ?? []),
     expiresAt: Date.now() + (expiresIn > 0 ? expiresIn * 1000 : expiryOf(token)),
     tenant: caller.tenant ?? "",
