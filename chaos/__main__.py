@@ -20,7 +20,11 @@ from chaos.harness import chaos_stack, recorder, seed_decoy
 from chaos.invariants import Verdict
 from chaos.profiles import PROFILES, Profile
 from chaos.report import row, update_doc
-from chaos.scenarios import SCENARIOS, Result
+from chaos.scenarios import SCENARIOS as FAULTS
+from chaos.scenarios import Result
+from chaos.soak import soak
+
+SCENARIOS = {**FAULTS, "soak": soak}
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
 

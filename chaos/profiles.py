@@ -29,6 +29,11 @@ class Profile:
     # Scenario 9: seconds of each step of the capacity ramp, and of the 2x overload.
     overload_step_s: float
     overload_s: float
+    # Scenario 10: seconds of the soak, between two samples of every process, and of the
+    # closed loop that measures the mix's capacity first.
+    soak_s: float
+    soak_sample_s: float
+    soak_capacity_s: float
 
 
 SHORT = Profile(
@@ -45,6 +50,9 @@ SHORT = Profile(
     network_phase_s=6.0,
     overload_step_s=4.0,
     overload_s=10.0,
+    soak_s=45.0,
+    soak_sample_s=3.0,
+    soak_capacity_s=8.0,
 )
 
 LONG = Profile(
@@ -61,6 +69,9 @@ LONG = Profile(
     network_phase_s=20.0,
     overload_step_s=10.0,
     overload_s=30.0,
+    soak_s=1800.0,
+    soak_sample_s=15.0,
+    soak_capacity_s=30.0,
 )
 
 PROFILES = {p.name: p for p in (SHORT, LONG)}
