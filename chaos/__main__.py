@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import traceback
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs)")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
+    # Stopped from outside (SIGTERM): unwind, so the stack's processes are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = args.scenario or list(SCENARIOS)
     load_before = os.getloadavg()[0]
     started = time.monotonic()

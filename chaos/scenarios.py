@@ -1040,7 +1040,7 @@ async def overload(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
     shed the excess early with 429 + Retry-After, so goodput holds and nothing waits out
     its deadline."""
     if not VEGETA.exists():
-        raise SystemExit("vegeta not found: `make test-tools` installs it")
+        raise RuntimeError("vegeta not found: `make test-tools` installs it")
     tenant = await new_tenant(rec, "s9")
     ledger = Ledger()
     await seed(rec, tenant, ledger, 16)

@@ -52,7 +52,7 @@ class Toxiproxy:
 @contextlib.contextmanager
 def toxiproxy(log: Path) -> Iterator[Toxiproxy]:
     if not BINARY.exists():
-        raise SystemExit(
+        raise RuntimeError(
             "toxiproxy-server not found: run `make setup` (scripts/install_go_tools.sh)"
         )
     port = free_port()
