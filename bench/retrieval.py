@@ -108,13 +108,13 @@ def ingest(
                 continue
             if reply.status_code != 200:
                 raise RuntimeError(f"GET job: {reply.status_code} {reply.text[:500]}")
-            job = reply.json()["job"]
+            job = reply.json()  # the Job itself (API v1)
             if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"):
                 if job["state"] == "JOB_STATE_FAILED":
                     raise RuntimeError(
-                        f"ingest failed: {job['failure_reason']}: {job['errors'][:3]}"
+                        f"ingest failed: {job.get('failure_reason')}: {job.get('errors', [])[:3]}"
                     )
-                chunks += job["chunks_done"]
+                chunks += int(job.get("chunks_done") or 0)  # int64: a JSON string
                 break
             time.sleep(0.5)
     return time.perf_counter() - started, chunks
