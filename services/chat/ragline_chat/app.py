@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import grpc
 
@@ -21,6 +22,7 @@ from ragline_chat.providers.base import ChatProvider
 from ragline_chat.providers.extractive import ExtractiveProvider
 from ragline_chat.providers.local import LocalProvider
 from ragline_chat.providers.openai_provider import OpenAIChatProvider
+from ragline_chat.retention import ConversationRetention
 from ragline_chat.retrieval import GrpcRetriever
 from ragline_chat.service import ChatService, Limits
 from ragline_chat.servicer import ChatServicer
@@ -175,6 +177,13 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
 
     stop_usage = asyncio.Event()
     usage_task = loop.create_task(usage_log.run(stop_usage))
+    stop_retention = asyncio.Event()
+    retention_task = None
+    if settings.CHAT_CONVERSATION_RETENTION_DAYS > 0:
+        retention = ConversationRetention(
+            store, timedelta(days=settings.CHAT_CONVERSATION_RETENTION_DAYS)
+        )
+        retention_task = loop.create_task(retention.run(stop_retention))
 
     async def close() -> None:
         await runner.cleanup()
@@ -182,6 +191,10 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         stop_usage.set()  # after the sockets closed: their last messages are sent
         with contextlib.suppress(Exception):
             await asyncio.wait_for(usage_task, 10)
+        stop_retention.set()
+        if retention_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(retention_task, 5)
         if limiter_channel is not None:
             await limiter_channel.close(None)
         for provider in providers.values():

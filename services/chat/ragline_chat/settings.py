@@ -36,6 +36,10 @@ class ChatSettings(CoreSettings):
     # Messages one conversation may hold (a turn adds two); past it, 400 CONVERSATION_FULL.
     # Bounds what reading a conversation costs (one lookup per message).
     CHAT_MAX_CONVERSATION_MESSAGES: int = Field(default=1000, ge=2, le=100_000)
+    # Days a conversation is kept after its last message, then deleted with its messages by
+    # an hourly sweep (0: kept until deleted). A chat without a conversation id starts one,
+    # so without this the database grows with every such chat (docs/reliability.md, soak).
+    CHAT_CONVERSATION_RETENTION_DAYS: float = Field(default=0.0, ge=0.0, le=36_500)
     # Tokens of earlier turns sent to the model; older turns are summarised in one line.
     CHAT_HISTORY_TOKEN_BUDGET: int = Field(default=1024, ge=0)
     # Tokens of retrieved text put in the prompt.

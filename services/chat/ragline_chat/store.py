@@ -211,6 +211,35 @@ class ConversationStore:
         )
         if deleted is None:
             raise not_found(conversation_id)
+        return await self._delete_messages(deleted)
+
+    async def purge_idle(self, before: datetime, limit: int = 1000) -> int:
+        """Deletes up to `limit` conversations (of any tenant) whose last message is older
+        than `before`, with their messages; returns how many conversations went. The delete
+        repeats the age condition, so one written to meanwhile stays."""
+
+        async def idle() -> list[dict[str, Any]]:
+            # Not by _id: a full read of the table, acceptable once an hour.
+            cursor = self.conversations.find(
+                {"updated_at": {"$lt": before}}, {"_id": 1, "tenant": 1}
+            ).limit(limit)
+            return [d async for d in cursor]
+
+        purged = 0
+        for doc in await self._guard(idle):
+            deleted: dict[str, Any] | None = await self._guard(
+                lambda doc=doc: self.conversations.find_one_and_delete(  # type: ignore[misc]
+                    {"_id": doc["_id"], "tenant": doc["tenant"], "updated_at": {"$lt": before}}
+                )
+            )
+            if deleted is not None:
+                await self._delete_messages(deleted)
+                purged += 1
+        return purged
+
+    async def _delete_messages(self, deleted: dict[str, Any]) -> int:
+        """The messages of a conversation document just deleted; how many went."""
+        conversation_id, tenant = deleted["_id"], deleted["tenant"]
         if not deleted.get("keyed_messages"):
             removed = await self._guard(
                 lambda: self.messages.delete_many(
