@@ -33,6 +33,9 @@ class ConversationRetention:
         except UnavailableError:
             log.warning("conversation retention sweep skipped: the store is unavailable")
             return 0
+        except Exception:  # the next sweep tries again: the loop must not die
+            log.exception("conversation retention sweep failed")
+            return 0
         if purged:
             log.info("deleted conversations past their retention", extra={"conversations": purged})
         return purged
