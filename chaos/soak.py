@@ -30,12 +30,11 @@ from chaos.harness import (
 from chaos.invariants import Verdict
 from chaos.profiles import Profile
 from chaos.scenarios import (
-    TERMINAL,
     Result,
     errors,
+    finish_jobs,
     ingest,
     invariants,
-    job_state,
     own,
     percentile,
     seed,
@@ -179,26 +178,13 @@ class Rewriter:
             }
             job_id = await ingest(self.rec, self.tenant, self.ledger, [doc])
             if job_id and self.ledger.acked.get(doc_id) != doc["content"]:
-                await self.finish(job_id, doc)
+                # Accepted, still running: polled to its end before the document may be
+                # written again.
+                self.problems += await finish_jobs(
+                    self.rec, self.tenant, self.ledger, {job_id: [doc]}, 60
+                )
         finally:
             self.busy.discard(doc_id)
-
-    async def finish(self, job_id: str, doc: dict[str, str]) -> None:
-        """An accepted write still running: polled to its end (bounded) before the
-        document may be written again."""
-        deadline = now() + 60
-        while now() < deadline:
-            job = await job_state(self.rec, self.tenant, job_id)
-            if job and job.get("state") in TERMINAL:
-                if job["state"] == "JOB_STATE_SUCCEEDED" and not int(
-                    job.get("documents_failed") or 0
-                ):
-                    self.ledger.ack(doc["id"], doc["content"])
-                else:
-                    self.problems.append(f"job {job_id} ended {job.get('state')}")
-                return
-            await asyncio.sleep(0.5)
-        self.problems.append(f"job {job_id} not finished after 60s")
 
 
 def soak_ops(rec: Recorder, tenant: Tenant, writer: Rewriter) -> list[Callable[[], Awaitable[Any]]]:
@@ -265,9 +251,9 @@ async def paced(
     return started, skipped
 
 
-def _growth(values: list[tuple[float, float]]) -> tuple[float, float]:
+def _growth(values: list[float]) -> tuple[float, float]:
     """(value at the end of warm-up, value at the end)."""
-    return values[0][1], values[-1][1]
+    return values[0], values[-1]
 
 
 async def _collection_counts(cs: ChaosStack) -> dict[str, int]:
@@ -322,10 +308,10 @@ async def soak(cs: ChaosStack, rec: Recorder, profile: Profile) -> Result:
     restarted = sorted(
         n for n in names if len({s.pids.get(n) for s in watch.samples if n in s.pids}) > 1
     )
-    redis_keys = _growth([(s.at, s.redis_keys) for s in measured])
-    redis_persistent = _growth([(s.at, s.redis_persistent) for s in measured])
-    redis_mb = _growth([(s.at, s.redis_bytes / 2**20) for s in measured])
-    db_mb = _growth([(s.at, s.db_bytes / 2**20) for s in measured])
+    redis_keys = _growth([s.redis_keys for s in measured])
+    redis_persistent = _growth([s.redis_persistent for s in measured])
+    redis_mb = _growth([s.redis_bytes / 2**20 for s in measured])
+    db_mb = _growth([s.db_bytes / 2**20 for s in measured])
     answered = [o for o in soaked if o.status == 200]
     latencies = [o.ended - o.started for o in answered]
     grown = {
