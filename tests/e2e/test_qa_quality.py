@@ -36,10 +36,12 @@ FLOORS = {
         "exact match": 0.08,
     },
 }
-# Measured medians: 34.5 and 2 words; p50 0.04 s; 80% "I don't know" on unrelated documents.
+# Measured medians: 34.5 and 2 words; p50 0.04 s.
 MAX_MEDIAN_TOKENS = {"extractive": 60, "extractive-span": 5}
 MAX_P50_SECONDS = 1.0
-MIN_IDK_ON_UNRELATED = 0.65
+# "I don't know" on unrelated documents: 80% by word overlap alone; the relevance floor
+# (CHAT_RELEVANCE_FLOOR) raised it to 97-99% on the QA set, so this fails without it.
+MIN_IDK_ON_UNRELATED = 0.90
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from ragline_chat.providers.base import ChatProvider
 from ragline_chat.providers.extractive import ExtractiveProvider
 from ragline_chat.providers.local import LocalProvider
 from ragline_chat.providers.openai_provider import OpenAIChatProvider
+from ragline_chat.relevance import RelevanceGatedRetriever
 from ragline_chat.retention import ConversationRetention
 from ragline_chat.retrieval import GrpcRetriever
 from ragline_chat.service import ChatService, Limits
@@ -97,6 +98,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     assert isinstance(settings, ChatSettings)
     providers = build_providers(settings)
     store = ConversationStore(runtime.mongo[settings.MONGODB_DATABASE])
+    embedder = GrpcEmbedder(runtime.channels["embedder"])
     try:
         await store.ensure_indexes()
     except Exception:
@@ -108,7 +110,9 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         ),
         providers,
         store,
-        GrpcRetriever(runtime.channels["retriever"]),
+        RelevanceGatedRetriever(
+            GrpcRetriever(runtime.channels["retriever"]), embedder, settings.CHAT_RELEVANCE_FLOOR
+        ),
         Limits(
             max_message_chars=settings.CHAT_MAX_MESSAGE_CHARS,
             default_retrieval_limit=settings.CHAT_RETRIEVAL_LIMIT,
@@ -146,7 +150,7 @@ async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
         settings.CHAT_KEEPALIVE_SECONDS,
         settings.CHAT_MAX_MESSAGE_CHARS * 4 + 16_384,
         guards,
-        GrpcEmbedder(runtime.channels["embedder"]),
+        embedder,
     )
     tls_context = runtime.tls.server_ssl_context() if runtime.tls else None
     runner = await start_http(edge, settings.CHAT_HTTP_ADDR, tls_context)

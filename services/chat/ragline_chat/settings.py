@@ -31,6 +31,10 @@ class ChatSettings(CoreSettings):
     # Chunks retrieved per question by default, and the most a request may ask for.
     CHAT_RETRIEVAL_LIMIT: int = Field(default=4, ge=1, le=20)
     CHAT_MAX_RETRIEVAL_LIMIT: int = Field(default=20, ge=1, le=100)
+    # Cosine (keyless local model) the question must reach with its best chunk for the
+    # chunks to be context; below it the answer is "I don't know" (0: off). Chosen on the QA
+    # set's tune split (docs/chat.md, "I don't know").
+    CHAT_RELEVANCE_FLOOR: float = Field(default=0.22, ge=0.0, le=1.0)
     # Longest accepted message (the gateway also caps chat bodies, answering 413).
     CHAT_MAX_MESSAGE_CHARS: int = Field(default=32_000, ge=1)
     # Messages one conversation may hold (a turn adds two); past it, 400 CONVERSATION_FULL.
