@@ -2,7 +2,7 @@
 as a second public retrieval set: gain beside cost.
 
     .venv/bin/python -m bench embedding-models [--set scifact|squad] [--queries N] [--api]
-                                               [--models a,b]
+                                               [--api-only] [--models a,b]
 
 1. In process, the published protocol (MTEB): each whole document (title + " " + text, cut
    at the model's token limit) and each test query (with the model's query instruction) is
@@ -12,7 +12,8 @@ as a second public retrieval set: gain beside cost.
    runs) and p50 latency of one query.
 2. With --api, through the product (REST, a throwaway stack): ingest per model (chunked, as a
    user's documents are), then dense, keyword, hybrid and hybrid+rerank nDCG@10, with the
-   ingest rate.
+   ingest rate. `--api-only` skips step 1 (on SciFact it encodes the whole corpus once more
+   per model: about an hour for bge on 2 cores).
 
 `--set squad` (../shared/datasets/squad-rag, its 414 paragraphs as the corpus, each question a
 query whose one relevant document is its gold paragraph) is a set neither model, nor the
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=0, help="0 = every query of the set")
     parser.add_argument("--models", default=f"{LOCAL_MODEL},{BGE_MODEL}")
     parser.add_argument("--api", action="store_true", help="also ingest and search via REST")
+    parser.add_argument("--api-only", action="store_true", help="only the REST part (step 2)")
     args = parser.parse_args(argv)
     models = args.models.split(",")
     corpus, queries, qrels = load_set(args.set)
@@ -143,9 +145,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         queries = dict(list(queries.items())[: args.queries])
     # Only SciFact's full test split has published figures to verify the weights against.
     published = PUBLISHED if args.set == "scifact" and len(queries) == 300 else {}
+    if not args.api_only:
+        _print_in_process(args.set, models, corpus, queries, qrels, published)
+    if args.api or args.api_only:
+        _print_api(through_api(models, corpus, queries, qrels, args.set))
 
+
+def _print_in_process(
+    name: str,
+    models: Sequence[str],
+    corpus: Corpus,
+    queries: Queries,
+    qrels: Qrels,
+    published: dict[str, float],
+) -> None:
     print(
-        f"{args.set}: {len(corpus)} documents, {len(queries)} queries, in process (MTEB "
+        f"{name}: {len(corpus)} documents, {len(queries)} queries, in process (MTEB "
         "protocol: whole documents, exact cosine)"
     )
     print(
@@ -164,9 +179,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  {model:<20}{r['ndcg']:>9.4f}{versus}"
             f"{r['recall']:>11.3f}{r['docs_per_s']:>8.1f}{r['p50_ms']:>14.1f}"
         )
-    if not args.api:
-        return
-    rows = through_api(models, corpus, queries, qrels, args.set)
+
+
+def _print_api(rows: dict[str, dict[str, float]]) -> None:
     print("\nthrough the API (chunked ingest, document-level metrics), nDCG@10")
     labels = ("dense", "keyword", "hybrid", "hybrid+rerank")
     print(
