@@ -34,6 +34,7 @@ EXPORTED: frozenset[str] = frozenset(
         "ragline_tokens_total",
         "ragline_cost_usd_total",
         "ragline_embedded_texts_total",
+        "ragline_chat_relevance_gate_total",
         "ragline_ingest_documents_total",
         "ragline_ingest_chunks_total",
         "ragline_ingest_jobs_total",
