@@ -25,9 +25,10 @@ pytestmark = pytest.mark.skipif(not squad_qa.available(), reason="the QA set is 
 ARTICLES = ("Black_Death", "Harvard_University", "Jacksonville,_Florida", "Prime_number")
 QUESTIONS = 100
 # Measured on this profile: see docs/chat.md ("Which keyless model is the default").
-# measured 0.98 / 0.86 / 0.80 / 0.20 and 0.98 / 0.83 / 0.29 / 0.30 (EM 0.14).
+# measured 0.98 / 0.90 / 0.83 / 0.20 and 0.98 / 0.82 / 0.30 / 0.33 (EM 0.15); before the
+# sentences were chosen by meaning too, 0.86 / 0.80 and 0.83 / 0.29.
 FLOORS = {
-    "extractive": {"hit@k": 0.90, "citation accuracy": 0.75, "answer recall": 0.70, "F1": 0.15},
+    "extractive": {"hit@k": 0.90, "citation accuracy": 0.75, "answer recall": 0.75, "F1": 0.15},
     "extractive-span": {
         "hit@k": 0.90,
         "citation accuracy": 0.70,
@@ -36,7 +37,7 @@ FLOORS = {
         "exact match": 0.08,
     },
 }
-# Measured medians: 34.5 and 2 words; p50 0.04 s.
+# Measured medians: 38 and 2 words; p50 0.08 s and 0.03 s.
 MAX_MEDIAN_TOKENS = {"extractive": 60, "extractive-span": 5}
 MAX_P50_SECONDS = 1.0
 # "I don't know" on unrelated documents: 80% by word overlap alone; the relevance floor

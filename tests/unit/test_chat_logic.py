@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from ragline_chat.domain import COMPLETE, FAILED, Passage, StoredMessage
-from ragline_chat.grounding import cite, extractive_answer
+from ragline_chat.grounding import candidates, cite, extractive_answer
 from ragline_chat.models import ModelRegistry
 from ragline_chat.prompt import OutputGuard, SystemPrompt, build_messages, sanitize
+from ragline_chat.providers.base import GenerationRequest
+from ragline_chat.providers.extractive import ExtractiveProvider
 from ragline_chat.rewrite import bounded_history, standalone_query
 from ragline_chat.text import sentences
-from ragline_core.errors import InvalidArgumentError
+from ragline_core.errors import InvalidArgumentError, UnavailableError
 
 RUST = (
     "Rust was created by Graydon Hoare at Mozilla. It first appeared in 2010! "
@@ -116,3 +120,49 @@ def test_every_marker_of_an_extractive_answer_names_a_citation_and_back():
 
 def test_no_relevant_sentence_means_no_answer_and_no_citation():
     assert extractive_answer("What is the boiling point of mercury?", PASSAGES) == ("", [])
+
+
+def test_similarities_decide_between_sentences_that_share_the_same_words():
+    # The first sentence shares more words with the question, so word overlap alone picks
+    # it; the question's cosine with each (as the keyless model gives it) picks the second.
+    passages = [
+        Passage(1, "c1", "d1", "Rust", "Rust books appear in many shops.", 0.9, 0),
+        Passage(2, "c2", "d2", "Rust", "Rust was released to the public in 2010.", 0.5, 0),
+    ]
+    question = "When did Rust appear?"
+    ranked = candidates(question, passages)
+    assert [c.passage.number for c in ranked] == [1, 2]
+    answer, _ = extractive_answer(question, passages, 1)
+    assert answer.endswith("[1]")
+    answer, citations = extractive_answer(question, passages, 1, similarities=[0.1, 0.8])
+    assert answer == "Rust was released to the public in 2010. [2]"
+    assert [c.index for c in citations] == [2]
+    span, _ = extractive_answer(question, passages, concise=True, similarities=[0.1, 0.8])
+    assert span.endswith("2010 [2]")  # the span comes from the sentence the cosine chose
+    with pytest.raises(ValueError, match="1 similarities for 2 candidates"):
+        extractive_answer(question, passages, similarities=[0.5])
+
+
+def test_extractive_provider_falls_back_to_word_overlap_when_the_embedder_fails():
+    asked: list[tuple[str, str, list[str]]] = []
+
+    async def failing(tenant: str, question: str, texts: Sequence[str]) -> list[float]:
+        asked.append((tenant, question, list(texts)))
+        raise UnavailableError("embedder down", reason="EMBEDDER_UNAVAILABLE")
+
+    async def answer(provider: ExtractiveProvider) -> str:
+        request = GenerationRequest(
+            ModelRegistry([]).resolve("extractive"),
+            [],
+            200,
+            0.0,
+            "When did Rust and Go appear?",
+            PASSAGES,
+            tenant="t1",
+        )
+        return "".join([c.text async for c in provider.stream(request, 5.0)])
+
+    assert asyncio.run(answer(ExtractiveProvider(failing))) == asyncio.run(
+        answer(ExtractiveProvider())
+    )
+    assert asked and asked[0][0] == "t1"

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from ragline_chat.domain import Passage
-from ragline_chat.relevance import GATE, RelevanceGatedRetriever, cosine
+from ragline_chat.relevance import GATE, RelevanceGatedRetriever
+from ragline_chat.similarity import cosine
 from ragline_core.embedding_models import LOCAL_MODEL
 from ragline_core.errors import UnavailableError
 

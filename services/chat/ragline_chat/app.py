@@ -19,7 +19,7 @@ from ragline_chat.local_runtime.supervisor import Availability
 from ragline_chat.models import ModelRegistry
 from ragline_chat.providers.anthropic_provider import AnthropicProvider
 from ragline_chat.providers.base import ChatProvider
-from ragline_chat.providers.extractive import ExtractiveProvider
+from ragline_chat.providers.extractive import ExtractiveProvider, Similarity
 from ragline_chat.providers.local import LocalProvider
 from ragline_chat.providers.openai_provider import OpenAIChatProvider
 from ragline_chat.relevance import RelevanceGatedRetriever
@@ -28,6 +28,7 @@ from ragline_chat.retrieval import GrpcRetriever
 from ragline_chat.service import ChatService, Limits
 from ragline_chat.servicer import ChatServicer
 from ragline_chat.settings import ChatSettings
+from ragline_chat.similarity import SentenceSimilarity
 from ragline_chat.store import ConversationStore
 from ragline_chat.usage_log import UsageLog
 from ragline_chat.ws_guard import SocketGuards
@@ -46,7 +47,9 @@ def _secret(value: object) -> str | None:
     return str(getter()) if getter is not None else None
 
 
-def build_providers(settings: ChatSettings) -> dict[str, ChatProvider]:
+def build_providers(
+    settings: ChatSettings, similarity: Similarity | None = None
+) -> dict[str, ChatProvider]:
     policy = RetryPolicy(
         attempts=settings.PROVIDER_MAX_ATTEMPTS,
         base_delay=settings.PROVIDER_BACKOFF_BASE,
@@ -55,7 +58,7 @@ def build_providers(settings: ChatSettings) -> dict[str, ChatProvider]:
         max_delay=settings.PROVIDER_BACKOFF_MAX,
     )
     return {
-        "extractive": ExtractiveProvider(),
+        "extractive": ExtractiveProvider(similarity),
         "local": LocalProvider(
             settings.CHAT_LOCAL_MODEL_PATH,
             settings.CHAT_LOCAL_THREADS,
@@ -96,9 +99,9 @@ def build_providers(settings: ChatSettings) -> dict[str, ChatProvider]:
 async def register(server: grpc.aio.Server, runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, ChatSettings)
-    providers = build_providers(settings)
-    store = ConversationStore(runtime.mongo[settings.MONGODB_DATABASE])
     embedder = GrpcEmbedder(runtime.channels["embedder"])
+    providers = build_providers(settings, SentenceSimilarity(embedder))
+    store = ConversationStore(runtime.mongo[settings.MONGODB_DATABASE])
     try:
         await store.ensure_indexes()
     except Exception:

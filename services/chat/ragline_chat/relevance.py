@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import Counter
 
 from ragline_chat.domain import Passage
 from ragline_chat.retrieval import Retriever
-from ragline_core.embedding_models import LOCAL_MODEL
+from ragline_chat.similarity import Embedder, cosine, embed
 from ragline_core.errors import RaglineError
 
 log = logging.getLogger(__name__)
@@ -34,20 +32,8 @@ GATE = Counter(
     "(passed, below_floor: answered 'I don't know', error: let through unchecked).",
     ["outcome"],
 )
-EMBED_TIMEOUT_S = 5.0
 # Chunk vectors kept per process (per tenant and text): 384 floats each, about 6 MB.
 CACHE_ENTRIES = 4096
-
-
-class Embedder(Protocol):
-    async def embed(self, tenant: str, texts: list[str], model: str, timeout: float) -> Any:
-        """An object with `.vectors`, one per text."""
-
-
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
 
 
 class RelevanceGatedRetriever:
@@ -84,8 +70,7 @@ class RelevanceGatedRetriever:
         key = hashlib.sha256(f"{tenant}\0{text}".encode()).hexdigest()
         cached = self._chunks.get(key)
         texts = [query] if cached is not None else [query, text]
-        reply = await self.embedder.embed(tenant, texts, LOCAL_MODEL, EMBED_TIMEOUT_S)
-        vectors = [list(v) for v in reply.vectors]
+        vectors = await embed(self.embedder, tenant, texts)
         if cached is None:
             cached = vectors[1]
             self._chunks[key] = cached

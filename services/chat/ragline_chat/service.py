@@ -342,6 +342,7 @@ class ChatService:
             temperature=p.temperature,
             question=p.search_query,
             passages=passages,
+            tenant=p.tenant,
         )
 
     async def _open(

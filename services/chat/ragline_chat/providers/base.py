@@ -19,6 +19,8 @@ class GenerationRequest:
     # The question and passages, for providers that answer without a model.
     question: str
     passages: Sequence[Passage]
+    # The caller's tenant, for providers that call other services on its behalf.
+    tenant: str = ""
 
 
 @dataclass(frozen=True)
