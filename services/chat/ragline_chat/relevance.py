@@ -1,8 +1,8 @@
 """The relevance floor: retrieval always returns its best chunks, even for a question the
 collection says nothing about. Before they become a model's context, the best one must be
 about the question: the cosine between the question and that chunk, both embedded by the
-keyless local model, must reach the floor; otherwise the answer is "I don't know" (no
-passages, so no citation and no paid call).
+keyless local model, must reach the floor; otherwise the model gets no passages, so it
+says it does not know and has nothing to cite.
 
 The similarity is measured with the keyless model whatever the collection's own embedding
 model, so one floor holds for every collection. The floor was chosen on the QA set's tune
