@@ -11,7 +11,9 @@ POST /api/v1/search for hit@k. The extractive answerer was tuned on the `tune` s
 (half of the articles); `report` (the other half) is the default and what docs quote.
 
 "I don't know": the same questions asked against a collection of unrelated documents
-(tests/data/chat_qa); an answer without citations counts as abstaining.
+(tests/data/chat_qa), and (for --split tune or report) against the other split's articles,
+Wikipedia paragraphs like the answers' but without them, the harder case; an answer without
+citations counts as abstaining.
 """
 
 from __future__ import annotations
@@ -60,18 +62,31 @@ def available_models(client: httpx.Client) -> list[str]:
     return [m["name"] for m in reply.json()["models"] if m.get("available")]
 
 
-def table(rows: list[tuple[str, int, dict[str, float], float]], k: int) -> str:
+Row = tuple[str, int, dict[str, float], float, float | None]
+
+
+def table(rows: list[Row], k: int) -> str:
     head = (
         ["model", "questions"]
         + [n.replace("hit@k", f"hit@{k}") for n, _ in COLUMNS]
-        + ["IDK wrong coll."]
+        + ["IDK wrong coll.", "IDK other articles"]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for model, n, row, idk in rows:
+    for model, n, row, idk, idk_other in rows:
         cells = [model, str(n)] + [fmt.format(row[name]) for name, fmt in COLUMNS]
         cells.append(f"{idk:.2f}")
+        cells.append("-" if idk_other is None else f"{idk_other:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def other_articles(qa: squad_qa.QaSet, split: str) -> list[squad_qa.Paragraph]:
+    """The paragraphs of the articles the other split asks about (none for "all")."""
+    if split == squad_qa.ALL:
+        return []
+    other = squad_qa.REPORT if split == squad_qa.TUNE else squad_qa.TUNE
+    articles = {q.article for q in qa.split(other)}
+    return [p for p in qa.paragraphs if p.article in articles]
 
 
 def main(args: Sequence[str]) -> None:
@@ -98,6 +113,10 @@ def main(args: Sequence[str]) -> None:
                 for i, d in enumerate(wrong_docs)
             ],
         )
+        others = other_articles(qa, opts.split)
+        other = f"other-articles-{uuid.uuid4().hex[:6]}"
+        if others:
+            squad_qa.ingest(client, other, others)
         models = [m for m in opts.models.split(",") if m] or available_models(client)
         hits = squad_qa.retrieval_hits(client, collection, questions, paragraph_of, opts.k)
         rows = []
@@ -107,17 +126,18 @@ def main(args: Sequence[str]) -> None:
                 asked = squad_qa.sample(questions, opts.local_questions)
             started = time.perf_counter()
             scores = squad_qa.run_model(client, collection, model, asked, paragraph_of, hits)
-            idk = squad_qa.abstentions(
-                client, wrong, squad_qa.sample(asked, opts.wrong_collection_questions), model
-            )
+            unanswerable = squad_qa.sample(asked, opts.wrong_collection_questions)
+            idk = squad_qa.abstentions(client, wrong, unanswerable, model)
+            idk_other = squad_qa.abstentions(client, other, unanswerable, model) if others else None
             print(
                 f"{model}: {len(asked)} questions in {time.perf_counter() - started:.0f} s",
                 file=sys.stderr,
             )
-            rows.append((model, len(asked), scores.row(), idk))
+            rows.append((model, len(asked), scores.row(), idk, idk_other))
     print(
         f"\nsplit {opts.split!r} of the development half ({len(questions)} questions, "
         f"{len(qa.paragraphs)} paragraphs in one collection; the extractive answerer was tuned "
-        f"on 'tune' only); IDK = share answered without citations against unrelated documents\n"
+        f"on 'tune' only); IDK = share answered without citations against unrelated documents "
+        "(product pages) and against the other split's Wikipedia articles\n"
     )
     print(table(rows, opts.k))
